@@ -1,0 +1,43 @@
+# sklearn-dml developer commands. Everything runs inside a local virtual
+# environment (.venv) created on first use; the CPU build of PyTorch is
+# installed first so that no CUDA build is pulled in as a dependency.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench doctest clean
+
+$(VENV)/.base-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.base-installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.base-installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $@
+
+## demo: install the package and run the main demo (python -m sklearn_dml)
+demo: $(VENV)/.base-installed
+	$(BIN)/python -m sklearn_dml
+
+## test: install the test extra and run the whole test suite (tests + doctests)
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q -n 2 --durations=10
+
+## lint: ruff over the package, tests, benchmarks and examples
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check sklearn_dml tests benchmarks examples
+
+## bench: run the benchmarks (writes benchmarks/results/*.md)
+bench: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/bench_fit_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

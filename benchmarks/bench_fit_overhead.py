@@ -1,0 +1,123 @@
+"""Per-epoch fit time of TripletEmbedder against bare training loops.
+
+Three runs of the same work in one process, on standardised ``load_digits``
+(1,797 x 64, 10 classes): a 64-256-64 MLP with L2-normalised output, Adam,
+semihard triplet mining with margin 0.1, class-balanced batches of 128.
+
+* ``sklearn_dml``: ``TripletEmbedder(...).fit(X, y)``, everything included
+  (validation, label encoding, model building, sampler, engine).
+* ``bare torch``: a hand-written loop over the same batches, calling the
+  same sklearn_dml loss and miner components directly: the floor that the
+  estimator's overhead is measured against.
+* ``pml``: the same hand-written loop with pytorch-metric-learning's
+  ``TripletMarginLoss`` and ``TripletMarginMiner("semihard")``.
+
+Reported: median seconds per epoch over repeats (runs interleaved so drift
+hits all three alike) and ratios to the bare loop. Run:
+
+    python benchmarks/bench_fit_overhead.py [--epochs 20] [--repeats 5]
+"""
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_dml import TripletEmbedder
+from sklearn_dml.backbones import MLP
+from sklearn_dml.losses import TripletMarginLoss
+from sklearn_dml.miners import TripletMarginMiner
+from sklearn_dml.samplers import MPerClassSampler
+
+MARGIN, BATCH, LR, HIDDEN, DIM = 0.1, 128, 1e-3, (256,), 64
+
+
+def run_estimator(X, y, epochs, seed):
+    tic = time.perf_counter()
+    TripletEmbedder(
+        margin=MARGIN, mining="semihard", n_components=DIM, hidden_layer_sizes=HIDDEN,
+        batch_size=BATCH, max_iter=epochs, learning_rate_init=LR, random_state=seed,
+    ).fit(X, y)
+    return (time.perf_counter() - tic) / epochs
+
+
+def run_loop(X, y, epochs, seed, loss_fn, miner):
+    tic = time.perf_counter()
+    torch.manual_seed(seed)
+    model = MLP(X.shape[1], DIM, HIDDEN, normalize_embeddings=True)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    Xt = torch.tensor(X, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.long)
+    sampler = MPerClassSampler(y, BATCH, 4, random_state=np.random.RandomState(seed))
+    model.train()
+    for _ in range(epochs):
+        for batch in sampler:
+            idx = torch.from_numpy(batch)
+            xb, yb = Xt[idx], yt[idx]
+            emb = model(xb)
+            loss = loss_fn(emb, yb, miner(emb, yb))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return (time.perf_counter() - tic) / epochs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fit_overhead.md"))
+    args = parser.parse_args(argv)
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    runners = {
+        "sklearn_dml TripletEmbedder.fit": lambda s: run_estimator(X, y, args.epochs, s),
+        "bare torch loop, sklearn_dml components": lambda s: run_loop(
+            X, y, args.epochs, s, TripletMarginLoss(margin=MARGIN),
+            TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")),
+    }
+    try:
+        from pytorch_metric_learning import losses as pml_losses
+        from pytorch_metric_learning import miners as pml_miners
+
+        runners["bare torch loop, pytorch-metric-learning"] = lambda s: run_loop(
+            X, y, args.epochs, s, pml_losses.TripletMarginLoss(margin=MARGIN),
+            pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard"))
+    except ImportError:
+        print("pytorch-metric-learning not installed: its row is left out (pip install -e '.[bench]').")
+
+    for runner in runners.values():  # warm-up: imports, allocator, thread pool
+        runner(0)
+    times = {name: [] for name in runners}
+    for rep in range(args.repeats):
+        for name, runner in runners.items():
+            times[name].append(runner(rep + 1))
+    base = statistics.median(times["bare torch loop, sklearn_dml components"])
+    lines = [
+        "# Fit overhead: TripletEmbedder vs bare loops",
+        "",
+        f"load_digits (1797 x 64), MLP 64-256-64, semihard triplets, batch {BATCH}, "
+        f"{args.epochs} epochs x {args.repeats} repeats, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}.",
+        "",
+        "| run | s / epoch (median) | ratio to bare loop |",
+        "|---|---|---|",
+    ]
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        lines.append(f"| {name} | {med:.4f} | {med / base:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

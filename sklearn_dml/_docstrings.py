@@ -1,0 +1,155 @@
+"""Write shared parameter documentation once and insert it into every estimator.
+
+A docstring marks the place of a shared block with a line holding only
+``{block_name}`` (braces included); :func:`fill_doc` replaces that line with the
+block, indented like the marker.
+"""
+
+import textwrap
+
+_DOCS = {}
+
+
+def register_doc(name, text):
+    """Register a shared documentation block under ``name``."""
+    _DOCS[name] = textwrap.dedent(text).strip("\n")
+
+
+def fill_doc(obj):
+    """Class or function decorator inserting the registered blocks."""
+    doc = obj.__doc__
+    if not doc:
+        return obj
+    lines = []
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("{") and stripped.endswith("}") and stripped[1:-1] in _DOCS:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(textwrap.indent(_DOCS[stripped[1:-1]], indent))
+        else:
+            lines.append(line)
+    obj.__doc__ = "\n".join(lines)
+    return obj
+
+
+register_doc(
+    "backbone_params",
+    """
+    n_components : int, default=64
+        Dimension of the embedding produced by the default backbone. Ignored
+        when ``backbone`` is given (its output size is the embedding size).
+
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the hidden layers of the default MLP backbone. An empty tuple
+        gives a linear embedding.
+
+    backbone : torch.nn.Module, default=None
+        A module mapping ``(batch, n_features)`` float32 tensors to
+        ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
+        object passed in is never modified. ``None`` builds an MLP from
+        ``hidden_layer_sizes`` and ``n_components``.
+
+    normalize_embeddings : bool, default=True
+        L2-normalise the embeddings (unit hypersphere), also on top of a
+        user ``backbone``.
+    """,
+)
+
+register_doc(
+    "engine_params",
+    """
+    max_iter : int, default=50
+        Maximum number of epochs. One epoch draws about ``n_samples`` samples
+        in class-balanced batches.
+
+    batch_size : int, default=128
+        Number of samples per training batch.
+
+    samples_per_class : int, default=4
+        Minimum number of samples of each class drawn into a batch (the "m" of
+        m-per-class sampling). With few classes, each class gets
+        ``batch_size // n_classes`` samples instead, so batches stay full.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer for the backbone.
+
+    weight_decay : float, default=0.0
+        L2 penalty (``AdamW``-style decoupled for ``optimizer="adamw"``).
+
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        Optimizer for the backbone and any learnable loss parameters.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training samples (stratified)
+        and stop when their MAP@R has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the best weights are restored.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement tolerated before stopping early.
+
+    tol : float, default=1e-4
+        Minimum improvement of the validation MAP@R that counts.
+
+    warm_start : bool, default=False
+        Reuse the trained backbone (and loss parameters) of a previous ``fit``
+        instead of starting afresh.
+
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Torch device for training and inference; ``"auto"`` uses CUDA when
+        available. The fitted model is kept on the CPU, so a fitted
+        estimator pickles and loads anywhere.
+
+    verbose : int, default=0
+        ``1`` prints one line per epoch (loss, validation score, time).
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, batch sampling and dropout through a
+        forked torch generator; the global torch random state is left as it
+        was. Same value, same data: identical embeddings on the CPU.
+    """,
+)
+
+register_doc(
+    "fitted_attributes",
+    """
+    backbone_ : torch.nn.Module
+        The trained embedding network (on the CPU, in evaluation mode).
+
+    loss_ : torch.nn.Module
+        The loss component used for training, with any learned parameters.
+
+    miner_ : torch.nn.Module or None
+        The miner used for training.
+
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen during ``fit``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column
+        names.
+
+    n_iter_ : int
+        Number of epochs run on the current model (cumulative over
+        ``warm_start`` and ``partial_fit`` calls).
+
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+
+    validation_scores_ : list of float or None
+        Validation MAP@R of each epoch when ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Best validation MAP@R when ``early_stopping=True``.
+
+    history_ : list of dict
+        One record per epoch (``epoch``, ``loss``, ``time``, and
+        ``validation_score`` when early stopping); ``pandas.DataFrame(
+        est.history_)`` turns it into a table for plotting.
+    """,
+)

@@ -1,0 +1,267 @@
+"""The training engine: the one place where models are trained and run.
+
+Every estimator describes *what* to train (a backbone, a loss, an optional
+miner, hyper-parameters) in a :class:`TrainingConfig`; this module decides
+*how*: device placement, seeding, class-balanced batching, the optimisation
+steps, early stopping and batched inference. Nothing else in the package calls
+``backward()``, ``optimizer.step()``, ``train()`` or ``eval()``.
+
+The loop is split into small steps, ``fit -> run_epoch -> train_step``, with
+per-epoch records in ``history``.
+"""
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .samplers import MPerClassSampler
+
+INFERENCE_BATCH_SIZE = 8192
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into a :class:`torch.device`."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available in this "
+            "PyTorch installation. Use device='cpu' or device='auto'."
+        )
+    return dev
+
+
+def seed_from(random_state):
+    """Derive one integer seed from a scikit-learn ``random_state``."""
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def as_float_tensor(X):
+    """Copy a NumPy array into a float32 tensor (never a view of user memory)."""
+    return torch.tensor(np.asarray(X), dtype=torch.float32)
+
+
+@dataclass
+class TrainingConfig:
+    """What to train with; filled by an estimator from its parameters."""
+
+    max_iter: int = 50
+    batch_size: int = 128
+    samples_per_class: int = 4
+    learning_rate_init: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    early_stopping: bool = False
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    device: str = "auto"
+    verbose: int = 0
+    seed: int = 0
+    loss_learning_rate: float | None = None
+    name: str = "model"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainingState:
+    """What training produces and what ``warm_start``/``partial_fit`` resume."""
+
+    backbone: torch.nn.Module
+    loss: torch.nn.Module
+    miner: torch.nn.Module | None
+    optimizer_state: dict | None = None
+    n_iter: int = 0
+    history: list = field(default_factory=list)
+    best_validation_score: float | None = None
+
+
+def _make_optimizer(config, backbone, loss):
+    groups = [{"params": [p for p in backbone.parameters() if p.requires_grad]}]
+    loss_params = [p for p in loss.parameters() if p.requires_grad]
+    if loss_params:
+        group = {"params": loss_params}
+        if config.loss_learning_rate is not None:
+            group["lr"] = config.loss_learning_rate
+        groups.append(group)
+    kwargs = {"lr": config.learning_rate_init, "weight_decay": config.weight_decay}
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, **kwargs)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, **kwargs)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, **kwargs)
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
+
+
+def train_step(state, optimizer, xb, yb):
+    """One optimisation step on one batch; returns the loss value."""
+    embeddings = state.backbone(xb)
+    indices = state.miner(embeddings, yb) if state.miner is not None else None
+    loss = state.loss(embeddings, yb, indices)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def run_epoch(state, optimizer, X, y, sampler, device):
+    """One pass of class-balanced batches; returns the mean batch loss."""
+    state.backbone.train()
+    state.loss.train()
+    total, count = 0.0, 0
+    for batch in sampler:
+        idx = torch.from_numpy(batch)
+        xb = X[idx].to(device, non_blocking=True)
+        yb = y[idx].to(device, non_blocking=True)
+        total += train_step(state, optimizer, xb, yb)
+        count += 1
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
+    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns float32 NumPy."""
+    device = torch.device("cpu") if device is None else device
+    X = X if isinstance(X, torch.Tensor) else as_float_tensor(X)
+    was_training = backbone.training
+    backbone.eval()
+    moved = device.type != "cpu"
+    if moved:
+        backbone.to(device)
+    try:
+        out = [
+            backbone(X[start : start + batch_size].to(device)).float().cpu()
+            for start in range(0, X.shape[0], batch_size)
+        ]
+    finally:
+        if moved:
+            backbone.to("cpu")
+        backbone.train(was_training)
+    if not out:
+        return np.empty((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None):
+    """Train ``state`` in place on encoded data.
+
+    Parameters
+    ----------
+    state : TrainingState
+        Backbone, loss and miner to train (modified in place and returned).
+    config : TrainingConfig
+        Hyper-parameters.
+    X : ndarray of shape (n_samples, n_features)
+        Training features.
+    y : ndarray of shape (n_samples,)
+        Integer class codes.
+    n_epochs : int, default=None
+        Epochs to run (default ``config.max_iter``).
+    validation : tuple (X_val, y_val) or None
+        Data for early stopping, scored with ``score_func(embeddings, labels)``
+        (higher is better) after each epoch.
+    score_func : callable
+        Validation score.
+
+    Returns
+    -------
+    state : TrainingState
+    """
+    device = resolve_device(config.device)
+    n_epochs = config.max_iter if n_epochs is None else n_epochs
+    # A forked RNG: seeding here leaves the caller's global torch state intact.
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        # Offset by the epochs already run, so warm starts and partial_fit calls
+        # draw fresh batches while staying reproducible.
+        seed = config.seed + state.n_iter
+        torch.manual_seed(seed)
+        Xt, yt = as_float_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
+        sampler = MPerClassSampler(
+            y,
+            batch_size=config.batch_size,
+            samples_per_class=config.samples_per_class,
+            random_state=np.random.RandomState(seed % 2**32),
+        )
+        state.backbone.to(device)
+        state.loss.to(device)
+        if state.miner is not None:
+            state.miner.to(device)
+        optimizer = _make_optimizer(config, state.backbone, state.loss)
+        if state.optimizer_state is not None:
+            optimizer.load_state_dict(state.optimizer_state)
+        best_score, best_weights, bad_epochs = -np.inf, None, 0
+        try:
+            for _ in range(n_epochs):
+                tic = time.perf_counter()
+                loss_value = run_epoch(state, optimizer, Xt, yt, sampler, device)
+                state.n_iter += 1
+                record = {"epoch": state.n_iter, "loss": loss_value}
+                if not np.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"The training loss became {loss_value} at epoch {state.n_iter}. "
+                        "Lower learning_rate_init or standardise the features."
+                    )
+                stop = False
+                if validation is not None:
+                    score = score_func(embed(state.backbone, validation[0], device), validation[1])
+                    record["validation_score"] = score
+                    if score > best_score + config.tol:
+                        best_score, bad_epochs = score, 0
+                        best_weights = _snapshot(state)
+                    else:
+                        bad_epochs += 1
+                        stop = bad_epochs >= config.n_iter_no_change
+                record["time"] = time.perf_counter() - tic
+                state.history.append(record)
+                if config.verbose:
+                    _print_record(config, record, n_epochs)
+                if stop:
+                    if config.verbose:
+                        print(
+                            f"[{config.name}] no improvement of the validation score for "
+                            f"{config.n_iter_no_change} epochs: stopping, best weights restored."
+                        )
+                    break
+            if best_weights is not None:
+                state.backbone.load_state_dict(best_weights[0])
+                state.loss.load_state_dict(best_weights[1])
+                state.best_validation_score = float(best_score)
+            state.optimizer_state = _to_cpu(optimizer.state_dict())
+        finally:
+            state.backbone.to("cpu").eval()
+            state.loss.to("cpu").eval()
+            if state.miner is not None:
+                state.miner.to("cpu")
+    return state
+
+
+def _snapshot(state):
+    return (
+        copy.deepcopy({k: v.detach().cpu() for k, v in state.backbone.state_dict().items()}),
+        copy.deepcopy({k: v.detach().cpu() for k, v in state.loss.state_dict().items()}),
+    )
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def _print_record(config, record, n_epochs):
+    parts = [f"[{config.name}] epoch {record['epoch']:>3} ({n_epochs} this call)", f"loss {record['loss']:.4f}"]
+    if "validation_score" in record:
+        parts.append(f"val MAP@R {record['validation_score']:.4f}")
+    parts.append(f"{record['time']:.2f}s")
+    print(" | ".join(parts), flush=True)

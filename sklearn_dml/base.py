@@ -1,0 +1,346 @@
+"""The one fit/transform/score contract shared by every deep metric learner."""
+
+import copy
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_scalar
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _engine
+from .backbones import MLP, L2Normalize
+
+__all__ = ["BaseDeepMetricLearner"]
+
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of the deep metric learning estimators.
+
+    A subclass stores its constructor arguments (the shared backbone and
+    engine parameters, and its method's own) and implements one hook,
+    :meth:`_build_loss`, returning the loss component and the miner (or
+    ``None``) to train with. Validation, the backbone, training (through the
+    engine), ``transform``, ``score`` and ``partial_fit`` live here.
+    """
+
+    # ------------------------------------------------------------------ hooks
+    def _build_loss(self, n_classes, n_components):
+        """Return ``(loss, miner)`` fresh components for a new fit."""
+        raise NotImplementedError
+
+    def _check_method_params(self):
+        """Validate the method's own hyper-parameters (raise ValueError)."""
+
+    def _loss_learning_rate(self):
+        """Learning rate for learnable loss parameters (None: same as backbone)."""
+        return None
+
+    # ------------------------------------------------------------- validation
+    def _check_params(self):
+        check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
+        check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=2)
+        check_scalar(self.samples_per_class, "samples_per_class", numbers.Integral, min_val=1)
+        check_scalar(
+            self.learning_rate_init, "learning_rate_init", numbers.Real,
+            min_val=0, include_boundaries="neither",
+        )
+        check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
+        check_scalar(
+            self.validation_fraction, "validation_fraction", numbers.Real,
+            min_val=0, max_val=1, include_boundaries="neither",
+        )
+        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        check_scalar(self.tol, "tol", numbers.Real, min_val=0)
+        check_scalar(self.verbose, "verbose", (numbers.Integral, bool), min_val=0)
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}."
+            )
+        if self.backbone is None:
+            check_scalar(self.n_components, "n_components", numbers.Integral, min_val=1)
+            sizes = self.hidden_layer_sizes
+            if not isinstance(sizes, (tuple, list)) or not all(
+                isinstance(s, numbers.Integral) and s >= 1 for s in sizes
+            ):
+                raise ValueError(
+                    "hidden_layer_sizes must be a tuple of positive integers, e.g. "
+                    f"(256,) or () for a linear embedding; got {sizes!r}."
+                )
+        elif not isinstance(self.backbone, torch.nn.Module):
+            raise TypeError(
+                "backbone must be a torch.nn.Module (or None for the default MLP); "
+                f"got {type(self.backbone).__name__}."
+            )
+        _engine.resolve_device(self.device)
+        self._check_method_params()
+
+    def _validate_training_data(self, X, y, reset):
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=2
+        )
+        check_classification_targets(y)
+        return X, y
+
+    # ------------------------------------------------------------- building
+    def _build_backbone(self, n_features):
+        if self.backbone is None:
+            return MLP(
+                n_features,
+                self.n_components,
+                tuple(self.hidden_layer_sizes),
+                self.normalize_embeddings,
+            )
+        net = copy.deepcopy(self.backbone)
+        if self.normalize_embeddings:
+            net = torch.nn.Sequential(net, L2Normalize())
+        return net
+
+    def _probe_backbone(self, backbone, n_features):
+        """Run two dummy rows through the backbone to report shape errors early."""
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            with torch.no_grad():
+                out = backbone(torch.zeros(2, n_features))
+        except Exception as exc:  # the user's module: report any failure clearly
+            raise ValueError(
+                f"The backbone could not embed a batch of shape (2, {n_features}) "
+                f"(n_features of X): {type(exc).__name__}: {exc}. Make its first "
+                f"layer accept {n_features} input features."
+            ) from exc
+        finally:
+            backbone.train(was_training)
+        if out.ndim != 2 or out.shape[0] != 2:
+            raise ValueError(
+                "The backbone must return a 2-D tensor (batch, n_components); it "
+                f"returned shape {tuple(out.shape)} for 2 input rows."
+            )
+        return int(out.shape[1])
+
+    def _training_config(self):
+        return _engine.TrainingConfig(
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            samples_per_class=self.samples_per_class,
+            learning_rate_init=self.learning_rate_init,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            early_stopping=self.early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            device=self.device,
+            verbose=self.verbose,
+            seed=_engine.seed_from(self.random_state),
+            loss_learning_rate=self._loss_learning_rate(),
+            name=type(self).__name__,
+        )
+
+    def _new_state(self, n_features, config):
+        # Initialise under the fit's seed so the weights are reproducible.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            backbone = self._build_backbone(n_features)
+            n_out = self._probe_backbone(backbone, n_features)
+            loss, miner = self._build_loss(len(self.classes_), n_out)
+        return _engine.TrainingState(backbone=backbone, loss=loss, miner=miner), n_out
+
+    def _state_from_fitted(self):
+        return _engine.TrainingState(
+            backbone=self.backbone_,
+            loss=self.loss_,
+            miner=self.miner_,
+            optimizer_state=self._optimizer_state,
+            n_iter=self.n_iter_,
+            history=list(self.history_),
+            best_validation_score=self.best_validation_score_,
+        )
+
+    def _store_state(self, state):
+        self.backbone_ = state.backbone
+        self.loss_ = state.loss
+        self.miner_ = state.miner
+        self._optimizer_state = state.optimizer_state
+        self.n_iter_ = state.n_iter
+        self.history_ = state.history
+        self.loss_curve_ = [rec["loss"] for rec in state.history]
+        scores = [rec["validation_score"] for rec in state.history if "validation_score" in rec]
+        self.validation_scores_ = scores if scores else None
+        self.best_validation_score_ = state.best_validation_score
+
+    # ---------------------------------------------------------------- fitting
+    def _validation_split(self, X, codes, seed):
+        """Stratified hold-out for early stopping (plain shuffle if a class is tiny)."""
+        counts = np.bincount(codes)
+        stratify = counts.min() >= 2 and int(self.validation_fraction * len(codes)) >= len(counts)
+        splitter_cls = StratifiedShuffleSplit if stratify else ShuffleSplit
+        splitter = splitter_cls(n_splits=1, test_size=self.validation_fraction, random_state=seed)
+        train, val = next(splitter.split(X, codes if stratify else None))
+        if np.bincount(codes[val]).max(initial=0) < 2:
+            raise ValueError(
+                "early_stopping=True needs a validation set holding at least two samples "
+                f"of some class, but validation_fraction={self.validation_fraction} of "
+                f"{len(codes)} samples gives {len(val)} samples with no repeated class. "
+                "Increase validation_fraction, provide more data, or disable early_stopping."
+            )
+        return train, val
+
+    def _run_engine(self, X, codes, state, config, n_epochs):
+        from .metrics import map_at_r_score
+
+        validation = None
+        if self.early_stopping:
+            train, val = self._validation_split(X, codes, config.seed)
+            validation = (X[val], codes[val])
+            X, codes = X[train], codes[train]
+        return _engine.fit(
+            state, config, X, codes, n_epochs=n_epochs,
+            validation=validation, score_func=map_at_r_score,
+        )
+
+    def fit(self, X, y):
+        """Train the embedding on labelled samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features (dense; convert sparse input with ``.toarray()``).
+        y : array-like of shape (n_samples,)
+            Class labels (integers or strings), at least two classes.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_params()
+        warm = self.warm_start and hasattr(self, "backbone_")
+        X, y = self._validate_training_data(X, y, reset=not warm)
+        classes = np.unique(y)
+        if warm:
+            new = np.setdiff1d(classes, self.classes_)
+            self.classes_ = np.concatenate([self.classes_, new]) if new.size else self.classes_
+        else:
+            self.classes_ = classes
+            self._classes_declared = False
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes to learn a "
+                f"metric; y holds 1 class ({classes[0]!r})."
+            )
+        codes = self._encode(y)
+        config = self._training_config()
+        if warm:
+            state = self._state_from_fitted()
+        else:
+            state, self._n_features_out = self._new_state(X.shape[1], config)
+        state = self._run_engine(X, codes, state, config, config.max_iter)
+        self._store_state(state)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """Run one epoch on ``(X, y)``, initialising the model on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training features.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            All classes that will appear over the calls; required by losses
+            with one learned parameter per class. Labels outside it raise an
+            error when it is given.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "backbone_")
+        if first:
+            self._check_params()
+        X, y = self._validate_training_data(X, y, reset=first)
+        if first:
+            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+            self._classes_declared = classes is not None
+            if self.classes_.shape[0] < 2:
+                raise ValueError(
+                    f"{type(self).__name__}.partial_fit needs at least 2 classes on the "
+                    "first call (in y or in classes=)."
+                )
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            if self._classes_declared or self._fixed_classes():
+                raise ValueError(
+                    f"y holds labels {unknown.tolist()} that are not in classes_. Pass "
+                    "every class in classes= on the first partial_fit call."
+                )
+            self.classes_ = np.concatenate([self.classes_, unknown])
+        codes = self._encode(y)
+        config = self._training_config()
+        if first:
+            state, self._n_features_out = self._new_state(X.shape[1], config)
+        else:
+            state = self._state_from_fitted()
+        state = _engine.fit(state, config, X, codes, n_epochs=1)
+        self._store_state(state)
+        return self
+
+    def _fixed_classes(self):
+        """Whether the loss has per-class parameters (then classes are fixed)."""
+        return False
+
+    def _encode(self, y):
+        # classes_ may be unsorted after classes were appended: map via a sort.
+        order = np.argsort(self.classes_, kind="stable")
+        pos = np.searchsorted(self.classes_[order], y)
+        return order[pos].astype(np.int64)
+
+    # -------------------------------------------------------------- inference
+    def transform(self, X):
+        """Embed samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to embed.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components), dtype float32
+            The embeddings.
+        """
+        check_is_fitted(self, "backbone_")
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return _engine.embed(self.backbone_, X, _engine.resolve_device(self.device))
+
+    def score(self, X, y):
+        """MAP@R of the embedding of ``X``, leave-one-out (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples; each one queries all the others.
+        y : array-like of shape (n_samples,)
+            Their labels.
+
+        Returns
+        -------
+        score : float
+            Mean average precision at R, in [0, 1].
+        """
+        from .metrics import map_at_r_score
+
+        return float(map_at_r_score(self.transform(X), np.asarray(y)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,114 @@
+"""Base class of the metric losses."""
+
+import torch
+
+from .._docstrings import fill_doc, register_doc
+from .._params import ParamsMixin
+from .._tuples import check_embeddings_labels
+from ..distances import LpDistance
+
+register_doc(
+    "loss_forward_params",
+    """
+    embeddings : torch.Tensor of shape (batch_size, n_dims)
+        Embeddings of the batch (floating point).
+    labels : torch.Tensor of shape (batch_size,)
+        Class index (``torch.long``) of every embedding.
+    indices_tuple : tuple of torch.Tensor, default=None
+        Restrict the loss to these pairs ``(a1, p, a2, n)`` or triplets
+        ``(a, p, n)`` (positions in the batch), typically the output of a
+        miner; the loss converts to the form it needs. ``None`` uses every
+        valid pair or triplet of the batch.
+    """,
+)
+
+register_doc(
+    "loss_distance_lp",
+    """
+    distance : BaseDistance, default=None
+        How embeddings are compared. ``None`` means
+        :class:`~sklearn_dml.distances.LpDistance` (Euclidean distance of
+        L2-normalised embeddings). A similarity such as
+        :class:`~sklearn_dml.distances.CosineSimilarity` works too: every
+        comparison goes through ``distance.margin``, so "closer" keeps its
+        meaning (see Notes for the similarity form of the formula).
+    """,
+)
+
+register_doc(
+    "loss_distance_cosine",
+    """
+    distance : BaseDistance, default=None
+        How embeddings are compared. ``None`` means
+        :class:`~sklearn_dml.distances.CosineSimilarity`. With a distance
+        (``is_inverted=False``) the roles of large and small values swap:
+        ``S - base`` becomes ``base - d``.
+    """,
+)
+
+
+class BaseMetricLoss(ParamsMixin, torch.nn.Module):
+    """Base class of losses on a batch of labelled embeddings.
+
+    A subclass implements ``_compute(embeddings, labels, indices_tuple,
+    distance)`` returning a 0-d tensor, and may override
+    ``_default_distance``. Constructor arguments are stored unchanged; a
+    ``distance`` of ``None`` is resolved at every call, so ``set_params`` and
+    ``sklearn.base.clone`` behave as for estimators.
+
+    Parameters
+    ----------
+    distance : BaseDistance, default=None
+        How embeddings are compared; ``None`` uses the loss's default.
+    """
+
+    def __init__(self, distance=None):
+        super().__init__()
+        self.distance = distance
+
+    def _default_distance(self):
+        return LpDistance()
+
+    def _get_distance(self):
+        return self._default_distance() if self.distance is None else self.distance
+
+    @fill_doc
+    def forward(self, embeddings, labels, indices_tuple=None):
+        """Loss of one batch.
+
+        Parameters
+        ----------
+        {loss_forward_params}
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            The reduced loss, differentiable with respect to ``embeddings``
+            (and to the loss's own parameters, if any). When the batch holds
+            no valid pair or triplet it is a zero still attached to the graph,
+            so ``backward`` gives zero gradients, never NaN.
+        """
+        check_embeddings_labels(embeddings, labels)
+        return self._compute(embeddings, labels, indices_tuple, self._get_distance())
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        raise NotImplementedError
+
+
+def zero_loss(embeddings):
+    """A zero attached to the graph of ``embeddings`` (zero gradient, not NaN)."""
+    return embeddings.sum() * 0.0
+
+
+def masked_mean_of_positive(terms, mask, embeddings):
+    """Mean of ``terms[mask]`` over the entries that are > 0.
+
+    The terms outside the mask or equal to zero contribute neither to the
+    sum nor to the count (pytorch-metric-learning's ``AvgNonZeroReducer``).
+    Returns ``zero_loss(embeddings)`` when no entry counts.
+    """
+    active = mask & (terms > 0)
+    count = active.sum()
+    if count == 0:
+        return zero_loss(embeddings)
+    return torch.where(active, terms, torch.zeros_like(terms)).sum() / count
