@@ -168,7 +168,9 @@ class LpDistance(BaseDistance):
     product, the self-distance diagonal set to exactly zero, and a square root
     whose gradient is zero (not NaN) at zero distance. Nearly equal rows lose
     some precision in float32 (absolute error about ``1e-3`` on unit
-    vectors). Other orders use :func:`torch.cdist`.
+    vectors). Other orders use :func:`torch.cdist`. :meth:`pairwise` equals
+    the diagonal of the matrix exactly (pytorch-metric-learning's
+    ``pairwise_distance`` adds ``1e-6`` to every coordinate difference).
 
     Examples
     --------
