@@ -41,8 +41,14 @@ MARGIN, BATCH, LR, HIDDEN, DIM = 0.1, 128, 1e-3, (256,), 64
 def run_estimator(X, y, epochs, seed):
     tic = time.perf_counter()
     TripletEmbedder(
-        margin=MARGIN, mining="semihard", n_components=DIM, hidden_layer_sizes=HIDDEN,
-        batch_size=BATCH, max_iter=epochs, learning_rate_init=LR, random_state=seed,
+        margin=MARGIN,
+        mining="semihard",
+        n_components=DIM,
+        hidden_layer_sizes=HIDDEN,
+        batch_size=BATCH,
+        max_iter=epochs,
+        learning_rate_init=LR,
+        random_state=seed,
     ).fit(X, y)
     return (time.perf_counter() - tic) / epochs
 
@@ -72,26 +78,42 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fit_overhead.md"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "fit_overhead.md")
+    )
     args = parser.parse_args(argv)
 
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     runners = {
-        "sklearn_dml TripletEmbedder.fit": lambda s: run_estimator(X, y, args.epochs, s),
+        "sklearn_dml TripletEmbedder.fit": lambda s: run_estimator(
+            X, y, args.epochs, s
+        ),
         "bare torch loop, sklearn_dml components": lambda s: run_loop(
-            X, y, args.epochs, s, TripletMarginLoss(margin=MARGIN),
-            TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")),
+            X,
+            y,
+            args.epochs,
+            s,
+            TripletMarginLoss(margin=MARGIN),
+            TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard"),
+        ),
     }
     try:
         from pytorch_metric_learning import losses as pml_losses
         from pytorch_metric_learning import miners as pml_miners
 
         runners["bare torch loop, pytorch-metric-learning"] = lambda s: run_loop(
-            X, y, args.epochs, s, pml_losses.TripletMarginLoss(margin=MARGIN),
-            pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard"))
+            X,
+            y,
+            args.epochs,
+            s,
+            pml_losses.TripletMarginLoss(margin=MARGIN),
+            pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard"),
+        )
     except ImportError:
-        print("pytorch-metric-learning not installed: its row is left out (pip install -e '.[bench]').")
+        print(
+            "pytorch-metric-learning not installed: its row is left out (pip install -e '.[bench]')."
+        )
 
     for runner in runners.values():  # warm-up: imports, allocator, thread pool
         runner(0)

@@ -15,7 +15,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
@@ -52,18 +51,27 @@ def _evaluate(model, X_test, y_test, X_unseen, y_unseen):
 
 def main(argv=None):
     """Run the demo; returns the table rows as ``{method: [4 scores]}``."""
-    parser = argparse.ArgumentParser(prog="python -m sklearn_dml", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=sorted(_EMBEDDERS), default="triplet",
-                        help="embedder to train (default: triplet)")
+    parser = argparse.ArgumentParser(
+        prog="python -m sklearn_dml",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--method",
+        choices=sorted(_EMBEDDERS),
+        default="triplet",
+        help="embedder to train (default: triplet)",
+    )
     parser.add_argument("--max-iter", type=int, default=30, help="epochs (default: 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)
 
     X_train, y_train, X_test, y_test, X_unseen, y_unseen = _split(args.seed)
-    print(f"load_digits: training on digits 0-4 ({len(y_train)} samples); evaluating on "
-          f"{len(y_test)} held-out samples of digits 0-4 and {len(y_unseen)} samples of "
-          "the unseen digits 5-9.\n")
+    print(
+        f"load_digits: training on digits 0-4 ({len(y_train)} samples); evaluating on "
+        f"{len(y_test)} held-out samples of digits 0-4 and {len(y_unseen)} samples of "
+        "the unseen digits 5-9.\n"
+    )
     embedder_cls = _EMBEDDERS[args.method]
     models = {
         "raw features": make_pipeline(StandardScaler(), FunctionTransformer()),
@@ -74,8 +82,12 @@ def main(argv=None):
         ),
         f"{embedder_cls.__name__} (32)": make_pipeline(
             StandardScaler(),
-            embedder_cls(n_components=32, max_iter=args.max_iter, verbose=1,
-                         random_state=args.seed),
+            embedder_cls(
+                n_components=32,
+                max_iter=args.max_iter,
+                verbose=1,
+                random_state=args.seed,
+            ),
         ),
     }
     results = {}
@@ -90,8 +102,10 @@ def main(argv=None):
     print("\n" + header + "\n" + "-" * len(header))
     for name, (m_s, p_s, m_u, p_u) in results.items():
         print(f"{name:<26}{m_s:>12.3f}{p_s:>10.3f}{m_u:>14.3f}{p_u:>12.3f}")
-    print("\nMAP@R and P@1: leave-one-out retrieval within each evaluation set; "
-          "higher is better.")
+    print(
+        "\nMAP@R and P@1: leave-one-out retrieval within each evaluation set; "
+        "higher is better."
+    )
     return results
 
 

@@ -23,7 +23,11 @@ def fill_doc(obj):
     lines = []
     for line in doc.splitlines():
         stripped = line.strip()
-        if stripped.startswith("{") and stripped.endswith("}") and stripped[1:-1] in _DOCS:
+        if (
+            stripped.startswith("{")
+            and stripped.endswith("}")
+            and stripped[1:-1] in _DOCS
+        ):
             indent = line[: len(line) - len(line.lstrip())]
             lines.append(textwrap.indent(_DOCS[stripped[1:-1]], indent))
         else:

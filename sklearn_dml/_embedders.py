@@ -4,7 +4,6 @@ import copy
 import numbers
 
 import torch
-
 from sklearn.base import clone
 from sklearn.utils import check_scalar
 
@@ -255,7 +254,9 @@ class TripletEmbedder(BaseDeepMetricLearner):
     def _check_method_params(self):
         check_scalar(self.margin, "margin", numbers.Real, min_val=0)
         if self.mining not in _TRIPLET_MINING:
-            raise ValueError(f"mining must be one of {_TRIPLET_MINING}, got {self.mining!r}.")
+            raise ValueError(
+                f"mining must be one of {_TRIPLET_MINING}, got {self.mining!r}."
+            )
 
     def _build_loss(self, n_classes, n_components):
         loss = TripletMarginLoss(margin=self.margin)
@@ -377,7 +378,9 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
             )
 
     def _build_loss(self, n_classes, n_components):
-        return ContrastiveLoss(pos_margin=self.pos_margin, neg_margin=self.neg_margin), None
+        return ContrastiveLoss(
+            pos_margin=self.pos_margin, neg_margin=self.neg_margin
+        ), None
 
 
 @fill_doc
@@ -493,13 +496,20 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
 
     def _check_method_params(self):
         for name in ("alpha", "beta"):
-            check_scalar(getattr(self, name), name, numbers.Real, min_val=0,
-                         include_boundaries="neither")
+            check_scalar(
+                getattr(self, name),
+                name,
+                numbers.Real,
+                min_val=0,
+                include_boundaries="neither",
+            )
         check_scalar(self.base, "base", numbers.Real)
         if self.epsilon is not None:
             check_scalar(self.epsilon, "epsilon", numbers.Real, min_val=0)
 
     def _build_loss(self, n_classes, n_components):
         loss = MultiSimilarityLoss(alpha=self.alpha, beta=self.beta, base=self.base)
-        miner = None if self.epsilon is None else MultiSimilarityMiner(epsilon=self.epsilon)
+        miner = (
+            None if self.epsilon is None else MultiSimilarityMiner(epsilon=self.epsilon)
+        )
         return loss, miner

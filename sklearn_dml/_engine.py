@@ -210,7 +210,9 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
                     )
                 stop = False
                 if validation is not None:
-                    score = score_func(embed(state.backbone, validation[0], device), validation[1])
+                    score = score_func(
+                        embed(state.backbone, validation[0], device), validation[1]
+                    )
                     record["validation_score"] = score
                     if score > best_score + config.tol:
                         best_score, bad_epochs = score, 0
@@ -244,8 +246,12 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
 
 def _snapshot(state):
     return (
-        copy.deepcopy({k: v.detach().cpu() for k, v in state.backbone.state_dict().items()}),
-        copy.deepcopy({k: v.detach().cpu() for k, v in state.loss.state_dict().items()}),
+        copy.deepcopy(
+            {k: v.detach().cpu() for k, v in state.backbone.state_dict().items()}
+        ),
+        copy.deepcopy(
+            {k: v.detach().cpu() for k, v in state.loss.state_dict().items()}
+        ),
     )
 
 
@@ -260,7 +266,10 @@ def _to_cpu(obj):
 
 
 def _print_record(config, record, n_epochs):
-    parts = [f"[{config.name}] epoch {record['epoch']:>3} ({n_epochs} this call)", f"loss {record['loss']:.4f}"]
+    parts = [
+        f"[{config.name}] epoch {record['epoch']:>3} ({n_epochs} this call)",
+        f"loss {record['loss']:.4f}",
+    ]
     if "validation_score" in record:
         parts.append(f"val MAP@R {record['validation_score']:.4f}")
     parts.append(f"{record['time']:.2f}s")

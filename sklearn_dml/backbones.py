@@ -1,6 +1,5 @@
 """Embedding networks (backbones) for the estimators, in plain torch."""
 
-import torch
 from torch import nn
 
 __all__ = ["MLP", "L2Normalize"]
@@ -55,7 +54,11 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, n_features, n_components, hidden_layer_sizes=(256,), normalize_embeddings=True
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes=(256,),
+        normalize_embeddings=True,
     ):
         super().__init__()
         layers = []

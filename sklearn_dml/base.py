@@ -5,7 +5,11 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_scalar
 from sklearn.utils.multiclass import check_classification_targets
@@ -19,7 +23,9 @@ __all__ = ["BaseDeepMetricLearner"]
 _OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseDeepMetricLearner(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Base class of the deep metric learning estimators.
 
     A subclass stores its constructor arguments (the shared backbone and
@@ -45,17 +51,28 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _check_params(self):
         check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
         check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=2)
-        check_scalar(self.samples_per_class, "samples_per_class", numbers.Integral, min_val=1)
         check_scalar(
-            self.learning_rate_init, "learning_rate_init", numbers.Real,
-            min_val=0, include_boundaries="neither",
+            self.samples_per_class, "samples_per_class", numbers.Integral, min_val=1
+        )
+        check_scalar(
+            self.learning_rate_init,
+            "learning_rate_init",
+            numbers.Real,
+            min_val=0,
+            include_boundaries="neither",
         )
         check_scalar(self.weight_decay, "weight_decay", numbers.Real, min_val=0)
         check_scalar(
-            self.validation_fraction, "validation_fraction", numbers.Real,
-            min_val=0, max_val=1, include_boundaries="neither",
+            self.validation_fraction,
+            "validation_fraction",
+            numbers.Real,
+            min_val=0,
+            max_val=1,
+            include_boundaries="neither",
         )
-        check_scalar(self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1)
+        check_scalar(
+            self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1
+        )
         check_scalar(self.tol, "tol", numbers.Real, min_val=0)
         check_scalar(self.verbose, "verbose", (numbers.Integral, bool), min_val=0)
         if self.optimizer not in _OPTIMIZERS:
@@ -82,7 +99,12 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _validate_training_data(self, X, y, reset):
         X, y = validate_data(
-            self, X, y, reset=reset, dtype=[np.float32, np.float64], ensure_min_samples=2
+            self,
+            X,
+            y,
+            reset=reset,
+            dtype=[np.float32, np.float64],
+            ensure_min_samples=2,
         )
         check_classification_targets(y)
         return X, y
@@ -169,7 +191,11 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.n_iter_ = state.n_iter
         self.history_ = state.history
         self.loss_curve_ = [rec["loss"] for rec in state.history]
-        scores = [rec["validation_score"] for rec in state.history if "validation_score" in rec]
+        scores = [
+            rec["validation_score"]
+            for rec in state.history
+            if "validation_score" in rec
+        ]
         self.validation_scores_ = scores if scores else None
         self.best_validation_score_ = state.best_validation_score
 
@@ -177,9 +203,13 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _validation_split(self, X, codes, seed):
         """Stratified hold-out for early stopping (plain shuffle if a class is tiny)."""
         counts = np.bincount(codes)
-        stratify = counts.min() >= 2 and int(self.validation_fraction * len(codes)) >= len(counts)
+        stratify = counts.min() >= 2 and int(
+            self.validation_fraction * len(codes)
+        ) >= len(counts)
         splitter_cls = StratifiedShuffleSplit if stratify else ShuffleSplit
-        splitter = splitter_cls(n_splits=1, test_size=self.validation_fraction, random_state=seed)
+        splitter = splitter_cls(
+            n_splits=1, test_size=self.validation_fraction, random_state=seed
+        )
         train, val = next(splitter.split(X, codes if stratify else None))
         if np.bincount(codes[val]).max(initial=0) < 2:
             raise ValueError(
@@ -199,8 +229,13 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             validation = (X[val], codes[val])
             X, codes = X[train], codes[train]
         return _engine.fit(
-            state, config, X, codes, n_epochs=n_epochs,
-            validation=validation, score_func=map_at_r_score,
+            state,
+            config,
+            X,
+            codes,
+            n_epochs=n_epochs,
+            validation=validation,
+            score_func=map_at_r_score,
         )
 
     def fit(self, X, y):
@@ -224,7 +259,9 @@ class BaseDeepMetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         classes = np.unique(y)
         if warm:
             new = np.setdiff1d(classes, self.classes_)
-            self.classes_ = np.concatenate([self.classes_, new]) if new.size else self.classes_
+            self.classes_ = (
+                np.concatenate([self.classes_, new]) if new.size else self.classes_
+            )
         else:
             self.classes_ = classes
             self._classes_declared = False

@@ -64,7 +64,9 @@ class MPerClassSampler:
         n_classes = self._sizes.shape[0]
         per_class = max(self.samples_per_class, self.batch_size // n_classes)
         self._per_class = max(1, min(per_class, self.batch_size))
-        self._classes_per_batch = max(1, min(n_classes, self.batch_size // self._per_class))
+        self._classes_per_batch = max(
+            1, min(n_classes, self.batch_size // self._per_class)
+        )
 
     def __len__(self):
         return self.n_batches

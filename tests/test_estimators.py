@@ -22,16 +22,23 @@ from sklearn_dml import (
     MultiSimilarityEmbedder,
     TripletEmbedder,
 )
-from sklearn_dml.losses import ContrastiveLoss, TripletMarginLoss
+from sklearn_dml.losses import TripletMarginLoss
 from sklearn_dml.metrics import map_at_r_score
 
-EMBEDDERS = [TripletEmbedder, ContrastiveEmbedder, MultiSimilarityEmbedder, DeepMetricEmbedder]
+EMBEDDERS = [
+    TripletEmbedder,
+    ContrastiveEmbedder,
+    MultiSimilarityEmbedder,
+    DeepMetricEmbedder,
+]
 
 
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=0.5, stratify=y, random_state=0
+    )
     scaler = StandardScaler().fit(X_tr)
     return scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te
 
@@ -46,7 +53,12 @@ def small():
 
 
 def _quick(cls, **kw):
-    params = {"max_iter": 3, "hidden_layer_sizes": (16,), "n_components": 8, "random_state": 0}
+    params = {
+        "max_iter": 3,
+        "hidden_layer_sizes": (16,),
+        "n_components": 8,
+        "random_state": 0,
+    }
     params.update(kw)
     return cls(**params)
 
@@ -120,7 +132,9 @@ def test_pipeline_knn_and_cross_val_score(digits):
     assert acc > 0.9
     scores = cross_val_score(
         make_pipeline(_quick(ContrastiveEmbedder, max_iter=5), KNeighborsClassifier()),
-        X_tr, y_tr, cv=3,
+        X_tr,
+        y_tr,
+        cv=3,
     )
     assert scores.shape == (3,) and scores.min() > 0.5
 
@@ -166,7 +180,9 @@ def test_inputs_not_mutated(small):
     net = torch.nn.Sequential(torch.nn.Linear(6, 5))
     weights = copy.deepcopy(net.state_dict())
     loss = TripletMarginLoss(margin=0.2)
-    emb = DeepMetricEmbedder(loss=loss, backbone=net, max_iter=3, random_state=0).fit(X, y)
+    emb = DeepMetricEmbedder(loss=loss, backbone=net, max_iter=3, random_state=0).fit(
+        X, y
+    )
     assert_array_equal(X, X_copy) and assert_array_equal(y, y_copy)
     for k, v in net.state_dict().items():
         assert torch.equal(v, weights[k])
@@ -201,8 +217,12 @@ def test_partial_fit_rejects_unknown_class_when_classes_given(small):
 def test_early_stopping_restores_best(digits):
     X_tr, _, y_tr, _ = digits
     emb = TripletEmbedder(
-        n_components=16, max_iter=40, early_stopping=True, n_iter_no_change=3,
-        learning_rate_init=3e-2, random_state=0,
+        n_components=16,
+        max_iter=40,
+        early_stopping=True,
+        n_iter_no_change=3,
+        learning_rate_init=3e-2,
+        random_state=0,
     ).fit(X_tr, y_tr)
     scores = emb.validation_scores_
     assert len(scores) == emb.n_iter_ <= 40
@@ -265,7 +285,10 @@ def test_wrong_feature_count_and_unfitted(small):
         ({"max_iter": 0}, "max_iter"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
-        ({"device": "cuda:0" if not torch.cuda.is_available() else "nonsense"}, "device|Expected"),
+        (
+            {"device": "cuda:0" if not torch.cuda.is_available() else "nonsense"},
+            "device|Expected",
+        ),
         ({"backbone": "resnet"}, "torch.nn.Module"),
     ],
 )

@@ -94,8 +94,10 @@ def test_triplet_margin_matches_brute_force(kind, type_of_triplets, margin):
 
 
 def test_triplet_margin_types_partition_all_triplets():
-    found = {t: set(_zip(*_run(TripletMarginMiner(0.3, t)))) for t in
-             ("all", "hard", "semihard", "easy")}
+    found = {
+        t: set(_zip(*_run(TripletMarginMiner(0.3, t))))
+        for t in ("all", "hard", "semihard", "easy")
+    }
     assert found["hard"] | found["semihard"] == found["all"]
     assert not found["hard"] & found["semihard"]
     assert not found["all"] & found["easy"]
@@ -156,13 +158,17 @@ def test_dot_product_is_treated_as_similarity():
     miner = BatchHardMiner(distance=DotProductSimilarity())
     a, p, n = miner(x, torch.tensor([0, 0, 1, 1]))
     assert list(zip(a.tolist(), p.tolist(), n.tolist())) == [
-        (0, 1, 2), (1, 0, 2), (2, 3, 0), (3, 2, 1)
+        (0, 1, 2),
+        (1, 0, 2),
+        (2, 3, 0),
+        (3, 2, 1),
     ]
 
 
 def test_params_clone_and_validation():
-    miner = TripletMarginMiner(margin=0.1, type_of_triplets="hard",
-                               distance=LpDistance(p=1))
+    miner = TripletMarginMiner(
+        margin=0.1, type_of_triplets="hard", distance=LpDistance(p=1)
+    )
     copy = clone(miner)
     assert copy is not miner and copy.distance is not miner.distance
     assert copy.get_params() == {**miner.get_params(), "distance": copy.distance}

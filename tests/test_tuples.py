@@ -65,8 +65,12 @@ def test_pairs_to_triplets_matches_brute_force():
     expected = [(a, p, n) for a, p in pos for b, n in neg if a == b]
     pairs = tuple(
         torch.tensor(v, dtype=torch.long)
-        for v in ([a for a, _ in pos], [p for _, p in pos],
-                  [a for a, _ in neg], [n for _, n in neg])
+        for v in (
+            [a for a, _ in pos],
+            [p for _, p in pos],
+            [a for a, _ in neg],
+            [n for _, n in neg],
+        )
     )
     got = _zip(*convert_to_triplets(pairs, torch.tensor(LABELS)))
     assert got == expected  # same order: by positive pair, then negative pair
@@ -80,8 +84,11 @@ def test_pairs_to_triplets_empty():
 
 
 def test_triplets_to_pairs_are_unique():
-    triplets = (torch.tensor([0, 0, 2, 0]), torch.tensor([2, 2, 0, 5]),
-                torch.tensor([1, 3, 1, 1]))
+    triplets = (
+        torch.tensor([0, 0, 2, 0]),
+        torch.tensor([2, 2, 0, 5]),
+        torch.tensor([1, 3, 1, 1]),
+    )
     a1, p, a2, n = convert_to_pairs(triplets, torch.tensor(LABELS))
     assert _zip(a1, p) == sorted({(0, 2), (2, 0), (0, 5)})
     assert _zip(a2, n) == sorted({(0, 1), (0, 3), (2, 1)})
