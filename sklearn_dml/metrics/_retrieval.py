@@ -8,6 +8,7 @@ points share the query's label. Higher is better.
 import numpy as np
 import torch
 
+from .._docstrings import fill_doc, register_doc
 from ._knn import _METRICS, _as_2d_float, _check_positive_int, _knn
 
 __all__ = ["map_at_r_score", "precision_at_k_score", "r_precision_score"]
@@ -16,12 +17,20 @@ __all__ = ["map_at_r_score", "precision_at_k_score", "r_precision_score"]
 # number of neighbours differs per query (R-precision, MAP@R).
 _PAIR_BUDGET = 2**22
 
-_SHARED_PARAMETERS = """embeddings : array-like of shape (n_samples, n_features)
+register_doc(
+    "retrieval_query_params",
+    """
+    embeddings : array-like of shape (n_samples, n_features)
         Embedded query points.
     labels : array-like of shape (n_samples,)
-        Class of each query (integers or strings).{extra}
-    reference_embeddings : array-like of shape (n_references, n_features), \
-default=None
+        Class of each query (integers or strings).
+    """,
+)
+
+register_doc(
+    "retrieval_reference_params",
+    """
+    reference_embeddings : array-like of shape (n_references, n_features), default=None
         Points retrieved for the queries. ``None`` evaluates leave-one-out
         retrieval inside ``embeddings``: every sample queries all the others.
     reference_labels : array-like of shape (n_references,), default=None
@@ -32,26 +41,22 @@ default=None
         Number of queries searched at once, see :func:`chunked_knn`; it bounds
         memory and does not change the result.
     device : str or torch.device, default="cpu"
-        Device on which distances are computed."""
+        Device on which distances are computed.
+    """,
+)
 
-_SHARED_NOTES = """Ranking is that of :func:`chunked_knn`: by distance, then
-    by reference index among exactly equal distances, so the score is
-    deterministic. For a query, :math:`R` is the number of references sharing
-    its label (itself excluded in leave-one-out mode). Queries with
-    :math:`R = 0` (a class of one sample in leave-one-out mode, or a label
-    absent from the references) cannot be scored and are skipped; a
-    ``ValueError`` is raised when every query is skipped."""
-
-
-def _fill_doc(extra=""):
-    def decorate(func):
-        parameters = _SHARED_PARAMETERS.replace("{extra}", extra)
-        func.__doc__ = func.__doc__.replace("{parameters}", parameters).replace(
-            "{notes}", _SHARED_NOTES
-        )
-        return func
-
-    return decorate
+register_doc(
+    "retrieval_notes",
+    """
+    Ranking is that of :func:`chunked_knn`: by distance, then by reference
+    index among exactly equal distances, so the score is deterministic. For a
+    query, :math:`R` is the number of references sharing its label (itself
+    excluded in leave-one-out mode). Queries with :math:`R = 0` (a class of
+    one sample in leave-one-out mode, or a label absent from the references)
+    cannot be scored and are skipped; a ``ValueError`` is raised when every
+    query is skipped.
+    """,
+)
 
 
 def _check_labels(labels, n_samples, name, embeddings_name):
@@ -207,12 +212,7 @@ def _per_query_scores(
     return float(np.mean(scores))
 
 
-@_fill_doc(
-    extra="""
-    k : int, default=1
-        Number of retrieved neighbours per query. At most the number of
-        reference points (minus one in leave-one-out mode)."""
-)
+@fill_doc
 def precision_at_k_score(
     embeddings,
     labels,
@@ -228,7 +228,11 @@ def precision_at_k_score(
 
     Parameters
     ----------
-    {parameters}
+    {retrieval_query_params}
+    k : int, default=1
+        Number of retrieved neighbours per query. At most the number of
+        reference points (minus one in leave-one-out mode).
+    {retrieval_reference_params}
 
     Returns
     -------
@@ -252,7 +256,7 @@ def precision_at_k_score(
     With ``k=1`` this is the leave-one-out accuracy of a 1-NN classifier
     (ties broken by index).
 
-    {notes}
+    {retrieval_notes}
 
     References
     ----------
@@ -309,7 +313,7 @@ def _average_precision_rows(relevant, n_relevant):
     return np.where(relevant & within, precision, 0.0).sum(axis=1) / n_relevant
 
 
-@_fill_doc()
+@fill_doc
 def r_precision_score(
     embeddings,
     labels,
@@ -324,7 +328,8 @@ def r_precision_score(
 
     Parameters
     ----------
-    {parameters}
+    {retrieval_query_params}
+    {retrieval_reference_params}
 
     Returns
     -------
@@ -345,7 +350,7 @@ def r_precision_score(
         \\mathrm{R\\text{-}precision} = \\frac{1}{R}
         \\sum_{i=1}^{R} \\mathrm{rel}(i).
 
-    {notes}
+    {retrieval_notes}
 
     Queries are grouped by :math:`R` so that each group only fetches its own
     largest :math:`R` neighbours; a very large class still needs that many
@@ -376,7 +381,7 @@ def r_precision_score(
     )
 
 
-@_fill_doc()
+@fill_doc
 def map_at_r_score(
     embeddings,
     labels,
@@ -391,7 +396,8 @@ def map_at_r_score(
 
     Parameters
     ----------
-    {parameters}
+    {retrieval_query_params}
+    {retrieval_reference_params}
 
     Returns
     -------
@@ -418,7 +424,7 @@ def map_at_r_score(
     neighbours among the first :math:`R` are ranked before the others, so it
     rewards a well-ordered neighbourhood.
 
-    {notes}
+    {retrieval_notes}
 
     Queries are grouped by :math:`R` so that each group only fetches its own
     largest :math:`R` neighbours; a very large class still needs that many
