@@ -19,6 +19,10 @@ $(VENV)/.test-installed: $(VENV)/.base-installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.docs-installed: $(VENV)/.base-installed
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@
+
 $(VENV)/.bench-installed: $(VENV)/.base-installed
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $@
@@ -38,6 +42,12 @@ lint: $(VENV)/.test-installed
 ## bench: run the benchmarks (writes benchmarks/results/*.md)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_fit_overhead.py
+
+## doc: install the docs extra and build the HTML site into doc/_build/html
+## (runs the gallery; warnings are errors; offline, no intersphinx)
+.PHONY: doc
+doc: $(VENV)/.docs-installed
+	$(BIN)/python -m sphinx -W --keep-going -b html doc doc/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -84,12 +84,22 @@ register_doc(
         Optimizer for the backbone and any learnable loss parameters.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training samples (stratified)
-        and stop when their MAP@R has not improved by ``tol`` for
+        Hold out part of the training data (see ``validation_split``) and
+        stop when its leave-one-out MAP@R has not improved by ``tol`` for
         ``n_iter_no_change`` epochs; the best weights are restored.
 
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping=True``.
+        Share of the training samples (``validation_split="stratified"``) or
+        of the classes (``"class_disjoint"``) held out when
+        ``early_stopping=True``.
+
+    validation_split : {"stratified", "class_disjoint"}, default="stratified"
+        How the early-stopping hold-out is drawn. ``"stratified"`` holds out
+        samples of every class (closed-set retrieval). ``"class_disjoint"``
+        holds out ``validation_fraction`` of the classes (rounded, at least 2,
+        leaving at least 2 to train on; needs 4 classes or more) and trains
+        on the others only, so early stopping tracks retrieval of unseen
+        classes, the open-set goal of most metric learning.
 
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping early.
@@ -155,5 +165,10 @@ register_doc(
         One record per epoch (``epoch``, ``loss``, ``time``, and
         ``validation_score`` when early stopping); ``pandas.DataFrame(
         est.history_)`` turns it into a table for plotting.
+
+    threshold_ : float
+        Distance below which a pair is predicted "same class"; set by
+        :meth:`calibrate_threshold` (absent until then, removed by further
+        training).
     """,
 )

@@ -93,6 +93,7 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         optimizer="adam",
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="stratified",
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -114,6 +115,7 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         self.optimizer = optimizer
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -223,6 +225,7 @@ class TripletEmbedder(BaseDeepMetricLearner):
         optimizer="adam",
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="stratified",
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -244,6 +247,7 @@ class TripletEmbedder(BaseDeepMetricLearner):
         self.optimizer = optimizer
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -340,6 +344,7 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
         optimizer="adam",
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="stratified",
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -361,6 +366,7 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
         self.optimizer = optimizer
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start
@@ -464,6 +470,7 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
         optimizer="adam",
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="stratified",
         n_iter_no_change=10,
         tol=1e-4,
         warm_start=False,
@@ -487,6 +494,7 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
         self.optimizer = optimizer
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.warm_start = warm_start

@@ -1,6 +1,7 @@
 """The one fit/transform/score contract shared by every deep metric learner."""
 
 import copy
+import functools
 import numbers
 
 import numpy as np
@@ -16,15 +17,20 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
+from ._verification import PairVerificationMixin
 from .backbones import MLP, L2Normalize
 
 __all__ = ["BaseDeepMetricLearner"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
+_VALIDATION_SPLITS = ("stratified", "class_disjoint")
 
 
 class BaseDeepMetricLearner(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    PairVerificationMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """Base class of the deep metric learning estimators.
 
@@ -32,7 +38,25 @@ class BaseDeepMetricLearner(
     engine parameters, and its method's own) and implements one hook,
     :meth:`_build_loss`, returning the loss component and the miner (or
     ``None``) to train with. Validation, the backbone, training (through the
-    engine), ``transform``, ``score`` and ``partial_fit`` live here.
+    engine), ``transform``, ``score`` and ``partial_fit`` live here, and the
+    pair verification API (``pair_distance``, ``get_metric``,
+    ``calibrate_threshold``, ...) comes from
+    :class:`~sklearn_dml._verification.PairVerificationMixin`.
+
+    Examples
+    --------
+    Every embedder is one; the shared API works the same on all of them:
+
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_dml import BaseDeepMetricLearner, TripletEmbedder
+    >>> X, y = load_digits(return_X_y=True)
+    >>> emb = TripletEmbedder(n_components=8, max_iter=2, random_state=0)
+    >>> emb.fit(X[:300], y[:300]).transform(X[:3]).shape
+    (3, 8)
+    >>> emb.get_feature_names_out()[:2].tolist()
+    ['tripletembedder0', 'tripletembedder1']
+    >>> issubclass(TripletEmbedder, BaseDeepMetricLearner)
+    True
     """
 
     # ------------------------------------------------------------------ hooks
@@ -74,6 +98,12 @@ class BaseDeepMetricLearner(
             self.n_iter_no_change, "n_iter_no_change", numbers.Integral, min_val=1
         )
         check_scalar(self.tol, "tol", numbers.Real, min_val=0)
+        if self._validation_split_param() not in _VALIDATION_SPLITS:
+            raise ValueError(
+                f"validation_split must be one of {_VALIDATION_SPLITS}, got "
+                f"{self._validation_split_param()!r}: 'stratified' holds out samples "
+                "of every class, 'class_disjoint' holds out whole classes."
+            )
         check_scalar(self.verbose, "verbose", (numbers.Integral, bool), min_val=0)
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(
@@ -198,9 +228,47 @@ class BaseDeepMetricLearner(
         ]
         self.validation_scores_ = scores if scores else None
         self.best_validation_score_ = state.best_validation_score
+        # A calibrated threshold belongs to the previous embedding.
+        self.__dict__.pop("threshold_", None)
 
     # ---------------------------------------------------------------- fitting
+    def _validation_split_param(self):
+        # An estimator written before the parameter existed keeps the old split.
+        return getattr(self, "validation_split", "stratified")
+
     def _validation_split(self, X, codes, seed):
+        """Indices ``(train, val)`` of the early-stopping hold-out."""
+        if self._validation_split_param() == "class_disjoint":
+            return self._class_disjoint_split(codes, seed)
+        return self._stratified_split(X, codes, seed)
+
+    def _class_disjoint_split(self, codes, seed):
+        """Hold out ``validation_fraction`` of the classes (at least 2, rounded)."""
+        present = np.unique(codes)
+        n_classes = present.shape[0]
+        if n_classes < 4:
+            raise ValueError(
+                "validation_split='class_disjoint' holds out whole classes and needs "
+                f"at least 4 classes (2 to validate on, 2 to train on); y has "
+                f"{n_classes}. Use validation_split='stratified' or disable "
+                "early_stopping."
+            )
+        n_val = int(np.floor(self.validation_fraction * n_classes + 0.5))
+        n_val = min(max(n_val, 2), n_classes - 2)
+        rng = np.random.RandomState(seed % 2**32)
+        held_out = rng.permutation(present)[:n_val]
+        in_val = np.isin(codes, held_out)
+        val = np.flatnonzero(in_val)
+        if np.bincount(codes[val]).max(initial=0) < 2:
+            raise ValueError(
+                "early_stopping=True with validation_split='class_disjoint' needs "
+                "held-out classes with at least two samples each to score retrieval, "
+                f"but the {n_val} held-out classes have one sample each. Provide more "
+                "samples per class or use validation_split='stratified'."
+            )
+        return np.flatnonzero(~in_val), val
+
+    def _stratified_split(self, X, codes, seed):
         """Stratified hold-out for early stopping (plain shuffle if a class is tiny)."""
         counts = np.bincount(codes)
         stratify = counts.min() >= 2 and int(
@@ -340,6 +408,16 @@ class BaseDeepMetricLearner(
         return order[pos].astype(np.int64)
 
     # -------------------------------------------------------------- inference
+    def _embed(self, X):
+        """Embeddings of an already validated 2-D array (NumPy float32)."""
+        check_is_fitted(self, "backbone_")
+        return _engine.embed(self.backbone_, X, _engine.resolve_device(self.device))
+
+    def _frozen_embed(self):
+        """A picklable function embedding a 2-D array with a copy of the model (CPU)."""
+        check_is_fitted(self, "backbone_")
+        return functools.partial(_engine.embed, copy.deepcopy(self.backbone_))
+
     def transform(self, X):
         """Embed samples.
 
@@ -355,7 +433,7 @@ class BaseDeepMetricLearner(
         """
         check_is_fitted(self, "backbone_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        return _engine.embed(self.backbone_, X, _engine.resolve_device(self.device))
+        return self._embed(X)
 
     def score(self, X, y):
         """MAP@R of the embedding of ``X``, leave-one-out (higher is better).

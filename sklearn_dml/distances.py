@@ -16,6 +16,7 @@ __all__ = [
     "CosineSimilarity",
     "DotProductSimilarity",
     "LpDistance",
+    "SNRDistance",
 ]
 
 
@@ -35,6 +36,25 @@ class BaseDistance(ParamsMixin, torch.nn.Module):
     is_inverted : bool
         Class attribute: ``False`` for distances (small = close), ``True`` for
         similarities (large = close).
+
+    Examples
+    --------
+    A Manhattan distance needs the matrix and the row-wise versions:
+
+    >>> import torch
+    >>> from sklearn_dml.distances import BaseDistance
+    >>> class ManhattanDistance(BaseDistance):
+    ...     def _matrix(self, query, ref):
+    ...         return torch.cdist(query, query if ref is None else ref, p=1)
+    ...     def _rowwise(self, x, y):
+    ...         return (x - y).abs().sum(dim=1)
+    >>> dist = ManhattanDistance(normalize_embeddings=False)
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    >>> dist(x)
+    tensor([[0., 3.],
+            [3., 0.]])
+    >>> dist.pairwise(x, x.flip(0))
+    tensor([3., 3.])
     """
 
     is_inverted = False
@@ -287,3 +307,72 @@ class CosineSimilarity(DotProductSimilarity):
 
     def __init__(self):
         super().__init__(normalize_embeddings=True)
+
+
+class SNRDistance(BaseDistance):
+    r"""Signal-to-noise ratio distance: noise variance over signal variance.
+
+    The "signal" is the query embedding and the "noise" its difference with
+    the reference embedding. The distance is not symmetric: ``d(x, y)``
+    divides by the variance of ``x``.
+
+    Parameters
+    ----------
+    normalize_embeddings : bool, default=True
+        Scale every embedding to unit L2 norm before comparing.
+
+    Notes
+    -----
+    With :math:`\operatorname{var}(v)` the variance of the coordinates of
+    :math:`v`:
+
+    .. math::
+
+        d(x, y) = \frac{\operatorname{var}(x - y)}{\operatorname{var}(x)}
+                = \frac{\|\bar x - \bar y\|^2}{\|\bar x\|^2}
+
+    where :math:`\bar v = v - \operatorname{mean}(v)` is the centred vector.
+    The matrix is computed from one matrix product of centred embeddings
+    (no ``(n, n, d)`` tensor), clamped at zero, with an exactly zero
+    diagonal when a batch is compared with itself. An embedding with
+    constant coordinates has zero variance and gives an infinite or NaN
+    distance, as in pytorch-metric-learning.
+
+    References
+    ----------
+    .. [1] Yuan, T., Deng, W., Tang, J., Tang, Y. and Chen, B. "Signal-to-Noise
+       Ratio: A Robust Distance Metric for Deep Metric Learning", CVPR 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.distances import SNRDistance
+    >>> x = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    >>> SNRDistance(normalize_embeddings=False)(x)
+    tensor([[0.0000, 3.0000, 1.0000],
+            [3.0000, 0.0000, 1.0000],
+            [1.0000, 1.0000, 0.0000]])
+    """
+
+    is_inverted = False
+
+    def __init__(self, normalize_embeddings=True):
+        super().__init__(normalize_embeddings=normalize_embeddings)
+
+    def _matrix(self, query, ref):
+        same = ref is None
+        q = query - query.mean(dim=1, keepdim=True)
+        r = q if same else ref - ref.mean(dim=1, keepdim=True)
+        sq_q = (q * q).sum(1)
+        sq_r = sq_q if same else (r * r).sum(1)
+        noise = (sq_q[:, None] + sq_r[None, :] - 2.0 * (q @ r.T)).clamp_min(0.0)
+        if same:
+            eye = torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
+            noise = torch.where(eye, torch.zeros_like(noise), noise)
+        return noise / sq_q[:, None]
+
+    def _rowwise(self, x, y):
+        xc = x - x.mean(dim=1, keepdim=True)
+        diff = x - y
+        diff = diff - diff.mean(dim=1, keepdim=True)
+        return (diff * diff).sum(1) / (xc * xc).sum(1)

@@ -16,8 +16,11 @@ from .distances import CosineSimilarity, LpDistance
 
 __all__ = [
     "BaseMiner",
+    "BatchEasyHardMiner",
     "BatchHardMiner",
+    "DistanceWeightedMiner",
     "MultiSimilarityMiner",
+    "PairMarginMiner",
     "TripletMarginMiner",
 ]
 
@@ -58,6 +61,23 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
     ----------
     distance : BaseDistance, default=None
         How embeddings are compared; ``None`` uses the miner's default.
+
+    Examples
+    --------
+    A miner that keeps every negative pair closer than 0.5:
+
+    >>> import torch
+    >>> from sklearn_dml.miners import BaseMiner
+    >>> class CloseNegativePairs(BaseMiner):
+    ...     def _mine(self, embeddings, labels, distance):
+    ...         close = distance(embeddings) < 0.5
+    ...         differ = labels[:, None] != labels[None, :]
+    ...         a, n = torch.nonzero(close & differ, as_tuple=True)
+    ...         empty = torch.empty(0, dtype=torch.long)
+    ...         return empty, empty, a, n
+    >>> emb = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
+    >>> CloseNegativePairs()(emb, torch.tensor([0, 1, 1]))[2:]
+    (tensor([0, 1]), tensor([1, 0]))
     """
 
     def __init__(self, distance=None):
@@ -320,6 +340,371 @@ class MultiSimilarityMiner(BaseMiner):
         hardest_neg = dist.masked_fill(~neg_mask, float("inf")).amin(dim=1)
         keep_pos = pos_mask & (dist + self.epsilon > hardest_neg[:, None])
         keep_neg = neg_mask & (dist - self.epsilon < hardest_pos[:, None])
+        a1, p = torch.nonzero(keep_pos, as_tuple=True)
+        a2, n = torch.nonzero(keep_neg, as_tuple=True)
+        return a1, p, a2, n
+
+
+def _pick_per_row(dist, mask, largest):
+    """Per row, the index of the largest/smallest ``dist`` inside ``mask``.
+
+    Returns ``(index, value, found)``; ties go to the lowest index.
+    """
+    fill = float("-inf") if largest else float("inf")
+    masked = dist.masked_fill(~mask, fill)
+    value, index = masked.max(dim=1) if largest else masked.min(dim=1)
+    return index, value, mask.any(dim=1)
+
+
+@fill_doc
+class BatchEasyHardMiner(BaseMiner):
+    r"""One positive and one negative per anchor, each chosen easy, hard or semihard.
+
+    Parameters
+    ----------
+    pos_strategy : {"easy", "hard", "semihard", "all"}, default="easy"
+        Which positive each anchor gets: the closest (``"easy"``), the
+        farthest (``"hard"``), the farthest that is still closer than the
+        anchor's chosen negative (``"semihard"``), or every positive
+        (``"all"``).
+
+    neg_strategy : {"easy", "hard", "semihard", "all"}, default="semihard"
+        Which negative each anchor gets: the farthest (``"easy"``), the
+        closest (``"hard"``), the closest that is farther than the anchor's
+        chosen positive (``"semihard"``), or every negative (``"all"``).
+
+    allowed_pos_range : tuple of float, default=None
+        ``(low, high)``: only positives whose distance (or similarity) lies in
+        this closed range are candidates.
+
+    allowed_neg_range : tuple of float, default=None
+        Same for negatives.
+
+    {miner_distance_lp}
+
+    See Also
+    --------
+    BatchHardMiner : Hardest positive and hardest negative (as triplets).
+
+    Notes
+    -----
+    In distance terms (small = close; for a similarity read "most similar"
+    for "closest"), with :math:`P_a, N_a` the candidates of anchor :math:`a`:
+
+    .. math::
+
+        p_{easy}(a) = \arg\min_{p \in P_a} d_{ap}, \quad
+        p_{hard}(a) = \arg\max_{p \in P_a} d_{ap}, \quad
+        n_{easy}(a) = \arg\max_{n \in N_a} d_{an}, \quad
+        n_{hard}(a) = \arg\min_{n \in N_a} d_{an}
+
+    ``"semihard"`` negatives are :math:`\arg\min \{d_{an} : d_{an} >
+    d_{a p(a)}\}` and ``"semihard"`` positives :math:`\arg\max \{d_{ap} :
+    d_{ap} < d_{a n(a)}\}`. Returns pairs ``(a, p, a, n)``: anchors that lack
+    either choice are dropped. With ``"all"`` on one side that side is every
+    pair of the batch (row-major), and the other side keeps its own anchors.
+    ``"semihard"`` cannot be combined with ``"semihard"`` or ``"all"``.
+    Ties go to the lowest index. These are pytorch-metric-learning's
+    definitions.
+
+    References
+    ----------
+    .. [1] Xuan, H., Stylianou, A. and Pless, R. "Improved Embeddings with
+       Easy Positive Triplet Mining", WACV 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.miners import BatchEasyHardMiner
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.9, 0.3], [0.0, 1.0],
+    ...                            [0.5, 0.8], [-1.0, 0.1]])
+    >>> labels = torch.tensor([0, 0, 0, 1, 1])
+    >>> a1, p, a2, n = BatchEasyHardMiner("easy", "hard")(embeddings, labels)
+    >>> a1.tolist(), p.tolist(), n.tolist()
+    ([0, 1, 2, 3, 4], [1, 0, 1, 4, 3], [3, 3, 3, 2, 2])
+    """
+
+    _STRATEGIES = ("easy", "hard", "semihard", "all")
+
+    def __init__(
+        self,
+        pos_strategy="easy",
+        neg_strategy="semihard",
+        allowed_pos_range=None,
+        allowed_neg_range=None,
+        distance=None,
+    ):
+        super().__init__(distance=distance)
+        self.pos_strategy = pos_strategy
+        self.neg_strategy = neg_strategy
+        self.allowed_pos_range = allowed_pos_range
+        self.allowed_neg_range = allowed_neg_range
+
+    def _validate_params(self):
+        for name in ("pos_strategy", "neg_strategy"):
+            if getattr(self, name) not in self._STRATEGIES:
+                raise ValueError(
+                    f"{name} must be one of {self._STRATEGIES}; "
+                    f"got {getattr(self, name)!r}."
+                )
+        pair = {self.pos_strategy, self.neg_strategy}
+        if self.pos_strategy == self.neg_strategy == "semihard":
+            raise ValueError(
+                'pos_strategy and neg_strategy cannot both be "semihard": each '
+                "is defined relative to the other side's choice."
+            )
+        if pair == {"semihard", "all"}:
+            raise ValueError(
+                '"semihard" cannot be combined with "all": it needs one chosen '
+                "pair on the other side."
+            )
+        for name in ("allowed_pos_range", "allowed_neg_range"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or value[0] > value[1]):
+                raise ValueError(
+                    f"{name} must be None or a (low, high) pair with low <= "
+                    f"high; got {value!r}."
+                )
+
+    @staticmethod
+    def _in_range(mat, value_range):
+        if value_range is None:
+            return torch.ones_like(mat, dtype=torch.bool)
+        return (mat >= value_range[0]) & (mat <= value_range[1])
+
+    def _choose(self, dist, mask, strategy, positive, other=None):
+        """Chosen partner per anchor; ``other`` is the other side's distance."""
+        if strategy == "semihard":
+            bound = other[:, None]
+            mask = mask & ((dist < bound) if positive else (dist > bound))
+        # A hard positive and an easy negative are the farthest partners.
+        largest = (strategy == "hard") if positive else (strategy == "easy")
+        if strategy == "semihard":
+            largest = positive
+        return _pick_per_row(dist, mask, largest)
+
+    def _mine(self, embeddings, labels, distance):
+        mat = distance(embeddings)
+        dist = _as_distance_like(mat, distance)
+        pos_mask, neg_mask = label_masks(labels)
+        pos_mask = pos_mask & self._in_range(mat, self.allowed_pos_range)
+        neg_mask = neg_mask & self._in_range(mat, self.allowed_neg_range)
+        pos_s, neg_s = self.pos_strategy, self.neg_strategy
+        if pos_s == "semihard":
+            n_idx, n_val, n_ok = self._choose(dist, neg_mask, neg_s, False)
+            p_idx, _, p_ok = self._choose(dist, pos_mask, pos_s, True, n_val)
+        elif neg_s == "semihard":
+            p_idx, p_val, p_ok = self._choose(dist, pos_mask, pos_s, True)
+            n_idx, _, n_ok = self._choose(dist, neg_mask, neg_s, False, p_val)
+        else:
+            if pos_s != "all":
+                p_idx, _, p_ok = self._choose(dist, pos_mask, pos_s, True)
+            if neg_s != "all":
+                n_idx, _, n_ok = self._choose(dist, neg_mask, neg_s, False)
+        if pos_s == "all":
+            a1, p = torch.nonzero(pos_mask, as_tuple=True)
+        if neg_s == "all":
+            a2, n = torch.nonzero(neg_mask, as_tuple=True)
+        if pos_s != "all" and neg_s != "all":
+            anchors = torch.nonzero(p_ok & n_ok, as_tuple=True)[0]
+            return anchors, p_idx[anchors], anchors.clone(), n_idx[anchors]
+        if pos_s != "all":
+            a1 = torch.nonzero(p_ok, as_tuple=True)[0]
+            p = p_idx[a1]
+        if neg_s != "all":
+            a2 = torch.nonzero(n_ok, as_tuple=True)[0]
+            n = n_idx[a2]
+        return a1, p, a2, n
+
+
+@fill_doc
+class DistanceWeightedMiner(BaseMiner):
+    r"""Negatives drawn with weights that undo the density of distances on a sphere.
+
+    Parameters
+    ----------
+    cutoff : float, default=0.5
+        Distances below this are raised to it before weighting (bounds the
+        weight of very close negatives).
+
+    nonzero_loss_cutoff : float, default=1.4
+        Negatives at this distance or farther get weight 0 (they would not
+        contribute to a margin loss).
+
+    distance : LpDistance, default=None
+        ``None`` means :class:`~sklearn_dml.distances.LpDistance`; only the
+        Euclidean distance of unit-norm embeddings (``p=2, power=1,
+        normalize_embeddings=True``) fits the weighting (``ValueError``
+        otherwise).
+
+    See Also
+    --------
+    sklearn_dml.losses.MarginLoss : The loss of the same paper.
+
+    Notes
+    -----
+    On the unit sphere in :math:`\mathbb{R}^k` pairwise distances have the
+    density :math:`q(d) \propto d^{k-2} (1 - d^2/4)^{(k-3)/2}`. Every
+    positive pair :math:`(a, p)` (all of them, row-major) gets one negative
+    drawn with probability
+
+    .. math::
+
+        \Pr(n \mid a) \propto \frac{1}{q(\max(d_{an}, c))}
+            \, [d_{an} < c_{nz}], \qquad y_n \ne y_a
+
+    computed in log space, with non-finite weights set to 0. Anchors whose
+    negatives all have weight 0 are dropped. Returns triplets ``(a, p, n)``.
+    Draws use torch's global random generator (seeded by the estimators).
+
+    Difference from pytorch-metric-learning: pml draws as many positives per
+    anchor as the class has samples, at random with replacement; here every
+    positive pair is used once, as in the paper.
+
+    References
+    ----------
+    .. [1] Wu, C.-Y., Manmatha, R., Smola, A. J. and Krähenbühl, P. "Sampling
+       Matters in Deep Embedding Learning", ICCV 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.miners import DistanceWeightedMiner
+    >>> embeddings = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.3, 0.1],
+    ...                            [0.0, 1.0, 0.0], [0.2, 0.9, 0.3]])
+    >>> labels = torch.tensor([0, 0, 1, 1])
+    >>> a, p, n = DistanceWeightedMiner()(embeddings, labels)
+    >>> a.tolist(), p.tolist()
+    ([0, 1, 2, 3], [1, 0, 3, 2])
+    >>> bool((labels[n] != labels[a]).all())
+    True
+    """
+
+    def __init__(self, cutoff=0.5, nonzero_loss_cutoff=1.4, distance=None):
+        super().__init__(distance=distance)
+        self.cutoff = cutoff
+        self.nonzero_loss_cutoff = nonzero_loss_cutoff
+
+    def _mine(self, embeddings, labels, distance):
+        ok = (
+            isinstance(distance, LpDistance)
+            and distance.p == 2
+            and distance.power == 1
+            and distance.normalize_embeddings
+        )
+        if not ok:
+            raise ValueError(
+                "DistanceWeightedMiner needs LpDistance(p=2, power=1, "
+                f"normalize_embeddings=True); got {distance!r}."
+            )
+        weights = self.weights(embeddings, labels, distance)
+        pos_mask, _ = label_masks(labels)
+        usable = weights.sum(dim=1) > 0
+        a, p = torch.nonzero(pos_mask & usable[:, None], as_tuple=True)
+        if a.numel() == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=labels.device)
+            return empty, empty.clone(), empty.clone()
+        # One draw per positive pair: anchor a draws as many negatives as it
+        # has positives, and its k-th positive takes the k-th draw.
+        rows = torch.nonzero(usable, as_tuple=True)[0]
+        n_draws = int(pos_mask[rows].sum(dim=1).max())
+        draws = torch.full(
+            (labels.shape[0], n_draws), -1, dtype=torch.long, device=labels.device
+        )
+        draws[rows] = torch.multinomial(weights[rows], n_draws, replacement=True)
+        rank = torch.cumsum(pos_mask.long(), dim=1) - 1
+        return a, p, draws[a, rank[a, p]]
+
+    def weights(self, embeddings, labels, distance=None):
+        """Sampling probabilities of the negatives of every anchor.
+
+        Parameters
+        ----------
+        embeddings : torch.Tensor of shape (batch_size, n_dims)
+            Embeddings of the batch.
+        labels : torch.Tensor of shape (batch_size,)
+            Class index of every embedding.
+        distance : BaseDistance, default=None
+            ``None`` uses the miner's distance.
+
+        Returns
+        -------
+        weights : torch.Tensor of shape (batch_size, batch_size)
+            Row ``a`` holds the probability of drawing each sample as the
+            negative of anchor ``a`` (sums to 1, or 0 when nothing can be
+            drawn).
+        """
+        distance = self._get_distance() if distance is None else distance
+        with torch.no_grad():
+            dim = embeddings.shape[1]
+            dist = distance(embeddings.detach()).clamp_min(self.cutoff)
+            log_w = (2.0 - dim) * torch.log(dist) - ((dim - 3.0) / 2.0) * torch.log1p(
+                -0.25 * dist * dist
+            )
+            _, neg_mask = label_masks(labels)
+            keep = neg_mask & (dist < self.nonzero_loss_cutoff) & torch.isfinite(log_w)
+            log_w = log_w.masked_fill(~keep, float("-inf"))
+            row_max = log_w.amax(dim=1, keepdim=True)
+            row_max = torch.where(torch.isfinite(row_max), row_max, 0.0)
+            w = torch.exp(log_w - row_max)
+            total = w.sum(dim=1, keepdim=True)
+            return torch.where(total > 0, w / torch.where(total > 0, total, 1.0), 0.0)
+
+
+@fill_doc
+class PairMarginMiner(BaseMiner):
+    r"""Positive pairs farther than a margin, negative pairs closer than another.
+
+    Parameters
+    ----------
+    pos_margin : float, default=0.2
+        Positive pairs farther than this (less similar, for a similarity)
+        are kept.
+
+    neg_margin : float, default=0.8
+        Negative pairs closer than this (more similar, for a similarity) are
+        kept.
+
+    {miner_distance_lp}
+
+    See Also
+    --------
+    sklearn_dml.losses.ContrastiveLoss : Penalises exactly these pairs when
+        its margins are the same.
+
+    Notes
+    -----
+    .. math::
+
+        P = \{(a, p) : d_{ap} > m_{pos}\}, \qquad
+        N = \{(a, n) : d_{an} < m_{neg}\}
+
+    (:math:`s_{ap} < m_{pos}` and :math:`s_{an} > m_{neg}` for a
+    similarity). Returns pairs ``(a1, p, a2, n)`` in row-major order, as
+    pytorch-metric-learning.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.miners import PairMarginMiner
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    >>> labels = torch.tensor([0, 0, 1])
+    >>> a1, p, a2, n = PairMarginMiner(pos_margin=0.5, neg_margin=1.0)(
+    ...     embeddings, labels)
+    >>> a1.tolist(), p.tolist(), a2.tolist(), n.tolist()
+    ([0, 1], [1, 0], [1, 2], [2, 1])
+    """
+
+    def __init__(self, pos_margin=0.2, neg_margin=0.8, distance=None):
+        super().__init__(distance=distance)
+        self.pos_margin = pos_margin
+        self.neg_margin = neg_margin
+
+    def _mine(self, embeddings, labels, distance):
+        mat = distance(embeddings)
+        pos_mask, neg_mask = label_masks(labels)
+        keep_pos = pos_mask & (distance.margin(mat, self.pos_margin) < 0)
+        keep_neg = neg_mask & (distance.margin(mat, self.neg_margin) > 0)
         a1, p = torch.nonzero(keep_pos, as_tuple=True)
         a2, n = torch.nonzero(keep_neg, as_tuple=True)
         return a1, p, a2, n

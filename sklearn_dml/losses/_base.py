@@ -60,6 +60,26 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     ----------
     distance : BaseDistance, default=None
         How embeddings are compared; ``None`` uses the loss's default.
+
+    Examples
+    --------
+    A loss pulling every positive pair together (no negatives, so not a
+    useful loss on its own, but the whole contract):
+
+    >>> import torch
+    >>> from sklearn_dml.losses import BaseMetricLoss
+    >>> class PositivePairLoss(BaseMetricLoss):
+    ...     def _compute(self, embeddings, labels, indices_tuple, distance):
+    ...         same = labels[:, None] == labels[None, :]
+    ...         same.fill_diagonal_(False)
+    ...         return distance(embeddings)[same].mean()
+    >>> emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], requires_grad=True)
+    >>> loss = PositivePairLoss()(emb, torch.tensor([0, 0, 1]))
+    >>> round(loss.item(), 4)
+    1.4142
+    >>> loss.backward()
+    >>> emb.grad.shape
+    torch.Size([3, 2])
     """
 
     def __init__(self, distance=None):
@@ -71,6 +91,28 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
 
     def _get_distance(self):
         return self._default_distance() if self.distance is None else self.distance
+
+    def configure(self, num_classes, embedding_size):
+        """Create the loss's learnable parameters, if it has any.
+
+        Losses with proxies, class weights or centres override this; the base
+        version does nothing. Estimators call it once before training so that
+        the optimizer sees every parameter; it draws from the caller's torch
+        random state.
+
+        Parameters
+        ----------
+        num_classes : int
+            Number of classes of the training labels (``0 .. num_classes-1``).
+        embedding_size : int
+            Dimension of the embeddings the loss receives.
+
+        Returns
+        -------
+        self : BaseMetricLoss
+            This loss.
+        """
+        return self
 
     @fill_doc
     def forward(self, embeddings, labels, indices_tuple=None):

@@ -7,6 +7,7 @@ n_references`` matrix: queries are processed in chunks, references in blocks,
 and a running top-k per query is merged block after block.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -16,8 +17,8 @@ __all__ = ["chunked_knn"]
 
 _METRICS = ("euclidean", "cosine")
 
-# Number of float64 entries in one (query chunk x reference block) distance
-# block: 2**25 entries is 256 MiB.
+# Number of entries in one (query chunk x reference block) block of the first
+# pass: 2**25 float32 entries is 128 MiB.
 _BLOCK_BUDGET = 2**25
 # Default number of references per block when nothing is given.
 _DEFAULT_BLOCK = 2**16
@@ -69,77 +70,308 @@ def _check_positive_int(value, name, allow_none=True):
     return int(value)
 
 
-# Unit roundoff of float64.
-_EPS = 2.0**-53
+# Unit roundoff of float64, the precision of the exact second pass.
+_U64 = 2.0**-53
+# A float32 working copy is scaled by a power of two when the largest
+# coordinate falls outside [2**-40, 2**40], so squares neither overflow nor
+# underflow wholesale.
+_SAFE_EXPONENT = 40
+# Rows converted at once while preparing the working copy (about 8 MiB).
+_PREPARE_ELEMENTS = 2**20
 
 
-def _approximate_block(query, query_scale, reference, reference_scale, metric):
-    """Fast (matrix-product) distances between a query chunk and a reference block.
+def _ieee_float32_matmul(device):
+    """Whether float32 matrix products on ``device`` round like IEEE float32.
 
-    Returns the approximate values (squared distances for ``"euclidean"``) and
-    a per-row bound on their difference with :func:`_exact_pairs`.
+    TF32 or bfloat16 products (``torch.set_float32_matmul_precision("high")``
+    and the backend switches) carry far larger errors than the bound of the
+    first pass assumes; the first pass then runs in float64 instead.
     """
-    n_features = query.shape[1]
-    # Worst-case float64 rounding of a length-n_features dot product, with slack.
-    rounding = (3 * n_features + 10) * _EPS
-    if metric == "euclidean":
-        # ||q||^2 - 2 q.r + ||r||^2 in float64.
-        dist = torch.addmm(reference_scale.unsqueeze(0), query, reference.T, alpha=-2.0)
-        dist.add_(query_scale.unsqueeze(1))
-        error = rounding * (query_scale + reference_scale.max())
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    if device.type == "cuda":
+        backend = torch.backends.cuda.matmul
+        if getattr(backend, "allow_tf32", False):
+            return False
     else:
-        # Both sides are unit vectors (or zero) already.
-        dist = torch.mm(query, reference.T).neg_().add_(1.0)
-        error = torch.full_like(dist[:, 0], 2.0 * rounding)
-    return dist, error
+        backend = getattr(torch.backends.mkldnn, "matmul", None)
+    return getattr(backend, "fp32_precision", "ieee") in ("ieee", "none")
 
 
-def _exact_pairs(query, candidates, reference, reference_scale, metric):
+def _row_steps(n_rows, n_features):
+    step = max(1, _PREPARE_ELEMENTS // n_features)
+    return ((start, min(start + step, n_rows)) for start in range(0, n_rows, step))
+
+
+class _Prepared:
+    """References in the working precision of the first pass, and their norms.
+
+    ``work`` holds the references the matrix product sees: for
+    ``"euclidean"`` shifted by ``shift`` and multiplied by ``scale`` (a power
+    of two), for ``"cosine"`` as they are, or normalised when their norms are
+    too large or too small for the working dtype. Only when that changes
+    something, or the dtype differs, is ``work`` a copy of the references
+    (built a few rows at a time, so no float64 copy ever exists).
+    """
+
+    def __init__(self, reference, metric, dtype):
+        n_rows, n_features = reference.shape
+        device = reference.device
+        self.metric, self.dtype = metric, dtype
+        sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
+        total = torch.zeros(n_features, dtype=torch.float64, device=device)
+        for start, stop in _row_steps(n_rows, n_features):
+            rows = reference[start:stop].to(torch.float64)
+            sq_norms[start:stop] = rows.square().sum(dim=1)
+            total += rows.sum(dim=0)
+        self.shift, self.scale, self.column = None, 1.0, None
+        if metric == "euclidean":
+            mean = total / n_rows
+            mean_sq = float(mean.square().sum())
+            # Centring pays when the mean dominates the spread around it:
+            # the rounding bound grows with the squared norms.
+            if mean_sq > float(sq_norms.mean()) - mean_sq:
+                self.shift = mean
+            largest = self._largest(reference)
+            if largest > 0 and abs(math.log2(largest)) > _SAFE_EXPONENT:
+                self.scale = 2.0 ** -math.floor(math.log2(largest))
+            transform = self.shift is not None or self.scale != 1.0
+        else:
+            # Reciprocal norms in float64; a zero vector keeps a zero scale.
+            norms = sq_norms.sqrt()
+            self.reciprocal = torch.where(norms > 0, norms.reciprocal(), norms)
+            positive = norms[norms > 0]
+            transform = positive.numel() > 0 and any(
+                abs(math.log2(float(value))) > _SAFE_EXPONENT
+                for value in (positive.max(), positive.min())
+            )
+            if not transform:
+                self.column = self.reciprocal.to(dtype)
+        if transform or reference.dtype != dtype:
+            work = torch.empty((n_rows, n_features), dtype=dtype, device=device)
+            for start, stop in _row_steps(n_rows, n_features):
+                work[start:stop] = self.transform(
+                    reference[start:stop],
+                    self.reciprocal[start:stop, None]
+                    if metric == "cosine" and transform
+                    else None,
+                )
+        else:
+            work = reference
+        self.work = work
+        if metric == "euclidean":
+            if work is reference and dtype == torch.float64:
+                self.work_sq = sq_norms
+            else:
+                self.work_sq = torch.empty_like(sq_norms)
+                for start, stop in _row_steps(n_rows, n_features):
+                    rows = work[start:stop].to(torch.float64)
+                    self.work_sq[start:stop] = rows.square().sum(dim=1)
+            self.column = self.work_sq.to(dtype)
+            self.largest_norm = float(self.work_sq.max()) ** 0.5
+
+    def _largest(self, reference):
+        largest = 0.0
+        for start, stop in _row_steps(*reference.shape):
+            rows = reference[start:stop].to(torch.float64)
+            if self.shift is not None:
+                rows = rows - self.shift
+            largest = max(largest, float(rows.abs().max()))
+        return largest
+
+    def transform(self, rows, reciprocal=None):
+        """Map float rows (queries or references) to the working dtype."""
+        rows = rows.to(torch.float64)
+        if self.metric == "euclidean":
+            if self.shift is not None:
+                rows = rows - self.shift
+            if self.scale != 1.0:
+                rows = rows * self.scale
+        elif reciprocal is not None:
+            rows = rows * reciprocal
+        return rows.to(self.dtype)
+
+
+def _unit_rows(rows):
+    """Rows divided by their float64 norm (zero rows stay zero)."""
+    norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+    return rows * torch.where(norms > 0, norms.reciprocal(), norms)
+
+
+def _approximate_block(query_work, query_sq, prepared, start, stop):
+    """First-pass values of a query chunk against references ``start:stop``.
+
+    Returns an ``(n_queries, stop - start)`` tensor in the working dtype:
+    squared distances of the working points minus the query's squared norm
+    for ``"euclidean"``, cosine distances for ``"cosine"``.
+    """
+    block = prepared.work[start:stop]
+    if prepared.metric == "euclidean":
+        dist = torch.addmm(
+            prepared.column[start:stop].unsqueeze(0), query_work, block.T, alpha=-2.0
+        )
+        # The query's own squared norm is left out: it does not change the
+        # order within a row and the threshold adds it back in float64.
+        return dist
+    dist = torch.mm(query_work, block.T)
+    if prepared.column is not None:
+        dist.mul_(prepared.column[start:stop].unsqueeze(0))
+    return dist.neg_().add_(1.0)
+
+
+def _threshold_function(query_sq, prepared, n_features):
+    """Map the ``k``-th smallest first-pass value of each row to a safe cut.
+
+    Every reference among the ``k`` nearest by the exact (float64) distance
+    has a first-pass value at most the returned cut; see the Notes of
+    :func:`chunked_knn` for the derivation. The bound holds for every
+    reference, so cuts of successive blocks are comparable.
+    """
+    finfo = torch.finfo(prepared.dtype)
+    unit = finfo.eps / 2
+    tiny = finfo.tiny * finfo.eps  # the smallest subnormal number
+    terms = n_features + 16
+    gamma = terms * unit / (1.0 - terms * unit)
+    # Relative error of the exact pass (float64 differences or products).
+    exact = 2.0 * terms * _U64
+    if prepared.metric == "cosine":
+        margin = 1.1 * gamma + 8.0 * terms * tiny + exact
+
+        def threshold(kth):
+            return (kth + 2.0 * margin) * (1.0 + 64.0 * _U64) + tiny
+
+        return threshold
+
+    reach = query_sq.sqrt() + prepared.largest_norm
+    # Rounding of the product expansion, and of the coordinates when they
+    # were shifted, scaled or cast to the working dtype.
+    product = 1.01 * gamma * reach.square() + 4.0 * terms * tiny
+    coordinates = 1.05 * unit * reach + 2.0 * math.sqrt(n_features) * tiny
+
+    def threshold(kth):
+        # ``kth`` lacks the query's squared norm (see _approximate_block).
+        full = kth + query_sq
+        largest = full.add(product).clamp_(min=0.0).sqrt_().add_(coordinates)
+        largest = largest.mul_(1.0 + 3.0 * exact).add_(coordinates)
+        cut = largest.square_().add_(product).mul_(1.0 + 64.0 * _U64)
+        # Rounding of the float64 additions and subtraction of the norm.
+        slack = (query_sq + kth.abs() + cut).mul_(8.0 * _U64)
+        return cut.sub_(query_sq).add_(slack)
+
+    return threshold
+
+
+def _round_up(cut, dtype):
+    """``cut`` in ``dtype``, never below its float64 value."""
+    low = cut.to(dtype)
+    return torch.where(
+        low.to(torch.float64) < cut,
+        torch.nextafter(low, torch.full_like(low, math.inf)),
+        low,
+    )
+
+
+def _exact_pairs(query, candidates, reference, reciprocal, metric):
     """Distances from each query row to its candidate references, pair by pair.
 
-    Computed from coordinate differences (no cancellation: a duplicate is at
-    distance exactly 0) with the same reduction for every pair, so identical
-    points get bit-identical distances wherever they sit in the data. Rows
-    are processed in steps that keep the gathered neighbours near 64 MiB.
+    Computed in float64 from coordinate differences (no cancellation: a
+    duplicate is at distance exactly 0) with the same reduction for every
+    pair, so identical points get bit-identical distances wherever they sit
+    in the data. Rows are processed in steps that keep the gathered
+    neighbours near 64 MiB.
     """
     n_rows, n_candidates = candidates.shape
-    step = max(1, 2**23 // max(1, n_candidates * reference.shape[1]))
+    n_features = reference.shape[1]
+    step = max(1, 2**23 // max(1, n_candidates * n_features))
     parts = []
     for start in range(0, n_rows, step):
         ind = candidates[start : start + step]
-        neighbours = reference[ind].to(torch.float64)
+        neighbours = reference.index_select(0, ind.reshape(-1))
+        neighbours = neighbours.view(*ind.shape, n_features).to(torch.float64)
         q = query[start : start + step].unsqueeze(1)
         if metric == "euclidean":
             parts.append(neighbours.sub_(q).square_().sum(dim=2).sqrt_())
         else:
-            neighbours.mul_(reference_scale[ind].unsqueeze(2)).mul_(q)
+            neighbours.mul_(reciprocal[ind].unsqueeze(2)).mul_(q)
             parts.append(neighbours.sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0))
     return torch.cat(parts)
 
 
-def _block_candidates(dist, error, kb):
-    """Columns that may hold the ``kb`` exactly-nearest references of each row.
+def _survivors(dist, cut, limit):
+    """Entries of each row at most ``cut``, packed left and padded.
 
-    With ``kth`` the ``kb``-th smallest approximate value of a row, every
-    reference among the exact ``kb`` nearest has an approximate value at most
-    ``kth`` plus twice the rounding bound (plus slack for the square root).
-    The smallest ``kb + extra`` values are taken with :func:`torch.topk`; when
-    the largest of them is above that threshold in every row, they hold every
-    entry under it, whatever order :func:`torch.topk` gives to ties.
-    Otherwise (many exact ties at the boundary) ``extra`` grows and the search
-    is repeated. Columns come back ordered by approximate value.
+    Returns ``(values, columns)`` of shape ``(n_rows, width)`` with padding
+    value ``inf`` and column ``-1``, or None when a row has more than
+    ``limit`` survivors (the caller then uses :func:`torch.topk`).
+    """
+    mask = dist <= _round_up(cut, dist.dtype).unsqueeze(1)
+    counts = mask.sum(dim=1)
+    width = int(counts.max())
+    if width > limit:
+        return None
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    offsets = torch.cumsum(counts, dim=0) - counts
+    position = torch.arange(rows.numel(), device=dist.device) - offsets[rows]
+    shape = (dist.shape[0], width)
+    values = torch.full(shape, torch.inf, dtype=dist.dtype, device=dist.device)
+    values[rows, position] = dist[rows, cols]
+    columns = torch.full(shape, -1, dtype=torch.int64, device=dist.device)
+    columns[rows, position] = cols
+    return values, columns
+
+
+def _merge(best_values, best_cols, values, cols, k, threshold):
+    """Merge a block's candidates into the running shortlist of each row.
+
+    Keeps, in increasing first-pass value, at least every entry at most the
+    cut derived from the ``k``-th smallest value; returns the shortlist and
+    the cut.
+    """
+    values, order = torch.sort(torch.cat([best_values, values], dim=1), dim=1)
+    cols = torch.gather(torch.cat([best_cols, cols], dim=1), 1, order)
+    if values.shape[1] >= k:
+        kth = values[:, k - 1].to(torch.float64)
+    else:
+        kth = torch.full_like(values[:, 0], torch.inf, dtype=torch.float64)
+    cut = threshold(kth)
+    below = values <= _round_up(cut, values.dtype).unsqueeze(1)
+    n_keep = max(1, int(below.sum(dim=1).max()))
+    return values[:, :n_keep], cols[:, :n_keep], cut
+
+
+def _scan_block(dist, offset, best_values, best_cols, cut, k, threshold):
+    """Fold one block of first-pass values into the running shortlist.
+
+    Rows whose running cut already excludes most of the block keep only the
+    entries under it; otherwise the smallest ``k + extra`` entries are taken
+    with :func:`torch.topk`, ``extra`` growing until every entry under the
+    new cut is among them, whatever order :func:`torch.topk` gives to ties.
     """
     n_rows, width = dist.shape
-    extra = 8
-    while kb + extra < width:
-        values, cols = torch.topk(dist, kb + extra, dim=1, largest=False, sorted=True)
-        kth = values[:, kb - 1]
-        threshold = kth + 4.0 * error + 16.0 * _EPS * kth.abs()
-        if bool((values[:, -1] > threshold).all()):
-            n_keep = int((values <= threshold.unsqueeze(1)).sum(dim=1).max())
-            return cols[:, :n_keep]
+    extra = max(8, k // 4)
+    limit = 2 * (k + extra)
+    if width <= limit:
+        cols = torch.arange(offset, offset + width, device=dist.device)
+        return _merge(
+            best_values, best_cols, dist, cols.expand(n_rows, width), k, threshold
+        )
+    found = _survivors(dist, cut, limit)
+    if found is not None:
+        values, cols = found
+        cols = torch.where(cols >= 0, cols + offset, cols)
+        return _merge(best_values, best_cols, values, cols, k, threshold)
+    while True:
+        n_take = k + extra
+        if n_take >= width:
+            cols = torch.arange(offset, offset + width, device=dist.device)
+            return _merge(
+                best_values, best_cols, dist, cols.expand(n_rows, width), k, threshold
+            )
+        values, cols = torch.topk(dist, n_take, dim=1, largest=False, sorted=False)
+        merged = _merge(best_values, best_cols, values, cols + offset, k, threshold)
+        if bool((values.amax(dim=1).to(torch.float64) > merged[2]).all()):
+            return merged
         extra *= 4
-    return torch.arange(width, device=dist.device).expand(n_rows, width)
 
 
 def _knn(
@@ -160,7 +392,7 @@ def _knn(
     itself in leave-one-out retrieval).
     """
     device = torch.device(device)
-    n_queries = query.shape[0]
+    n_queries, n_features = query.shape
     n_references = reference.shape[0]
     if block_size is None:
         if chunk_size is None:
@@ -171,13 +403,10 @@ def _knn(
     if chunk_size is None:
         chunk_size = max(1, _BLOCK_BUDGET // (block_size + 2 * k))
 
+    dtype = torch.float32 if _ieee_float32_matmul(device) else torch.float64
     reference = reference.to(device)
-    if metric == "euclidean":
-        reference_scale = reference.to(torch.float64).square().sum(dim=1)
-    else:
-        norms = torch.linalg.vector_norm(reference.to(torch.float64), dim=1)
-        # A zero vector has no direction: it stays zero, at distance 1 from all.
-        reference_scale = torch.where(norms > 0, norms.reciprocal(), norms)
+    prepared = _Prepared(reference, metric, dtype)
+    reciprocal = prepared.reciprocal if metric == "cosine" else None
     if self_index is not None:
         self_index = self_index.to(device)
 
@@ -186,49 +415,40 @@ def _knn(
     for q_start in range(0, n_queries, chunk_size):
         q_stop = min(q_start + chunk_size, n_queries)
         q = query[q_start:q_stop].to(device=device, dtype=torch.float64)
-        if metric == "euclidean":
-            q_scale = q.square().sum(dim=1)
-        else:
-            q_norm = torch.linalg.vector_norm(q, dim=1)
-            q = q * torch.where(q_norm > 0, q_norm.reciprocal(), q_norm).unsqueeze(1)
-            q_scale = None
+        if metric == "cosine":
+            q = _unit_rows(q)
+        q_work = prepared.transform(q)
+        q_sq = q_work.to(torch.float64).square().sum(dim=1)
+        threshold = _threshold_function(q_sq, prepared, n_features)
         own = None if self_index is None else self_index[q_start:q_stop]
         rows = q_stop - q_start
-        best_dist = torch.empty((rows, 0), dtype=torch.float64, device=device)
-        best_ind = torch.empty((rows, 0), dtype=torch.int64, device=device)
+        best_values = torch.empty((rows, 0), dtype=dtype, device=device)
+        best_cols = torch.empty((rows, 0), dtype=torch.int64, device=device)
+        cut = torch.full((rows,), torch.inf, dtype=torch.float64, device=device)
         for r_start in range(0, n_references, block_size):
             r_stop = min(r_start + block_size, n_references)
-            r = reference[r_start:r_stop].to(torch.float64)
-            r_scale = reference_scale[r_start:r_stop]
-            if metric == "cosine":
-                r = r * r_scale.unsqueeze(1)
-            dist, error = _approximate_block(q, q_scale, r, r_scale, metric)
+            dist = _approximate_block(q_work, q_sq, prepared, r_start, r_stop)
             if own is not None:
                 local = own - r_start
                 inside = torch.nonzero((local >= 0) & (local < r_stop - r_start))
                 inside = inside.squeeze(1)
                 dist[inside, local[inside]] = torch.inf
-            # Candidates in increasing index order, with exact distances.
-            cols = (
-                torch.sort(
-                    _block_candidates(dist, error, min(k, r_stop - r_start)), dim=1
-                ).values
-                + r_start
+            best_values, best_cols, cut = _scan_block(
+                dist, r_start, best_values, best_cols, cut, k, threshold
             )
             del dist
-            cand_dist = _exact_pairs(q, cols, reference, reference_scale, metric)
-            if own is not None:
-                cand_dist.masked_fill_(cols == own.unsqueeze(1), torch.inf)
-            # Running neighbours (smaller indices, in (distance, index) order)
-            # come first, then this block's in index order: a stable sort on
-            # the distance alone gives the (distance, index) order.
-            cand_dist, order = torch.sort(
-                torch.cat([best_dist, cand_dist], dim=1), dim=1, stable=True
-            )
-            best_dist = cand_dist[:, :k]
-            best_ind = torch.gather(torch.cat([best_ind, cols], dim=1), 1, order[:, :k])
-        out_dist[q_start:q_stop] = best_dist.cpu()
-        out_ind[q_start:q_stop] = best_ind.cpu()
+        # The shortlist holds every reference that can be among the exact k
+        # nearest: recompute its distances exactly and order them by
+        # (distance, index), a stable sort on the distance of the entries
+        # sorted by index.
+        cols = torch.sort(best_cols, dim=1).values
+        exact = _exact_pairs(q, cols.clamp(min=0), reference, reciprocal, metric)
+        exact.masked_fill_(cols < 0, torch.inf)
+        if own is not None:
+            exact.masked_fill_(cols == own.unsqueeze(1), torch.inf)
+        exact, order = torch.sort(exact, dim=1, stable=True)
+        out_dist[q_start:q_stop] = exact[:, :k].cpu()
+        out_ind[q_start:q_stop] = torch.gather(cols, 1, order[:, :k]).cpu()
     return out_dist, out_ind
 
 

@@ -1,13 +1,26 @@
 """Scikit-learn scorers rating a transformer by the retrieval quality of its output."""
 
-from ._retrieval import map_at_r_score, precision_at_k_score, r_precision_score
+from ._clustering import ami_score, nmi_score
+from ._retrieval import (
+    map_at_r_score,
+    mean_average_precision_score,
+    mean_reciprocal_rank_score,
+    precision_at_k_score,
+    r_precision_score,
+    recall_at_k_score,
+)
 
 __all__ = [
+    "ami_scorer",
     "get_scorer",
     "make_retrieval_scorer",
     "map_at_r_scorer",
+    "mean_average_precision_scorer",
+    "mrr_scorer",
+    "nmi_scorer",
     "precision_at_1_scorer",
     "r_precision_scorer",
+    "recall_at_1_scorer",
 ]
 
 
@@ -100,10 +113,22 @@ map_at_r_scorer = make_retrieval_scorer(map_at_r_score)
 precision_at_1_scorer = make_retrieval_scorer(precision_at_k_score, k=1)
 r_precision_scorer = make_retrieval_scorer(r_precision_score)
 
+recall_at_1_scorer = make_retrieval_scorer(recall_at_k_score, k=1)
+mean_average_precision_scorer = make_retrieval_scorer(mean_average_precision_score)
+mrr_scorer = make_retrieval_scorer(mean_reciprocal_rank_score)
+# A fixed seed: the same embedding gets the same clustering score every time.
+nmi_scorer = make_retrieval_scorer(nmi_score, random_state=0)
+ami_scorer = make_retrieval_scorer(ami_score, random_state=0)
+
 _SCORERS = {
+    "ami": ami_scorer,
     "map_at_r": map_at_r_scorer,
+    "mean_average_precision": mean_average_precision_scorer,
+    "mrr": mrr_scorer,
+    "nmi": nmi_scorer,
     "precision_at_1": precision_at_1_scorer,
     "r_precision": r_precision_scorer,
+    "recall_at_1": recall_at_1_scorer,
 }
 
 
@@ -112,10 +137,15 @@ def get_scorer(name):
 
     Parameters
     ----------
-    name : {"map_at_r", "precision_at_1", "r_precision"}
-        The retrieval metric: :func:`map_at_r_score`,
-        :func:`precision_at_k_score` with ``k=1`` or :func:`r_precision_score`,
-        each in leave-one-out mode with the Euclidean distance.
+    name : {"map_at_r", "precision_at_1", "r_precision", "recall_at_1", \
+"mean_average_precision", "mrr", "nmi", "ami"}
+        The metric: :func:`map_at_r_score`, :func:`precision_at_k_score` with
+        ``k=1``, :func:`r_precision_score`, :func:`recall_at_k_score` with
+        ``k=1``, :func:`mean_average_precision_score` or
+        :func:`mean_reciprocal_rank_score`, each in leave-one-out mode with
+        the Euclidean distance; or :func:`nmi_score` or :func:`ami_score`
+        with ``random_state=0`` (the same embedding always gets the same
+        score).
 
     Returns
     -------
