@@ -31,12 +31,12 @@ def _axes(ax):
     return (lambda: plt.subplots()[1]) if ax is None else (lambda: ax)
 
 
-def plot_embedding(embedder_or_none, X, y, *, ax=None, method="pca", random_state=0):
+def plot_embedding(embedder, X, y, *, ax=None, method="pca", random_state=0):
     """Scatter plot of an embedding projected to 2-D, one colour per class.
 
     Parameters
     ----------
-    embedder_or_none : estimator or None
+    embedder : estimator or None
         A fitted embedder (anything with ``transform``): ``X`` is embedded
         with it. ``None`` when ``X`` already holds embeddings.
     X : array-like of shape (n_samples, n_features)
@@ -92,7 +92,7 @@ def plot_embedding(embedder_or_none, X, y, *, ax=None, method="pca", random_stat
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
     get_ax = _axes(ax)
-    embeddings = _as_2d_float(_embed(embedder_or_none, X), "embeddings").numpy()
+    embeddings = _as_2d_float(_embed(embedder, X), "embeddings").numpy()
     labels = _check_labels(y, embeddings.shape[0], "y", "X")
     if embeddings.shape[1] < 2 or embeddings.shape[0] < 3:
         raise ValueError(
@@ -126,13 +126,13 @@ def plot_embedding(embedder_or_none, X, y, *, ax=None, method="pca", random_stat
 
 
 def plot_precision_at_k(
-    embedder_or_none, X, y, *, ks=(1, 2, 5, 10, 20), ax=None, metric="euclidean"
+    embedder, X, y, *, ks=(1, 2, 5, 10, 20), ax=None, metric="euclidean"
 ):
     """Leave-one-out precision at k of an embedding against k.
 
     Parameters
     ----------
-    embedder_or_none : estimator or None
+    embedder : estimator or None
         A fitted embedder (anything with ``transform``): ``X`` is embedded
         with it. ``None`` when ``X`` already holds embeddings.
     X : array-like of shape (n_samples, n_features)
@@ -187,10 +187,10 @@ def plot_precision_at_k(
     """
     ks = _check_ks(ks, "ks")
     get_ax = _axes(ax)
-    embeddings = _embed(embedder_or_none, X)
+    embeddings = _embed(embedder, X)
     values = [precision_at_k_score(embeddings, y, k=k, metric=metric) for k in ks]
     plt_ax = get_ax()
-    name = "embeddings" if embedder_or_none is None else type(embedder_or_none).__name__
+    name = "embeddings" if embedder is None else type(embedder).__name__
     plt_ax.plot(ks, values, marker="o", label=name)
     plt_ax.set_xlabel("k")
     plt_ax.set_ylabel("precision at k")

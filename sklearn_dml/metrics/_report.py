@@ -50,7 +50,7 @@ def _check_ks(k, name="k"):
 
 
 def retrieval_report(
-    embedder_or_none,
+    embedder,
     X,
     y,
     *,
@@ -65,7 +65,7 @@ def retrieval_report(
 
     Parameters
     ----------
-    embedder_or_none : estimator or None
+    embedder : estimator or None
         A fitted embedder (anything with ``transform``, a pipeline ending in
         one included): ``X`` (and ``reference_X``) are embedded with its
         ``transform``. ``None`` when ``X`` already holds embeddings.
@@ -151,10 +151,10 @@ def retrieval_report(
                 "retrieval_report(as_frame=True) needs pandas; install it with "
                 "`pip install pandas`, or use as_frame=False for a dict."
             ) from exc
-    embeddings = _embed(embedder_or_none, X, "X")
+    embeddings = _embed(embedder, X, "X")
     reference = None
     if reference_X is not None:
-        reference = _embed(embedder_or_none, reference_X, "reference_X")
+        reference = _embed(embedder, reference_X, "reference_X")
     pairing = dict(
         reference_embeddings=reference, reference_labels=reference_y, metric=metric
     )
