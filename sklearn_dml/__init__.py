@@ -6,15 +6,59 @@ from ._embedders import (
     MultiSimilarityEmbedder,
     TripletEmbedder,
 )
+from ._embedders_proxy import (
+    ArcFaceEmbedder,
+    CosFaceEmbedder,
+    LargeMarginSoftmaxEmbedder,
+    NCAEmbedder,
+    NormalizedSoftmaxEmbedder,
+    ProxyAnchorEmbedder,
+    ProxyNCAEmbedder,
+    SoftTripleEmbedder,
+    SubCenterArcFaceEmbedder,
+)
+from ._embedders_tuple import (
+    AngularEmbedder,
+    CircleEmbedder,
+    FastAPEmbedder,
+    HistogramEmbedder,
+    LiftedStructureEmbedder,
+    MarginEmbedder,
+    NPairsEmbedder,
+    NTXentEmbedder,
+    SNRContrastiveEmbedder,
+    SupConEmbedder,
+    TupletMarginEmbedder,
+)
 from .base import BaseDeepMetricLearner
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AngularEmbedder",
+    "ArcFaceEmbedder",
     "BaseDeepMetricLearner",
+    "CircleEmbedder",
     "ContrastiveEmbedder",
+    "CosFaceEmbedder",
     "DeepMetricEmbedder",
+    "FastAPEmbedder",
+    "HistogramEmbedder",
+    "LargeMarginSoftmaxEmbedder",
+    "LiftedStructureEmbedder",
+    "MarginEmbedder",
     "MultiSimilarityEmbedder",
+    "NCAEmbedder",
+    "NPairsEmbedder",
+    "NTXentEmbedder",
+    "NormalizedSoftmaxEmbedder",
+    "ProxyAnchorEmbedder",
+    "ProxyNCAEmbedder",
+    "SNRContrastiveEmbedder",
+    "SoftTripleEmbedder",
+    "SubCenterArcFaceEmbedder",
+    "SupConEmbedder",
     "TripletEmbedder",
+    "TupletMarginEmbedder",
     "__version__",
 ]

@@ -1,13 +1,15 @@
 """The embedders: thin estimators that name a loss (and miner) for the engine."""
 
-import copy
 import numbers
 
-import torch
-from sklearn.base import clone
 from sklearn.utils import check_scalar
 
 from ._docstrings import fill_doc
+from ._embedders_common import (
+    check_component,
+    check_learning_rate,
+    fresh_component,
+)
 from .base import BaseDeepMetricLearner
 from .losses import ContrastiveLoss, MultiSimilarityLoss, TripletMarginLoss
 from .miners import BatchHardMiner, MultiSimilarityMiner, TripletMarginMiner
@@ -18,14 +20,6 @@ __all__ = [
     "ContrastiveEmbedder",
     "MultiSimilarityEmbedder",
 ]
-
-
-def _check_component(value, name):
-    if value is not None and not isinstance(value, torch.nn.Module):
-        raise TypeError(
-            f"{name} must be a torch.nn.Module component from sklearn_dml.{name}es "
-            f"(or your own), got {type(value).__name__}."
-        )
 
 
 @fill_doc
@@ -43,11 +37,18 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
     loss : torch.nn.Module, default=None
         The metric loss. ``None`` means ``TripletMarginLoss(margin=0.1)``.
         ``fit`` trains a fresh clone of it; the object passed in is not
-        modified (see ``loss_`` for the trained copy).
+        modified (see ``loss_`` for the trained copy). A loss with learnable
+        parameters (proxies, class weights, centres) is configured for the
+        classes of ``y`` and the embedding size, trains them with the
+        backbone, and fixes the classes: ``partial_fit`` then needs every
+        class on its first call. Combine losses (e.g. a regulariser) with
+        :class:`~sklearn_dml.losses.CombinedLoss`.
 
     miner : torch.nn.Module, default=None
         Selects the pairs or triplets of each batch that the loss uses.
         ``None`` uses every pair/triplet.
+
+    {loss_learning_rate_none}
 
     {backbone_params}
 
@@ -80,6 +81,7 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         self,
         loss=None,
         miner=None,
+        loss_learning_rate=None,
         *,
         n_components=64,
         hidden_layer_sizes=(256,),
@@ -103,6 +105,7 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
     ):
         self.loss = loss
         self.miner = miner
+        self.loss_learning_rate = loss_learning_rate
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
@@ -124,20 +127,21 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         self.random_state = random_state
 
     def _check_method_params(self):
-        _check_component(self.loss, "loss")
-        _check_component(self.miner, "miner")
+        check_component(self.loss, "loss", "losses")
+        check_component(self.miner, "miner", "miners")
+        check_learning_rate(self.loss_learning_rate, "loss_learning_rate")
+
+    def _loss_learning_rate(self):
+        return self.loss_learning_rate
 
     def _build_loss(self, n_classes, n_components):
-        loss = TripletMarginLoss(margin=0.1) if self.loss is None else _fresh(self.loss)
-        miner = None if self.miner is None else _fresh(self.miner)
+        # The base class configures the loss (learnable parameters) afterwards.
+        if self.loss is None:
+            loss = TripletMarginLoss(margin=0.1)
+        else:
+            loss = fresh_component(self.loss)
+        miner = None if self.miner is None else fresh_component(self.miner)
         return loss, miner
-
-
-def _fresh(component):
-    """A new, untrained copy of a component (``clone`` for ours, deepcopy otherwise)."""
-    if hasattr(component, "get_params"):
-        return clone(component)
-    return copy.deepcopy(component)
 
 
 _TRIPLET_MINING = ("batch_hard", "semihard", "hard", "all")

@@ -10,6 +10,7 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
+    clone,
 )
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_scalar
@@ -200,6 +201,10 @@ class BaseDeepMetricLearner(
             backbone = self._build_backbone(n_features)
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
+            # Learnable loss parameters (proxies, centres, boundaries) must exist
+            # before the engine builds the optimizer and moves the modules.
+            if hasattr(loss, "configure"):
+                loss.configure(len(self.classes_), n_out)
         return _engine.TrainingState(backbone=backbone, loss=loss, miner=miner), n_out
 
     def _state_from_fitted(self):
@@ -327,6 +332,13 @@ class BaseDeepMetricLearner(
         classes = np.unique(y)
         if warm:
             new = np.setdiff1d(classes, self.classes_)
+            if new.size and self._fixed_classes():
+                raise ValueError(
+                    f"y holds labels {new.tolist()} that the previous fit did not "
+                    f"see, but the loss of {type(self).__name__} learns one "
+                    "parameter per class, fixed at the first fit. Refit with "
+                    "warm_start=False on data holding every class."
+                )
             self.classes_ = (
                 np.concatenate([self.classes_, new]) if new.size else self.classes_
             )
@@ -398,8 +410,25 @@ class BaseDeepMetricLearner(
         return self
 
     def _fixed_classes(self):
-        """Whether the loss has per-class parameters (then classes are fixed)."""
-        return False
+        """Whether the fitted loss has per-class parameters (then classes are fixed).
+
+        Decided by configuring an unconfigured copy of ``loss_`` for one more
+        class: if any parameter changes shape, the parameters are per class.
+        """
+        loss = getattr(self, "loss_", None)
+        if loss is None or not hasattr(loss, "configure"):
+            return False
+        shapes = [tuple(p.shape) for p in loss.parameters()]
+        if not shapes:
+            return False
+        probe = clone(loss) if hasattr(loss, "get_params") else copy.deepcopy(loss)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                probe.configure(len(self.classes_) + 1, self._n_features_out)
+        except ValueError:
+            # The loss was built for a fixed number of classes.
+            return True
+        return [tuple(p.shape) for p in probe.parameters()] != shapes
 
     def _encode(self, y):
         # classes_ may be unsorted after classes were appended: map via a sort.

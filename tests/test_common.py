@@ -2,14 +2,22 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import sklearn_dml
 from sklearn_dml import (
     ContrastiveEmbedder,
     DeepMetricEmbedder,
     MultiSimilarityEmbedder,
     TripletEmbedder,
 )
-from sklearn_dml.losses import ContrastiveLoss
+from sklearn_dml.losses import ArcFaceLoss, CenterLoss, CombinedLoss, ContrastiveLoss
 from sklearn_dml.miners import BatchHardMiner
+
+_ORIGINAL = {
+    "ContrastiveEmbedder",
+    "DeepMetricEmbedder",
+    "MultiSimilarityEmbedder",
+    "TripletEmbedder",
+}
 
 
 def _instances():
@@ -23,6 +31,16 @@ def _instances():
         MultiSimilarityEmbedder(**small),
         DeepMetricEmbedder(**small),
         DeepMetricEmbedder(loss=ContrastiveLoss(), miner=BatchHardMiner(), **small),
+        DeepMetricEmbedder(loss=ArcFaceLoss(), **small),
+        DeepMetricEmbedder(
+            loss=CombinedLoss([ContrastiveLoss(), CenterLoss()], [1.0, 0.1]), **small
+        ),
+    ] + [
+        # The one-method embedders: one epoch of a tiny network is enough for
+        # the contract and keeps the ~50 checks of each quick.
+        getattr(sklearn_dml, name)(max_iter=1, hidden_layer_sizes=(8,), n_components=4)
+        for name in sorted(sklearn_dml.__all__)
+        if name.endswith("Embedder") and name not in _ORIGINAL
     ]
 
 

@@ -2,15 +2,70 @@
 
 Every loss is a :class:`torch.nn.Module` with scikit-learn style
 ``get_params``/``set_params``, usable on its own in any PyTorch training loop
-or passed to an estimator as a hyper-parameter.
+or passed to an estimator as a hyper-parameter. Losses with learnable
+parameters (proxies, class weights, centres, a learned boundary) create them
+in ``configure(num_classes, embedding_size)``, which estimators call before
+training.
 """
 
 from ._base import BaseMetricLoss
+from ._combined import CombinedLoss
 from ._pair import ContrastiveLoss, MultiSimilarityLoss, TripletMarginLoss
+from ._proxy import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    LargeMarginSoftmaxLoss,
+    NCALoss,
+    NormalizedSoftmaxLoss,
+    ProxyAnchorLoss,
+    ProxyNCALoss,
+    SoftTripleLoss,
+    SphereFaceLoss,
+    SubCenterArcFaceLoss,
+)
+from ._regularizers import CenterLoss
+from ._tuple import (
+    AngularLoss,
+    CircleLoss,
+    FastAPLoss,
+    GeneralizedLiftedStructureLoss,
+    HistogramLoss,
+    LiftedStructureLoss,
+    MarginLoss,
+    NPairsLoss,
+    NTXentLoss,
+    SignalToNoiseRatioContrastiveLoss,
+    SupConLoss,
+    TupletMarginLoss,
+)
 
 __all__ = [
+    "AngularLoss",
+    "ArcFaceLoss",
     "BaseMetricLoss",
+    "CenterLoss",
+    "CircleLoss",
+    "CombinedLoss",
     "ContrastiveLoss",
+    "CosFaceLoss",
+    "FastAPLoss",
+    "GeneralizedLiftedStructureLoss",
+    "HistogramLoss",
+    "LargeMarginSoftmaxLoss",
+    "LiftedStructureLoss",
+    "MarginLoss",
     "MultiSimilarityLoss",
+    "NCALoss",
+    "NPairsLoss",
+    "NTXentLoss",
+    "NormalizedSoftmaxLoss",
+    "ProxyAnchorLoss",
+    "ProxyNCALoss",
+    "SignalToNoiseRatioContrastiveLoss",
+    "SoftTripleLoss",
+    "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
+    "SupConLoss",
     "TripletMarginLoss",
+    "TupletMarginLoss",
 ]
