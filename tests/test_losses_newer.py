@@ -17,6 +17,7 @@ from torch.func import functional_call
 
 from sklearn_dml.losses import _newer
 from sklearn_dml.losses._newer import (
+    EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
     MeanFieldContrastiveLoss,
     RKDAngleLoss,
@@ -510,3 +511,108 @@ def test_rkd_edge_cases_and_validation(cls):
     assert clone(loss).get_params() == {"delta": 0.5}
     assert pickle.loads(pickle.dumps(loss)).delta == 0.5
     assert list(loss.parameters()) == []
+
+
+# ------------------------------------------------------------------- EBV
+def np_ebv(x, basis, y, temperature, w):
+    terms = []
+    for i in range(len(x)):
+        logits = np.array([cos(x[i], b) / temperature for b in basis])
+        terms.append(logsumexp(logits) - logits[y[i]])
+    return sum(wi * ti for wi, ti in zip(w, terms)) / len(x)
+
+
+def test_ebv_vectors_are_unit_and_nearly_orthogonal():
+    loss = EquiangularBasisLoss(max_cosine=0.5, max_iter=3000).configure(10, 4)
+    basis = loss.basis_vectors.numpy().astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(basis, axis=1), 1.0, rtol=1e-6)
+    worst = max(
+        abs(cos(basis[i], basis[j])) for i in range(10) for j in range(10) if i != j
+    )
+    np.testing.assert_allclose(loss.max_cosine_reached_, worst, rtol=1e-5)
+    assert worst <= 0.5 + 1e-4
+    # as many dimensions as classes: close to an orthonormal basis
+    loss = EquiangularBasisLoss(max_cosine=0.002).configure(5, 5)
+    gram = loss.basis_vectors.numpy() @ loss.basis_vectors.numpy().T
+    assert np.abs(gram - np.eye(5)).max() <= 0.0021
+
+
+def test_ebv_generation_step_is_gradient_descent_on_the_penalty():
+    # One step from the seeded start, against autograd on the penalty (a
+    # step that lowers the largest |cos|, so it is the iterate kept).
+    gen = torch.Generator().manual_seed(3)
+    start = torch.randn(6, 3, generator=gen, dtype=torch.float32)
+    start = start / start.norm(dim=1, keepdim=True)
+    w = start.clone().requires_grad_(True)
+    gram = w @ w.T
+    off = ~torch.eye(6, dtype=torch.bool)
+    torch.relu(gram[off].abs() - 0.1).sum().backward()
+    expected = start - 0.02 * w.grad
+    expected = expected / expected.norm(dim=1, keepdim=True)
+
+    def worst(v):
+        return (v @ v.T)[off].abs().max().item()
+
+    assert worst(expected) < worst(start)
+    loss = EquiangularBasisLoss(
+        max_cosine=0.1, max_iter=1, learning_rate=0.02, random_state=3
+    ).configure(6, 3)
+    np.testing.assert_allclose(loss.basis_vectors, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ebv_seeding():
+    def make(seed):
+        loss = EquiangularBasisLoss(max_iter=50, random_state=seed)
+        return loss.configure(4, 3).basis_vectors
+
+    a, b, c = make(3), make(3), make(4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    torch.manual_seed(1)
+    d = make(None)
+    torch.manual_seed(1)
+    e = make(None)
+    assert torch.equal(d, e)
+
+
+@pytest.mark.parametrize("tuple_", [None, TRIPLETS], ids=["all", "mined"])
+def test_ebv_loss_matches_numpy_and_gradcheck(tuple_):
+    loss = EquiangularBasisLoss(temperature=0.3, max_cosine=0.4)
+    loss = loss.configure(N_CLASSES, 3).double()
+    basis = loss.basis_vectors.numpy()
+    got = loss(_t(X), _l(Y), tuple_).item()
+    expected = np_ebv(X, basis, Y, 0.3, np_weights(tuple_, len(X)))
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    x = _t(X, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e: loss(e, _l(Y), tuple_), (x,))
+
+
+def test_ebv_edge_cases_buffer_and_errors():
+    loss = EquiangularBasisLoss(max_cosine=0.4).configure(N_CLASSES, 3)
+    assert list(loss.parameters()) == []
+    assert set(loss.state_dict()) == {"basis_vectors"}
+    for labels in ([2] * 7, [1]):
+        x = torch.tensor(X[: len(labels)], requires_grad=True)
+        value = loss(x, _l(labels))
+        value.backward()
+        assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+    empty = torch.zeros(0, dtype=torch.long)
+    x = _t(X, requires_grad=True)
+    _zero_with_zero_grad(loss(x, _l(Y), (empty,) * 3), [x])
+    x32 = torch.tensor(X, dtype=torch.float32)
+    for other in (pickle.loads(pickle.dumps(loss)), copy.deepcopy(loss)):
+        assert torch.equal(other.basis_vectors, loss.basis_vectors)
+        assert other(x32, _l(Y)).item() == loss(x32, _l(Y)).item()
+    fresh = clone(loss)
+    assert fresh.get_params() == loss.get_params()
+    with pytest.raises(RuntimeError, match=r"call loss.configure\(num_classes"):
+        fresh(x32, _l(Y))
+    with pytest.raises(ValueError, match=r"labels must be class indices in 0 \.\. 3"):
+        loss(x32, _l([0, 1, 2, 3, 4, 0, 0]))
+    with pytest.raises(ValueError, match="embeddings have 2 columns"):
+        loss(x32[:, :2], _l(Y))
+    with pytest.raises(ValueError, match="random_state must be an int or None"):
+        EquiangularBasisLoss(random_state="a").configure(3, 3)
+    with pytest.raises(ValueError, match="max_iter must be a non-negative integer"):
+        EquiangularBasisLoss(max_iter=-1).configure(3, 3)
+    with pytest.raises(ValueError, match="temperature must be a real number > 0"):
+        EquiangularBasisLoss(temperature=0).configure(3, 3)(x32[:2], _l([0, 1]))

@@ -11,6 +11,8 @@ knowledge distillation.
 * :class:`RKDDistanceLoss` and :class:`RKDAngleLoss` (Park et al., CVPR 2019)
   compare the *relations* inside a batch of student embeddings with those of
   a teacher: they are called as ``loss(student, teacher)``, not with labels.
+* :class:`EquiangularBasisLoss` (Shen et al., CVPR 2023): a softmax over the
+  cosines to fixed, nearly orthogonal class vectors (a buffer, not learned).
 """
 
 import numbers
@@ -23,9 +25,16 @@ from .._params import ParamsMixin
 from .._tuples import convert_to_pairs, label_masks
 from ..distances import CosineSimilarity, LpDistance
 from ._base import BaseMetricLoss, zero_loss
-from ._proxy import _cosine_to_proxies, _ProxyLoss, _weighted_mean
+from ._proxy import (
+    _cosine_to_proxies,
+    _ProxyLoss,
+    _resolve_size,
+    _sample_weights,
+    _weighted_mean,
+)
 
 __all__ = [
+    "EquiangularBasisLoss",
     "MeanFieldClassWiseMultiSimilarityLoss",
     "MeanFieldContrastiveLoss",
     "RKDAngleLoss",
@@ -33,8 +42,12 @@ __all__ = [
     "TCMRegularizer",
 ]
 
-# (vertex, sample, sample) cells per chunk of RKDAngleLoss.
+# (vertex, sample, sample) cells per chunk of RKDAngleLoss, and Gram cells
+# per chunk of rows when generating equiangular basis vectors.
 _ANGLE_CHUNK_CELLS = 2**22
+_GRAM_CHUNK_CELLS = 2**22
+# Step t of the EBV generation is learning_rate / (1 + t / _EBV_STEP_DECAY).
+_EBV_STEP_DECAY = 20.0
 
 register_doc(
     "mean_field_notes",
@@ -747,3 +760,248 @@ class RKDAngleLoss(_RelationalDistillationLoss):
                 student, teacher, vertices[start : start + chunk], delta
             )
         return total / (n * (n - 1) * (n - 2))
+
+
+# ------------------------------------------------------------------ EBV
+def equiangular_basis_vectors(
+    n_vectors, n_dims, max_cosine, max_iter, learning_rate, generator=None
+):
+    """Unit vectors whose pairwise ``|cos|`` is pushed below ``max_cosine``.
+
+    Gradient descent, from standard normal vectors, on
+    ``sum_{i != j} max(|cos(w_i, w_j)| - max_cosine, 0)``, renormalising
+    after every step, with step ``learning_rate / (1 + t / 20)`` at step
+    ``t``; stops once no pair exceeds ``max_cosine`` (with a 1e-4
+    tolerance) or after ``max_iter`` steps, and returns the iterate with the
+    smallest largest ``|cos|``. The Gram matrix is formed a chunk of rows at
+    a time.
+
+    Returns
+    -------
+    basis : torch.Tensor of shape (n_vectors, n_dims)
+        The unit vectors (float32).
+    worst : float
+        Their largest pairwise ``|cos|``.
+    """
+    basis = F.normalize(torch.randn(n_vectors, n_dims, generator=generator), dim=1)
+    chunk = max(1, _GRAM_CHUNK_CELLS // n_vectors)
+    best, best_worst = basis, float("inf")
+    for step in range(max_iter + 1):
+        grad = torch.zeros_like(basis)
+        worst = 0.0
+        for start in range(0, n_vectors, chunk):
+            rows = basis[start : start + chunk]
+            gram = rows @ basis.T
+            own = torch.arange(start, start + rows.shape[0])
+            gram[torch.arange(rows.shape[0]), own] = 0.0
+            if gram.numel():
+                worst = max(worst, float(gram.abs().max()))
+            active = (gram.abs() > max_cosine).to(basis.dtype)
+            # d/dW of the penalty: each pair appears as (i, j) and (j, i)
+            grad[start : start + chunk] = 2.0 * (torch.sign(gram) * active) @ basis
+        if worst < best_worst:
+            best, best_worst = basis, worst
+        if worst <= max_cosine + 1e-4 or step == max_iter:
+            break
+        size = learning_rate / (1.0 + step / _EBV_STEP_DECAY)
+        basis = F.normalize(basis - size * grad, dim=1)
+    return best, best_worst
+
+
+@fill_doc
+class EquiangularBasisLoss(BaseMetricLoss):
+    """Equiangular basis vectors (EBV) loss: a softmax over fixed class vectors.
+
+    Every class gets a predefined unit vector, the class vectors being as
+    close to orthogonal as the dimension allows; the loss is the
+    cross-entropy of the scaled cosines between an embedding and every class
+    vector. The vectors are generated once, by :meth:`configure`, and are
+    not trained: the loss has no learnable parameter, so the number of
+    trained parameters does not grow with the number of classes.
+
+    Parameters
+    ----------
+    {proxy_size_params}
+
+    temperature : float, default=0.07
+        Temperature :math:`\\tau` dividing the cosines (the authors' 0.07).
+
+    max_cosine : float, default=0.05
+        Target :math:`\\alpha` of the generation: the largest allowed
+        :math:`|\\cos|` between two class vectors (the authors use 0.002 with
+        as many dimensions as classes). It cannot go below the Welch bound
+        :math:`\\sqrt{(C - d) / (d (C - 1))}` when :math:`C > d`.
+
+    max_iter : int, default=1000
+        Maximum number of gradient steps of the generation.
+
+    learning_rate : float, default=0.01
+        Step size of the generation.
+
+    random_state : int or None, default=0
+        Seed of the class vectors (a local ``torch.Generator``); ``None``
+        draws from the global torch random state.
+
+    Attributes
+    ----------
+    basis_vectors : torch.Tensor of shape (num_classes, embedding_size)
+        The unit class vectors, a buffer created by :meth:`configure`
+        (carried by ``state_dict``, ``copy.deepcopy``, pickling and
+        ``.to()``, but not a parameter).
+
+    max_cosine_reached_ : float
+        Largest :math:`|\\cos|` between two class vectors after generation.
+
+    See Also
+    --------
+    sklearn_dml.losses.NormalizedSoftmaxLoss : The same softmax with
+        learnable class vectors.
+
+    Notes
+    -----
+    The class vectors :math:`W_c` minimise, by gradient descent from random
+    normal vectors with renormalisation after each step,
+
+    .. math::
+
+        \\sum_{i \\neq j} \\max(|\\cos(W_i, W_j)| - \\alpha, 0)
+
+    until every pair is within :math:`\\alpha` (the authors' generation
+    script), for at most ``max_iter`` steps. Two choices differ from that
+    script: the step shrinks as :math:`\\eta / (1 + t / 20)` at step
+    :math:`t` (a fixed step oscillates around a small :math:`\\alpha`), and
+    the iterate with the smallest largest :math:`|\\cos|` is kept. When
+    :math:`\\alpha` is below what the dimension allows the result is the
+    best found: check ``max_cosine_reached_``. With :math:`\\tau` the temperature, the training loss is
+
+    .. math::
+
+        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i \\log
+            \\frac{e^{\\cos(x_i, W_{y_i}) / \\tau}}
+                 {\\sum_{c} e^{\\cos(x_i, W_c) / \\tau}}
+
+    and a sample is classified by its most similar class vector. The loss
+    works on the cosine and takes no ``distance``. ``indices_tuple`` weights
+    samples as the proxy losses do (:math:`w_i = c_i / \\max_j c_j`, an empty
+    tuple gives 0).
+
+    References
+    ----------
+    .. [1] Shen, Y., Sun, X. and Wei, X.-S. "Equiangular Basis Vectors", CVPR
+       2023.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses._newer import EquiangularBasisLoss
+    >>> loss = EquiangularBasisLoss(max_cosine=0.01).configure(3, 3)
+    >>> gram = loss.basis_vectors @ loss.basis_vectors.T
+    >>> bool((gram - torch.eye(3)).abs().max() <= 0.0101)
+    True
+    >>> embeddings = loss.basis_vectors[[0, 1, 2]] * 5.0
+    >>> loss(embeddings, torch.tensor([0, 1, 2])).item() < 1e-5
+    True
+    """
+
+    def __init__(
+        self,
+        num_classes=None,
+        embedding_size=None,
+        temperature=0.07,
+        max_cosine=0.05,
+        max_iter=1000,
+        learning_rate=0.01,
+        random_state=0,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embedding_size = embedding_size
+        self.temperature = temperature
+        self.max_cosine = max_cosine
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def _default_distance(self):
+        return CosineSimilarity()
+
+    def configure(self, num_classes=None, embedding_size=None):
+        """Generate the class vectors (a buffer, not a parameter).
+
+        Parameters
+        ----------
+        num_classes : int, default=None
+            Number of classes; ``None`` uses the constructor's value.
+        embedding_size : int, default=None
+            Dimension of the embeddings; ``None`` uses the constructor's value.
+
+        Returns
+        -------
+        self : EquiangularBasisLoss
+            This loss, with ``basis_vectors`` set.
+        """
+        num_classes = _resolve_size(self, "num_classes", num_classes)
+        embedding_size = _resolve_size(self, "embedding_size", embedding_size)
+        max_cosine = _check_real(self, "max_cosine", 0.0)
+        learning_rate = _check_real(self, "learning_rate", 0.0, strict=True)
+        max_iter = self.max_iter
+        if (
+            isinstance(max_iter, bool)
+            or not isinstance(max_iter, numbers.Integral)
+            or max_iter < 0
+        ):
+            raise ValueError(
+                "EquiangularBasisLoss: max_iter must be a non-negative integer; "
+                f"got {max_iter!r}."
+            )
+        seed = self.random_state
+        if seed is None:
+            generator = None
+        elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            generator = torch.Generator().manual_seed(int(seed))
+        else:
+            raise ValueError(
+                "EquiangularBasisLoss: random_state must be an int or None; got "
+                f"{seed!r}."
+            )
+        basis, worst = equiangular_basis_vectors(
+            num_classes,
+            embedding_size,
+            max_cosine,
+            int(max_iter),
+            learning_rate,
+            generator,
+        )
+        self.register_buffer("basis_vectors", basis)
+        self.max_cosine_reached_ = worst
+        return self
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        basis = getattr(self, "basis_vectors", None)
+        if basis is None:
+            raise RuntimeError(
+                "EquiangularBasisLoss has no basis vectors yet: call "
+                "loss.configure(num_classes, embedding_size) before the first "
+                "forward (estimators do this in fit)."
+            )
+        if embeddings.shape[1] != basis.shape[1]:
+            raise ValueError(
+                f"embeddings have {embeddings.shape[1]} columns but "
+                "EquiangularBasisLoss was configured for "
+                f"embedding_size={basis.shape[1]}."
+            )
+        if labels.numel() > 0 and (
+            int(labels.min()) < 0 or int(labels.max()) >= basis.shape[0]
+        ):
+            raise ValueError(
+                f"labels must be class indices in 0 .. {basis.shape[0] - 1} for "
+                f"EquiangularBasisLoss configured with num_classes={basis.shape[0]};"
+                f" got values from {int(labels.min())} to {int(labels.max())}."
+            )
+        temperature = _check_real(self, "temperature", 0.0, strict=True)
+        weights = _sample_weights(indices_tuple, labels, embeddings.dtype)
+        if labels.shape[0] == 0 or (weights is not None and not weights.any()):
+            return zero_loss(embeddings)
+        logits = _cosine_to_proxies(embeddings, basis.to(embeddings)) / temperature
+        terms = F.cross_entropy(logits, labels, reduction="none")
+        return _weighted_mean(terms, weights)
