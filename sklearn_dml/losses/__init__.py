@@ -10,6 +10,14 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._newer import (
+    EquiangularBasisLoss,
+    MeanFieldClassWiseMultiSimilarityLoss,
+    MeanFieldContrastiveLoss,
+    RKDAngleLoss,
+    RKDDistanceLoss,
+    TCMRegularizer,
+)
 from ._pair import ContrastiveLoss, MultiSimilarityLoss, TripletMarginLoss
 from ._proxy import (
     ArcFaceLoss,
@@ -48,24 +56,30 @@ __all__ = [
     "CombinedLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "EquiangularBasisLoss",
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
     "HistogramLoss",
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "MarginLoss",
+    "MeanFieldClassWiseMultiSimilarityLoss",
+    "MeanFieldContrastiveLoss",
     "MultiSimilarityLoss",
     "NCALoss",
+    "NormalizedSoftmaxLoss",
     "NPairsLoss",
     "NTXentLoss",
-    "NormalizedSoftmaxLoss",
     "ProxyAnchorLoss",
     "ProxyNCALoss",
+    "RKDAngleLoss",
+    "RKDDistanceLoss",
     "SignalToNoiseRatioContrastiveLoss",
     "SoftTripleLoss",
     "SphereFaceLoss",
     "SubCenterArcFaceLoss",
     "SupConLoss",
+    "TCMRegularizer",
     "TripletMarginLoss",
     "TupletMarginLoss",
 ]
