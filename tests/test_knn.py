@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_dml.metrics import (
     _knn,
@@ -235,3 +236,16 @@ def test_every_retrieval_score_uses_the_one_knn(monkeypatch, score, kwargs):
     value = score(X, y, metric="cosine", **kwargs)
     assert calls and set(calls) == {"cosine"}
     assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize("precision", ["high", "medium"])
+def test_reduced_matmul_precision_keeps_the_exact_result(precision):
+    X = duplicated_normal(4, 45)
+    expected = numpy_knn(X, 6, exclude_self=True)[1]
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        _, indices = chunked_knn(X, 6, exclude_self=True, chunk_size=8)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    np.testing.assert_array_equal(indices, expected)

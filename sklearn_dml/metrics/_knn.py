@@ -116,7 +116,11 @@ class _Prepared:
         else:
             norms = sq_norms.sqrt()
             self.reciprocal = torch.where(norms > 0, norms.reciprocal(), norms)
-        if metric == "cosine" or self.shift is not None or reference.dtype != torch.float32:
+        if (
+            metric == "cosine"
+            or self.shift is not None
+            or reference.dtype != torch.float32
+        ):
             work = torch.empty((n_rows, n_features), dtype=torch.float32, device=device)
             for start, stop in _row_steps(n_rows, n_features):
                 work[start:stop] = self.transform(
@@ -171,6 +175,22 @@ def _distance_block(query_work, prepared, start, stop):
     return torch.mm(query_work, block.T).neg_()
 
 
+def _first_pass_unit(device):
+    """Unit roundoff of float32 matrix products on ``device``.
+
+    ``torch.set_float32_matmul_precision("high")`` (or CUDA's TF32 switch)
+    lets products round to 10 mantissa bits, ``"medium"`` to bfloat16's 7:
+    the error bound then widens accordingly, so results stay exact.
+    """
+    precision = torch.get_float32_matmul_precision()
+    if precision == "medium":
+        return 2.0**-8
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    if precision == "high" or tf32:
+        return 2.0**-11
+    return _U32
+
+
 def _error_bound(query_work, prepared):
     """Bound on the float32 rounding error of one first-pass value, per query.
 
@@ -181,11 +201,13 @@ def _error_bound(query_work, prepared):
     number for underflow, is returned.
     """
     n_features = query_work.shape[1]
+    unit = _first_pass_unit(query_work.device)
     terms = n_features + 8
-    gamma = terms * _U32 / (1.0 - terms * _U32)
+    # Past d u >= 1 nothing is proven: every reference becomes a candidate.
+    gamma = terms * unit / (1.0 - terms * unit) if terms * unit < 1 else math.inf
     q_norm = torch.linalg.vector_norm(query_work.to(torch.float64), dim=1)
     reach = (q_norm + prepared.largest).square()
-    return 2.0 * (gamma + 8.0 * _U32) * reach + torch.finfo(torch.float32).tiny
+    return 2.0 * (gamma + 8.0 * unit) * reach + torch.finfo(torch.float32).tiny
 
 
 def _exact_distances(query, candidates, prepared):
@@ -294,7 +316,9 @@ def _knn(
         while pending.numel():
             n_take = min(k + extra, n_references)
             p_own = None if own is None else own[pending]
-            values, cols = _shortlist(q_work[pending], prepared, p_own, n_take, block_size)
+            values, cols = _shortlist(
+                q_work[pending], prepared, p_own, n_take, block_size
+            )
             if n_take < n_references:
                 # Every reference left out has a first-pass value at least the
                 # largest kept one; the exact k nearest have values at most
@@ -348,7 +372,7 @@ def chunked_knn(
     ``block_size`` references; each block's nearest references are merged
     into a running top-k, so memory grows with ``chunk_size * block_size`` and never
     with ``n_queries * n_references``. Designed for a million 128-dimensional
-    embeddings; run it on a GPU with ``device="cuda"`` for that scale.
+    embeddings on a CPU; ``device="cuda"`` runs the same search on a GPU.
 
     Parameters
     ----------
@@ -371,11 +395,12 @@ def chunked_knn(
         ordinary neighbours at distance 0.
     chunk_size : int, default=None
         Number of queries processed at once. ``None`` picks it so that one
-        distance block stays near 256 MiB.
+        float32 distance tile (``chunk_size x block_size``) stays near 256 MiB
+        (see Notes for the memory used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
         65536 (capped at ``n_references``), or, when only ``chunk_size`` is
-        given, the largest block keeping the distance block near 256 MiB.
+        given, the largest block keeping the distance tile near 256 MiB.
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
@@ -399,29 +424,46 @@ def chunked_knn(
     key :math:`(d(q, r_j), j)`, i.e. by distance and, among exactly equal
     distances, by increasing reference index :math:`j`. The result therefore
     does not depend on ``chunk_size``, ``block_size`` nor on how
-    :func:`torch.topk` orders ties. Distances are computed in float64 whatever
-    the input dtype (inputs are kept as given, so float32 keeps memory low):
+    :func:`torch.topk` orders ties. Inputs are kept as given (float32 keeps
+    memory low); returned distances are float64.
+
+    *First pass (float32).* Each (chunk x block) tile is one float32 matrix
+    product with precomputed squared norms,
 
     .. math::
 
-        d_{\mathrm{euc}}(q, r) = \sqrt{\lVert q\rVert^2 - 2\, q^\top r
-        + \lVert r\rVert^2}, \qquad
-        d_{\cos}(q, r) = 1 - \frac{q^\top r}{\lVert q\rVert\,\lVert r\rVert}.
+        v(q, r) = \lVert r\rVert^2 - 2\, q^\top r \quad (\text{euclidean}),
+        \qquad v(q, r) = -\hat q^\top \hat r \quad (\text{cosine}),
 
-    Each block is first ranked with one float64 matrix product (the
-    expansion above). Its rounding, bounded by about
-    :math:`3 d\, \varepsilon\, (\lVert q\rVert^2 + \lVert r\rVert^2)`, can
-    reorder near-ties and makes even identical references differ in the last
-    bits, so it is only used to shortlist: every reference whose approximate
-    value is within twice that bound of the k-th smallest one is kept. The
-    shortlist's distances are then recomputed pair by pair from coordinate
-    differences, :math:`\sqrt{\sum_i (q_i - r_i)^2}` and
-    :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
+    which orders references like the distance (:math:`\lVert q\rVert^2` is
+    constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
+    ``k + max(16, k // 8)`` smallest values per row are kept with
+    :func:`torch.topk` and merged block after block. The rounding of
+    :math:`v` is at most
+    :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
+    \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
+    u)`; references are centred on their mean first when that shrinks their
+    norms. If the :math:`k`-th smallest kept value plus :math:`2b` is below
+    the largest kept value, every exact :math:`k` nearest (ties included) is
+    in the shortlist; rows where it is not are searched again with four
+    times more candidates.
+
+    *Second pass (float64).* The shortlist's distances are recomputed pair
+    by pair from coordinate differences, :math:`\sqrt{\sum_i (q_i -
+    r_i)^2}` and :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
     bit-identical distances (exactly 0 to the query's own duplicates), and
-    merged into the running top-k by a stable sort. The shortlist has about
-    ``k`` entries per query plus the exact ties at the boundary; data made of
-    a few distinct points repeated many times makes it, and the search,
-    larger.
+    sorted stably by (distance, index).
+
+    *Memory.* Besides the inputs and the output (``n_queries * k * 16``
+    bytes): a float32 working copy of the references when they are not
+    float32 already, are centred, or for ``"cosine"`` (``n_references *
+    n_features * 4`` bytes); one distance tile of ``chunk_size *
+    block_size * 4`` bytes (256 MiB by default: ``block_size = 65536`` and
+    ``chunk_size = 2**26 // (block_size + 2 k)``); the shortlist, about
+    ``chunk_size * (k + k // 8 + 16) * 12`` bytes; and the float64 second
+    pass, at most 64 MiB at a time. Nothing grows with ``n_queries *
+    n_references``. A smaller ``chunk_size`` lowers the peak; a very small
+    one makes the matrix products inefficient.
 
     References
     ----------
