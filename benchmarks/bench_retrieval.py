@@ -234,8 +234,9 @@ def run_contender(contender, protocol, args):
         memory = any(
             word in tail[0] for word in ("memory", "alloc", "MemoryError", "bad_alloc")
         )
-        what = f"out of memory (> {args.memory_limit:g} GiB)" if memory else "error"
-        return {"failed": f"{what}: {tail[0][:120]}"}
+        if memory:
+            return {"failed": f"out of memory (> {args.memory_limit:g} GiB)"}
+        return {"failed": f"error: {tail[0][:80]}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
