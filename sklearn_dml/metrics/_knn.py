@@ -18,8 +18,8 @@ __all__ = ["chunked_knn"]
 _METRICS = ("euclidean", "cosine")
 
 # Number of entries in one (query chunk x reference block) block of the first
-# pass: 2**25 float32 entries is 128 MiB.
-_BLOCK_BUDGET = 2**25
+# pass: 2**26 float32 entries is 256 MiB.
+_BLOCK_BUDGET = 2**26
 # Default number of references per block when nothing is given.
 _DEFAULT_BLOCK = 2**16
 
@@ -70,32 +70,12 @@ def _check_positive_int(value, name, allow_none=True):
     return int(value)
 
 
-# Unit roundoff of float64, the precision of the exact second pass.
-_U64 = 2.0**-53
-# A float32 working copy is scaled by a power of two when the largest
-# coordinate falls outside [2**-40, 2**40], so squares neither overflow nor
-# underflow wholesale.
-_SAFE_EXPONENT = 40
+# Unit roundoff of float32, the precision of the first pass.
+_U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
 _PREPARE_ELEMENTS = 2**20
-
-
-def _ieee_float32_matmul(device):
-    """Whether float32 matrix products on ``device`` round like IEEE float32.
-
-    TF32 or bfloat16 products (``torch.set_float32_matmul_precision("high")``
-    and the backend switches) carry far larger errors than the bound of the
-    first pass assumes; the first pass then runs in float64 instead.
-    """
-    if torch.get_float32_matmul_precision() != "highest":
-        return False
-    if device.type == "cuda":
-        backend = torch.backends.cuda.matmul
-        if getattr(backend, "allow_tf32", False):
-            return False
-    else:
-        backend = getattr(torch.backends.mkldnn, "matmul", None)
-    return getattr(backend, "fp32_precision", "ieee") in ("ieee", "none")
+# Float64 values gathered at once by the exact second pass (64 MiB).
+_EXACT_ELEMENTS = 2**23
 
 
 def _row_steps(n_rows, n_features):
@@ -104,92 +84,72 @@ def _row_steps(n_rows, n_features):
 
 
 class _Prepared:
-    """References in the working precision of the first pass, and their norms.
+    """References ready for the float32 first pass, built once per search.
 
-    ``work`` holds the references the matrix product sees: for
-    ``"euclidean"`` shifted by ``shift`` and multiplied by ``scale`` (a power
-    of two), for ``"cosine"`` as they are, or normalised when their norms are
-    too large or too small for the working dtype. Only when that changes
-    something, or the dtype differs, is ``work`` a copy of the references
-    (built a few rows at a time, so no float64 copy ever exists).
+    Attributes set: ``work`` (float32 references the matrix product sees:
+    centred on their mean for ``"euclidean"`` when that shrinks the norms,
+    unit rows for ``"cosine"``; the input itself when it is float32 and
+    nothing changes), ``sq_norms`` (float32 squared norms of ``work``,
+    euclidean only), ``reciprocal`` (float64 inverse norms of the original
+    rows, cosine only), ``shift`` (float64 mean or None) and ``largest``
+    (largest norm of a ``work`` row).
     """
 
-    def __init__(self, reference, metric, dtype):
+    def __init__(self, reference, metric):
         n_rows, n_features = reference.shape
         device = reference.device
-        self.metric, self.dtype = metric, dtype
+        self.metric, self.reference = metric, reference
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
         for start, stop in _row_steps(n_rows, n_features):
             rows = reference[start:stop].to(torch.float64)
             sq_norms[start:stop] = rows.square().sum(dim=1)
             total += rows.sum(dim=0)
-        self.shift, self.scale, self.column = None, 1.0, None
+        self.shift = None
         if metric == "euclidean":
             mean = total / n_rows
             mean_sq = float(mean.square().sum())
             # Centring pays when the mean dominates the spread around it:
-            # the rounding bound grows with the squared norms.
+            # the rounding bound of the first pass grows with the norms.
             if mean_sq > float(sq_norms.mean()) - mean_sq:
                 self.shift = mean
-            largest = self._largest(reference)
-            if largest > 0 and abs(math.log2(largest)) > _SAFE_EXPONENT:
-                self.scale = 2.0 ** -math.floor(math.log2(largest))
-            transform = self.shift is not None or self.scale != 1.0
         else:
-            # Reciprocal norms in float64; a zero vector keeps a zero scale.
             norms = sq_norms.sqrt()
             self.reciprocal = torch.where(norms > 0, norms.reciprocal(), norms)
-            positive = norms[norms > 0]
-            transform = positive.numel() > 0 and any(
-                abs(math.log2(float(value))) > _SAFE_EXPONENT
-                for value in (positive.max(), positive.min())
-            )
-            if not transform:
-                self.column = self.reciprocal.to(dtype)
-        if transform or reference.dtype != dtype:
-            work = torch.empty((n_rows, n_features), dtype=dtype, device=device)
+        if (
+            metric == "cosine"
+            or self.shift is not None
+            or reference.dtype != torch.float32
+        ):
+            work = torch.empty((n_rows, n_features), dtype=torch.float32, device=device)
             for start, stop in _row_steps(n_rows, n_features):
                 work[start:stop] = self.transform(
                     reference[start:stop],
-                    self.reciprocal[start:stop, None]
-                    if metric == "cosine" and transform
-                    else None,
+                    self.reciprocal[start:stop, None] if metric == "cosine" else None,
                 )
         else:
             work = reference
         self.work = work
         if metric == "euclidean":
-            if work is reference and dtype == torch.float64:
-                self.work_sq = sq_norms
+            if work is reference and self.shift is None:
+                work_sq = sq_norms
             else:
-                self.work_sq = torch.empty_like(sq_norms)
+                work_sq = torch.empty_like(sq_norms)
                 for start, stop in _row_steps(n_rows, n_features):
-                    rows = work[start:stop].to(torch.float64)
-                    self.work_sq[start:stop] = rows.square().sum(dim=1)
-            self.column = self.work_sq.to(dtype)
-            self.largest_norm = float(self.work_sq.max()) ** 0.5
-
-    def _largest(self, reference):
-        largest = 0.0
-        for start, stop in _row_steps(*reference.shape):
-            rows = reference[start:stop].to(torch.float64)
-            if self.shift is not None:
-                rows = rows - self.shift
-            largest = max(largest, float(rows.abs().max()))
-        return largest
+                    work_sq[start:stop] = work[start:stop].double().square().sum(dim=1)
+            self.sq_norms = work_sq.to(torch.float32)
+            self.largest = float(work_sq.max()) ** 0.5
+        else:
+            self.largest = 1.0
 
     def transform(self, rows, reciprocal=None):
-        """Map float rows (queries or references) to the working dtype."""
+        """Map rows (queries or references) to the float32 working space."""
         rows = rows.to(torch.float64)
-        if self.metric == "euclidean":
-            if self.shift is not None:
-                rows = rows - self.shift
-            if self.scale != 1.0:
-                rows = rows * self.scale
-        elif reciprocal is not None:
+        if self.shift is not None:
+            rows = rows - self.shift
+        if reciprocal is not None:
             rows = rows * reciprocal
-        return rows.to(self.dtype)
+        return rows.to(torch.float32)
 
 
 def _unit_rows(rows):
@@ -198,180 +158,116 @@ def _unit_rows(rows):
     return rows * torch.where(norms > 0, norms.reciprocal(), norms)
 
 
-def _approximate_block(query_work, query_sq, prepared, start, stop):
+def _distance_block(query_work, prepared, start, stop):
     """First-pass values of a query chunk against references ``start:stop``.
 
-    Returns an ``(n_queries, stop - start)`` tensor in the working dtype:
-    squared distances of the working points minus the query's squared norm
-    for ``"euclidean"``, cosine distances for ``"cosine"``.
+    One float32 matrix product: ``||r||^2 - 2 q.r`` for ``"euclidean"``
+    (the query's squared norm does not change a row's order and is left
+    out), ``-q.r`` on unit rows for ``"cosine"``. Shape ``(n_queries, stop -
+    start)``; this is the only array whose size grows with the number of
+    references.
     """
     block = prepared.work[start:stop]
     if prepared.metric == "euclidean":
-        dist = torch.addmm(
-            prepared.column[start:stop].unsqueeze(0), query_work, block.T, alpha=-2.0
+        return torch.addmm(
+            prepared.sq_norms[start:stop].unsqueeze(0), query_work, block.T, alpha=-2.0
         )
-        # The query's own squared norm is left out: it does not change the
-        # order within a row and the threshold adds it back in float64.
-        return dist
-    dist = torch.mm(query_work, block.T)
-    if prepared.column is not None:
-        dist.mul_(prepared.column[start:stop].unsqueeze(0))
-    return dist.neg_().add_(1.0)
+    return torch.mm(query_work, block.T).neg_()
 
 
-def _threshold_function(query_sq, prepared, n_features):
-    """Map the ``k``-th smallest first-pass value of each row to a safe cut.
+def _first_pass_unit(device):
+    """Unit roundoff of float32 matrix products on ``device``.
 
-    Every reference among the ``k`` nearest by the exact (float64) distance
-    has a first-pass value at most the returned cut; see the Notes of
-    :func:`chunked_knn` for the derivation. The bound holds for every
-    reference, so cuts of successive blocks are comparable.
+    ``torch.set_float32_matmul_precision("high")`` (or CUDA's TF32 switch)
+    lets products round to 10 mantissa bits, ``"medium"`` to bfloat16's 7:
+    the error bound then widens accordingly, so results stay exact.
     """
-    finfo = torch.finfo(prepared.dtype)
-    unit = finfo.eps / 2
-    tiny = finfo.tiny * finfo.eps  # the smallest subnormal number
-    terms = n_features + 16
-    gamma = terms * unit / (1.0 - terms * unit)
-    # Relative error of the exact pass (float64 differences or products).
-    exact = 2.0 * terms * _U64
-    if prepared.metric == "cosine":
-        margin = 1.1 * gamma + 8.0 * terms * tiny + exact
-
-        def threshold(kth):
-            return (kth + 2.0 * margin) * (1.0 + 64.0 * _U64) + tiny
-
-        return threshold
-
-    reach = query_sq.sqrt() + prepared.largest_norm
-    # Rounding of the product expansion, and of the coordinates when they
-    # were shifted, scaled or cast to the working dtype.
-    product = 1.01 * gamma * reach.square() + 4.0 * terms * tiny
-    coordinates = 1.05 * unit * reach + 2.0 * math.sqrt(n_features) * tiny
-
-    def threshold(kth):
-        # ``kth`` lacks the query's squared norm (see _approximate_block).
-        full = kth + query_sq
-        largest = full.add(product).clamp_(min=0.0).sqrt_().add_(coordinates)
-        largest = largest.mul_(1.0 + 3.0 * exact).add_(coordinates)
-        cut = largest.square_().add_(product).mul_(1.0 + 64.0 * _U64)
-        # Rounding of the float64 additions and subtraction of the norm.
-        slack = (query_sq + kth.abs() + cut).mul_(8.0 * _U64)
-        return cut.sub_(query_sq).add_(slack)
-
-    return threshold
+    precision = torch.get_float32_matmul_precision()
+    if precision == "medium":
+        return 2.0**-8
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    if precision == "high" or tf32:
+        return 2.0**-11
+    return _U32
 
 
-def _round_up(cut, dtype):
-    """``cut`` in ``dtype``, never below its float64 value."""
-    low = cut.to(dtype)
-    return torch.where(
-        low.to(torch.float64) < cut,
-        torch.nextafter(low, torch.full_like(low, math.inf)),
-        low,
-    )
+def _error_bound(query_work, prepared):
+    """Bound on the float32 rounding error of one first-pass value, per query.
+
+    A dot product of length ``d`` summed in float32 is off by at most
+    ``gamma_d |q| |r|`` with ``gamma_d = d u / (1 - d u)``; rounding the
+    squared norms, the addition and the conversion of the inputs to float32
+    add a few ``u (|q| + |r|)^2``. Twice the sum, plus the smallest normal
+    number for underflow, is returned.
+    """
+    n_features = query_work.shape[1]
+    unit = _first_pass_unit(query_work.device)
+    terms = n_features + 8
+    # Past d u >= 1 nothing is proven: every reference becomes a candidate.
+    gamma = terms * unit / (1.0 - terms * unit) if terms * unit < 1 else math.inf
+    q_norm = torch.linalg.vector_norm(query_work.to(torch.float64), dim=1)
+    reach = (q_norm + prepared.largest).square()
+    return 2.0 * (gamma + 8.0 * unit) * reach + torch.finfo(torch.float32).tiny
 
 
-def _exact_pairs(query, candidates, reference, reciprocal, metric):
-    """Distances from each query row to its candidate references, pair by pair.
+def _exact_distances(query, candidates, prepared):
+    """Float64 distances from each query row to its candidate references.
 
-    Computed in float64 from coordinate differences (no cancellation: a
-    duplicate is at distance exactly 0) with the same reduction for every
-    pair, so identical points get bit-identical distances wherever they sit
-    in the data. Rows are processed in steps that keep the gathered
-    neighbours near 64 MiB.
+    Computed from coordinate differences (``"euclidean"``, so a duplicate is
+    at distance exactly 0) or from products of float64 unit rows
+    (``"cosine"``) with the same reduction for every pair: identical points
+    get bit-identical distances wherever they are. Rows go in steps keeping
+    the gathered neighbours near 64 MiB.
     """
     n_rows, n_candidates = candidates.shape
+    reference = prepared.reference
     n_features = reference.shape[1]
-    step = max(1, 2**23 // max(1, n_candidates * n_features))
-    parts = []
+    step = max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features))
+    out = torch.empty((n_rows, n_candidates), dtype=torch.float64, device=query.device)
     for start in range(0, n_rows, step):
         ind = candidates[start : start + step]
         neighbours = reference.index_select(0, ind.reshape(-1))
         neighbours = neighbours.view(*ind.shape, n_features).to(torch.float64)
         q = query[start : start + step].unsqueeze(1)
-        if metric == "euclidean":
-            parts.append(neighbours.sub_(q).square_().sum(dim=2).sqrt_())
+        if prepared.metric == "euclidean":
+            value = neighbours.sub_(q).square_().sum(dim=2).sqrt_()
         else:
-            neighbours.mul_(reciprocal[ind].unsqueeze(2)).mul_(q)
-            parts.append(neighbours.sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0))
-    return torch.cat(parts)
+            neighbours.mul_(prepared.reciprocal[ind].unsqueeze(2)).mul_(q)
+            value = neighbours.sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
+        out[start : start + step] = value
+    return out
 
 
-def _survivors(dist, cut, limit):
-    """Entries of each row at most ``cut``, packed left and padded.
+def _shortlist(query_work, prepared, own, n_take, block_size):
+    """The ``n_take`` smallest first-pass values per row, over all blocks.
 
-    Returns ``(values, columns)`` of shape ``(n_rows, width)`` with padding
-    value ``inf`` and column ``-1``, or None when a row has more than
-    ``limit`` survivors (the caller then uses :func:`torch.topk`).
+    Returns ``(values, columns)`` of shape ``(n_rows, n_take)``, unsorted;
+    the query's own index (``own``) gets ``inf``.
     """
-    mask = dist <= _round_up(cut, dist.dtype).unsqueeze(1)
-    counts = mask.sum(dim=1)
-    width = int(counts.max())
-    if width > limit:
-        return None
-    rows, cols = torch.nonzero(mask, as_tuple=True)
-    offsets = torch.cumsum(counts, dim=0) - counts
-    position = torch.arange(rows.numel(), device=dist.device) - offsets[rows]
-    shape = (dist.shape[0], width)
-    values = torch.full(shape, torch.inf, dtype=dist.dtype, device=dist.device)
-    values[rows, position] = dist[rows, cols]
-    columns = torch.full(shape, -1, dtype=torch.int64, device=dist.device)
-    columns[rows, position] = cols
-    return values, columns
-
-
-def _merge(best_values, best_cols, values, cols, k, threshold):
-    """Merge a block's candidates into the running shortlist of each row.
-
-    Keeps, in increasing first-pass value, at least every entry at most the
-    cut derived from the ``k``-th smallest value; returns the shortlist and
-    the cut.
-    """
-    values, order = torch.sort(torch.cat([best_values, values], dim=1), dim=1)
-    cols = torch.gather(torch.cat([best_cols, cols], dim=1), 1, order)
-    if values.shape[1] >= k:
-        kth = values[:, k - 1].to(torch.float64)
-    else:
-        kth = torch.full_like(values[:, 0], torch.inf, dtype=torch.float64)
-    cut = threshold(kth)
-    below = values <= _round_up(cut, values.dtype).unsqueeze(1)
-    n_keep = max(1, int(below.sum(dim=1).max()))
-    return values[:, :n_keep], cols[:, :n_keep], cut
-
-
-def _scan_block(dist, offset, best_values, best_cols, cut, k, threshold):
-    """Fold one block of first-pass values into the running shortlist.
-
-    Rows whose running cut already excludes most of the block keep only the
-    entries under it; otherwise the smallest ``k + extra`` entries are taken
-    with :func:`torch.topk`, ``extra`` growing until every entry under the
-    new cut is among them, whatever order :func:`torch.topk` gives to ties.
-    """
-    n_rows, width = dist.shape
-    extra = max(8, k // 4)
-    limit = 2 * (k + extra)
-    if width <= limit:
-        cols = torch.arange(offset, offset + width, device=dist.device)
-        return _merge(
-            best_values, best_cols, dist, cols.expand(n_rows, width), k, threshold
-        )
-    found = _survivors(dist, cut, limit)
-    if found is not None:
-        values, cols = found
-        cols = torch.where(cols >= 0, cols + offset, cols)
-        return _merge(best_values, best_cols, values, cols, k, threshold)
-    while True:
-        n_take = k + extra
-        if n_take >= width:
-            cols = torch.arange(offset, offset + width, device=dist.device)
-            return _merge(
-                best_values, best_cols, dist, cols.expand(n_rows, width), k, threshold
-            )
-        values, cols = torch.topk(dist, n_take, dim=1, largest=False, sorted=False)
-        merged = _merge(best_values, best_cols, values, cols + offset, k, threshold)
-        if bool((values.amax(dim=1).to(torch.float64) > merged[2]).all()):
-            return merged
-        extra *= 4
+    n_references = prepared.work.shape[0]
+    best_values = best_cols = None
+    for r_start in range(0, n_references, block_size):
+        r_stop = min(r_start + block_size, n_references)
+        dist = _distance_block(query_work, prepared, r_start, r_stop)
+        if own is not None:
+            local = own - r_start
+            inside = torch.nonzero((local >= 0) & (local < r_stop - r_start))
+            inside = inside.squeeze(1)
+            dist[inside, local[inside]] = torch.inf
+        take = min(n_take, r_stop - r_start)
+        values, cols = torch.topk(dist, take, dim=1, largest=False, sorted=False)
+        del dist
+        cols += r_start
+        if best_values is not None:
+            values = torch.cat([best_values, values], dim=1)
+            cols = torch.cat([best_cols, cols], dim=1)
+            if values.shape[1] > n_take:
+                values, keep = torch.topk(
+                    values, n_take, dim=1, largest=False, sorted=False
+                )
+                cols = torch.gather(cols, 1, keep)
+        best_values, best_cols = values, cols
+    return best_values, best_cols
 
 
 def _knn(
@@ -384,31 +280,26 @@ def _knn(
     chunk_size=None,
     block_size=None,
     device="cpu",
+    prepared=None,
 ):
     """Exact kNN on validated torch tensors; see :func:`chunked_knn`.
 
     ``self_index`` is an optional int64 tensor of shape ``(n_queries,)`` giving,
     for each query, one reference index that must never be returned (the query
-    itself in leave-one-out retrieval).
+    itself in leave-one-out retrieval). ``prepared`` is a :class:`_Prepared`
+    of ``reference`` on ``device``, to share between calls.
     """
     device = torch.device(device)
-    n_queries, n_features = query.shape
+    n_queries = query.shape[0]
     n_references = reference.shape[0]
-    if block_size is None:
-        if chunk_size is None:
-            block_size = min(n_references, _DEFAULT_BLOCK)
-        else:
-            block_size = max(1, _BLOCK_BUDGET // chunk_size)
-    block_size = min(block_size, n_references)
-    if chunk_size is None:
-        chunk_size = max(1, _BLOCK_BUDGET // (block_size + 2 * k))
-
-    dtype = torch.float32 if _ieee_float32_matmul(device) else torch.float64
-    reference = reference.to(device)
-    prepared = _Prepared(reference, metric, dtype)
-    reciprocal = prepared.reciprocal if metric == "cosine" else None
+    block_size, chunk_size = _sizes(n_references, k, chunk_size, block_size)
+    if prepared is None:
+        prepared = _Prepared(reference.to(device), metric)
     if self_index is not None:
         self_index = self_index.to(device)
+    # Candidates kept beyond k by the first pass; widened for the rows whose
+    # shortlist cannot be proven to hold the exact k nearest.
+    first_extra = max(16, k // 8)
 
     out_dist = torch.empty((n_queries, k), dtype=torch.float64)
     out_ind = torch.empty((n_queries, k), dtype=torch.int64)
@@ -418,38 +309,50 @@ def _knn(
         if metric == "cosine":
             q = _unit_rows(q)
         q_work = prepared.transform(q)
-        q_sq = q_work.to(torch.float64).square().sum(dim=1)
-        threshold = _threshold_function(q_sq, prepared, n_features)
         own = None if self_index is None else self_index[q_start:q_stop]
-        rows = q_stop - q_start
-        best_values = torch.empty((rows, 0), dtype=dtype, device=device)
-        best_cols = torch.empty((rows, 0), dtype=torch.int64, device=device)
-        cut = torch.full((rows,), torch.inf, dtype=torch.float64, device=device)
-        for r_start in range(0, n_references, block_size):
-            r_stop = min(r_start + block_size, n_references)
-            dist = _approximate_block(q_work, q_sq, prepared, r_start, r_stop)
-            if own is not None:
-                local = own - r_start
-                inside = torch.nonzero((local >= 0) & (local < r_stop - r_start))
-                inside = inside.squeeze(1)
-                dist[inside, local[inside]] = torch.inf
-            best_values, best_cols, cut = _scan_block(
-                dist, r_start, best_values, best_cols, cut, k, threshold
+        bound = _error_bound(q_work, prepared)
+        pending = torch.arange(q_stop - q_start, device=device)
+        extra = first_extra
+        while pending.numel():
+            n_take = min(k + extra, n_references)
+            p_own = None if own is None else own[pending]
+            values, cols = _shortlist(
+                q_work[pending], prepared, p_own, n_take, block_size
             )
-            del dist
-        # The shortlist holds every reference that can be among the exact k
-        # nearest: recompute its distances exactly and order them by
-        # (distance, index), a stable sort on the distance of the entries
-        # sorted by index.
-        cols = torch.sort(best_cols, dim=1).values
-        exact = _exact_pairs(q, cols.clamp(min=0), reference, reciprocal, metric)
-        exact.masked_fill_(cols < 0, torch.inf)
-        if own is not None:
-            exact.masked_fill_(cols == own.unsqueeze(1), torch.inf)
-        exact, order = torch.sort(exact, dim=1, stable=True)
-        out_dist[q_start:q_stop] = exact[:, :k].cpu()
-        out_ind[q_start:q_stop] = torch.gather(cols, 1, order[:, :k]).cpu()
+            if n_take < n_references:
+                # Every reference left out has a first-pass value at least the
+                # largest kept one; the exact k nearest have values at most
+                # the k-th smallest plus twice the bound (Notes).
+                kth = torch.kthvalue(values, k, dim=1).values.double()
+                ok = kth + 2.0 * bound[pending] < values.amax(dim=1).double()
+            else:
+                ok = torch.ones(pending.numel(), dtype=torch.bool, device=device)
+            done = pending[ok]
+            if done.numel():
+                cols = torch.sort(cols[ok], dim=1).values
+                exact = _exact_distances(q[done], cols, prepared)
+                if own is not None:
+                    exact.masked_fill_(cols == own[done].unsqueeze(1), torch.inf)
+                exact, order = torch.sort(exact, dim=1, stable=True)
+                rows = done.cpu() + q_start
+                out_dist[rows] = exact[:, :k].cpu()
+                out_ind[rows] = torch.gather(cols, 1, order[:, :k]).cpu()
+            pending = pending[~ok]
+            extra *= 4
     return out_dist, out_ind
+
+
+def _sizes(n_references, k, chunk_size, block_size):
+    """Reference block and query chunk sizes from the memory budget."""
+    if block_size is None:
+        if chunk_size is None:
+            block_size = _DEFAULT_BLOCK
+        else:
+            block_size = max(1, _BLOCK_BUDGET // chunk_size)
+    block_size = min(block_size, n_references)
+    if chunk_size is None:
+        chunk_size = max(1, _BLOCK_BUDGET // (block_size + 4 * k))
+    return block_size, chunk_size
 
 
 def chunked_knn(
@@ -469,7 +372,7 @@ def chunked_knn(
     ``block_size`` references; each block's nearest references are merged
     into a running top-k, so memory grows with ``chunk_size * block_size`` and never
     with ``n_queries * n_references``. Designed for a million 128-dimensional
-    embeddings; run it on a GPU with ``device="cuda"`` for that scale.
+    embeddings on a CPU; ``device="cuda"`` runs the same search on a GPU.
 
     Parameters
     ----------
@@ -492,11 +395,12 @@ def chunked_knn(
         ordinary neighbours at distance 0.
     chunk_size : int, default=None
         Number of queries processed at once. ``None`` picks it so that one
-        distance block stays near 256 MiB.
+        float32 distance tile (``chunk_size x block_size``) stays near 256 MiB
+        (see Notes for the memory used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
         65536 (capped at ``n_references``), or, when only ``chunk_size`` is
-        given, the largest block keeping the distance block near 256 MiB.
+        given, the largest block keeping the distance tile near 256 MiB.
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
@@ -520,29 +424,46 @@ def chunked_knn(
     key :math:`(d(q, r_j), j)`, i.e. by distance and, among exactly equal
     distances, by increasing reference index :math:`j`. The result therefore
     does not depend on ``chunk_size``, ``block_size`` nor on how
-    :func:`torch.topk` orders ties. Distances are computed in float64 whatever
-    the input dtype (inputs are kept as given, so float32 keeps memory low):
+    :func:`torch.topk` orders ties. Inputs are kept as given (float32 keeps
+    memory low); returned distances are float64.
+
+    *First pass (float32).* Each (chunk x block) tile is one float32 matrix
+    product with precomputed squared norms,
 
     .. math::
 
-        d_{\mathrm{euc}}(q, r) = \sqrt{\lVert q\rVert^2 - 2\, q^\top r
-        + \lVert r\rVert^2}, \qquad
-        d_{\cos}(q, r) = 1 - \frac{q^\top r}{\lVert q\rVert\,\lVert r\rVert}.
+        v(q, r) = \lVert r\rVert^2 - 2\, q^\top r \quad (\text{euclidean}),
+        \qquad v(q, r) = -\hat q^\top \hat r \quad (\text{cosine}),
 
-    Each block is first ranked with one float64 matrix product (the
-    expansion above). Its rounding, bounded by about
-    :math:`3 d\, \varepsilon\, (\lVert q\rVert^2 + \lVert r\rVert^2)`, can
-    reorder near-ties and makes even identical references differ in the last
-    bits, so it is only used to shortlist: every reference whose approximate
-    value is within twice that bound of the k-th smallest one is kept. The
-    shortlist's distances are then recomputed pair by pair from coordinate
-    differences, :math:`\sqrt{\sum_i (q_i - r_i)^2}` and
-    :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
+    which orders references like the distance (:math:`\lVert q\rVert^2` is
+    constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
+    ``k + max(16, k // 8)`` smallest values per row are kept with
+    :func:`torch.topk` and merged block after block. The rounding of
+    :math:`v` is at most
+    :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
+    \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
+    u)`; references are centred on their mean first when that shrinks their
+    norms. If the :math:`k`-th smallest kept value plus :math:`2b` is below
+    the largest kept value, every exact :math:`k` nearest (ties included) is
+    in the shortlist; rows where it is not are searched again with four
+    times more candidates.
+
+    *Second pass (float64).* The shortlist's distances are recomputed pair
+    by pair from coordinate differences, :math:`\sqrt{\sum_i (q_i -
+    r_i)^2}` and :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
     bit-identical distances (exactly 0 to the query's own duplicates), and
-    merged into the running top-k by a stable sort. The shortlist has about
-    ``k`` entries per query plus the exact ties at the boundary; data made of
-    a few distinct points repeated many times makes it, and the search,
-    larger.
+    sorted stably by (distance, index).
+
+    *Memory.* Besides the inputs and the output (``n_queries * k * 16``
+    bytes): a float32 working copy of the references when they are not
+    float32 already, are centred, or for ``"cosine"`` (``n_references *
+    n_features * 4`` bytes); one distance tile of ``chunk_size *
+    block_size * 4`` bytes (256 MiB by default: ``block_size = 65536`` and
+    ``chunk_size = 2**26 // (block_size + 2 k)``); the shortlist, about
+    ``chunk_size * (k + k // 8 + 16) * 12`` bytes; and the float64 second
+    pass, at most 64 MiB at a time. Nothing grows with ``n_queries *
+    n_references``. A smaller ``chunk_size`` lowers the peak; a very small
+    one makes the matrix products inefficient.
 
     References
     ----------

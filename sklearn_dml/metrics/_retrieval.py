@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .._docstrings import fill_doc, register_doc
-from ._knn import _METRICS, _as_2d_float, _check_positive_int, _knn
+from ._knn import _METRICS, _as_2d_float, _check_positive_int, _knn, _Prepared
 
 __all__ = [
     "map_at_r_score",
@@ -161,7 +161,12 @@ def _relevance(
     chunk_size,
     device,
 ):
-    """Boolean relevance of the ``k`` nearest references of queries ``rows``."""
+    """Boolean relevance of the ``k`` nearest references of queries ``rows``.
+
+    ``reference`` is a ``(tensor, prepared)`` pair: the working copy of the
+    references is built once per score, not once per group of queries.
+    """
+    reference, prepared = reference
     _, neighbours = _knn(
         query[torch.from_numpy(rows)],
         reference,
@@ -170,6 +175,7 @@ def _relevance(
         self_index=None if self_index is None else torch.from_numpy(self_index[rows]),
         chunk_size=chunk_size,
         device=device,
+        prepared=prepared,
     )
     return reference_codes[neighbours.numpy()] == query_codes[rows, None]
 
@@ -196,6 +202,7 @@ def _per_query_scores(
     query, reference, query_codes, reference_codes, n_relevant, self_index = _prepare(
         embeddings, labels, reference_embeddings, reference_labels, metric
     )
+    reference = (reference, _Prepared(reference.to(device), metric))
     scored = _scored_queries(n_relevant)
     scored = scored[np.argsort(n_relevant[scored], kind="stable")]
     depth = n_relevant[scored]
@@ -239,7 +246,8 @@ def _top_k_relevance(
     query, reference, query_codes, reference_codes, n_relevant, self_index = _prepare(
         embeddings, labels, reference_embeddings, reference_labels, metric
     )
-    available = reference.shape[0] - (0 if self_index is None else 1)
+    reference = (reference, _Prepared(reference.to(device), metric))
+    available = reference[0].shape[0] - (0 if self_index is None else 1)
     if k > available:
         raise ValueError(
             f"k={k} neighbours requested but only {available} reference points "
@@ -284,7 +292,8 @@ def _full_ranking_scores(
     query, reference, query_codes, reference_codes, n_relevant, self_index = _prepare(
         embeddings, labels, reference_embeddings, reference_labels, metric
     )
-    available = reference.shape[0] - (0 if self_index is None else 1)
+    reference = (reference, _Prepared(reference.to(device), metric))
+    available = reference[0].shape[0] - (0 if self_index is None else 1)
     scored = _scored_queries(n_relevant)
     wanted = np.ones(scored.size, dtype=np.int64) if first_only else n_relevant[scored]
     depth = np.minimum(np.maximum(2 * wanted, _MIN_DEPTH), available)

@@ -1,0 +1,251 @@
+"""Exact chunked kNN: neighbours against NumPy brute force, memory bound, routing."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_dml.metrics import (
+    _knn,
+    _retrieval,
+    chunked_knn,
+    map_at_r_score,
+    mean_average_precision_score,
+    mean_reciprocal_rank_score,
+    precision_at_k_score,
+    r_precision_score,
+    recall_at_k_score,
+)
+
+
+def numpy_knn(query, k, reference=None, metric="euclidean", exclude_self=False):
+    """Brute force: all float64 distances, rows sorted by (distance, index)."""
+    query = np.asarray(query, dtype=np.float64)
+    reference = query if reference is None else np.asarray(reference, np.float64)
+    if metric == "euclidean":
+        diff = query[:, None, :] - reference[None, :, :]
+        dist = np.sqrt((diff**2).sum(axis=2))
+    else:
+        qn = np.linalg.norm(query, axis=1, keepdims=True)
+        rn = np.linalg.norm(reference, axis=1, keepdims=True)
+        qu = np.divide(query, qn, out=np.zeros_like(query), where=qn > 0)
+        ru = np.divide(reference, rn, out=np.zeros_like(reference), where=rn > 0)
+        dist = 1.0 - (qu[:, None, :] * ru[None, :, :]).sum(axis=2)
+    if exclude_self:
+        np.fill_diagonal(dist, np.inf)
+    columns = np.broadcast_to(np.arange(reference.shape[0]), dist.shape)
+    order = np.lexsort((columns, dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, axis=1), order
+
+
+def grid_points(seed, n, d=3):
+    """Integer coordinates in {0, 1, 2}: exact distance ties and duplicates."""
+    X = np.random.default_rng(seed).integers(0, 3, size=(n, d)).astype(np.float32)
+    assert np.unique(X, axis=0).shape[0] < n
+    return X
+
+
+def sign_points(seed, n):
+    """Vectors of +-1 entries times 1/2, 1 or 2: exact cosine ties, parallel copies."""
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(n, 4))
+    return signs * rng.choice([0.5, 1.0, 2.0], size=(n, 1))
+
+
+def duplicated_normal(seed, n, d=6):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n // 3, d))
+    return base[rng.integers(0, n // 3, size=n)]
+
+
+DATA = {"euclidean": grid_points, "cosine": sign_points}
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+@pytest.mark.parametrize(
+    "chunk_size, block_size",
+    [(1, None), (3, 2), (7, 13), (None, None)],
+)
+@pytest.mark.parametrize("k", [1, 25])
+def test_leave_one_out_matches_brute_force(
+    metric, exclude_self, chunk_size, block_size, k
+):
+    # chunk smaller than k and than n, blocks smaller than k, everything at once
+    X = DATA[metric](k, 47)
+    distances, indices = chunked_knn(
+        X,
+        k,
+        metric=metric,
+        exclude_self=exclude_self,
+        chunk_size=chunk_size,
+        block_size=block_size,
+    )
+    expected_distances, expected_indices = numpy_knn(
+        X, k, metric=metric, exclude_self=exclude_self
+    )
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=0, atol=1e-12)
+    if exclude_self:
+        assert not (indices == np.arange(X.shape[0])[:, None]).any()
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("chunk_size, block_size", [(2, 3), (5, None), (None, 7)])
+def test_query_vs_reference_matches_brute_force(metric, chunk_size, block_size):
+    reference = DATA[metric](1, 60)
+    query = DATA[metric](2, 23)
+    distances, indices = chunked_knn(
+        query,
+        10,
+        reference,
+        metric=metric,
+        chunk_size=chunk_size,
+        block_size=block_size,
+    )
+    expected_distances, expected_indices = numpy_knn(query, 10, reference, metric)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_duplicated_real_points(exclude_self):
+    X = duplicated_normal(0, 90)
+    distances, indices = chunked_knn(
+        X, 8, exclude_self=exclude_self, chunk_size=4, block_size=16
+    )
+    expected_distances, expected_indices = numpy_knn(X, 8, exclude_self=exclude_self)
+    np.testing.assert_array_equal(indices, expected_indices)
+    # a duplicate of a point is at distance exactly 0 from it
+    np.testing.assert_array_equal(distances == 0, expected_distances == 0)
+
+
+def test_ties_broken_by_index_not_position_in_chunk():
+    # Five copies of one point and a far point: every query's neighbours are
+    # the copies in increasing index, whatever the chunk and block sizes.
+    X = np.array([[1.0, 2.0]] * 5 + [[9.0, 9.0]])
+    for chunk_size, block_size in [(1, 1), (2, 3), (6, 6)]:
+        _, indices = chunked_knn(
+            X, 4, exclude_self=True, chunk_size=chunk_size, block_size=block_size
+        )
+        expected = [[j for j in range(5) if j != i][:4] for i in range(5)]
+        np.testing.assert_array_equal(indices[:5], expected)
+        np.testing.assert_array_equal(indices[5], [0, 1, 2, 3])
+
+
+def test_float32_first_pass_cannot_separate_points():
+    # Two far groups with micro-scale structure: float32 products cannot rank
+    # inside a group, the shortlist must widen and the exact pass decide.
+    rng = np.random.default_rng(3)
+    centres = np.repeat([[3000.0, -3000.0, 0.0], [-3000.0, 3000.0, 0.0]], 30, axis=0)
+    X = centres + rng.normal(scale=1e-4, size=centres.shape)
+    distances, indices = chunked_knn(X, 5, exclude_self=True, chunk_size=7)
+    expected_distances, expected_indices = numpy_knn(X, 5, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-12)
+
+
+def test_float32_and_float64_inputs_agree():
+    X = grid_points(5, 40)
+    _, from_float32 = chunked_knn(X, 7, exclude_self=True)
+    _, from_float64 = chunked_knn(X.astype(np.float64), 7, exclude_self=True)
+    np.testing.assert_array_equal(from_float32, from_float64)
+
+
+def test_input_is_not_modified():
+    X = duplicated_normal(1, 30).astype(np.float32)
+    before = X.copy()
+    chunked_knn(X, 3, metric="cosine", exclude_self=True, chunk_size=4)
+    np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize(
+    "chunk_size, block_size, n_reference",
+    [(8, 16, 100), (3, None, 70), (None, 10, 64), (5, 1000, 50)],
+)
+def test_distance_blocks_are_bounded_by_chunk_and_block(
+    monkeypatch, chunk_size, block_size, n_reference
+):
+    shapes = []
+    original = _knn._distance_block
+
+    def spy(*args, **kwargs):
+        block = original(*args, **kwargs)
+        shapes.append(tuple(block.shape))
+        return block
+
+    monkeypatch.setattr(_knn, "_distance_block", spy)
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(n_reference, 4))
+    query = rng.normal(size=(41, 4))
+    _, indices = chunked_knn(
+        query, 4, reference, chunk_size=chunk_size, block_size=block_size
+    )
+    np.testing.assert_array_equal(indices, numpy_knn(query, 4, reference)[1])
+    assert shapes, "the distance block function was not used"
+    rows = max(shape[0] for shape in shapes)
+    columns = max(shape[1] for shape in shapes)
+    if chunk_size is not None:
+        assert rows <= chunk_size
+        assert rows * columns <= chunk_size * n_reference
+    if block_size is not None:
+        assert columns <= block_size
+    # never the full query x reference matrix when chunking is asked for
+    assert rows * columns < query.shape[0] * n_reference
+
+
+def test_default_sizes_follow_the_memory_budget(monkeypatch):
+    # A tiny budget forces small blocks: chunk x block stays within it.
+    monkeypatch.setattr(_knn, "_BLOCK_BUDGET", 64)
+    shapes = []
+    original = _knn._distance_block
+
+    def spy(*args, **kwargs):
+        block = original(*args, **kwargs)
+        shapes.append(block.numel())
+        return block
+
+    monkeypatch.setattr(_knn, "_distance_block", spy)
+    X = grid_points(7, 50)
+    _, indices = chunked_knn(X, 3, exclude_self=True, block_size=16)
+    np.testing.assert_array_equal(indices, numpy_knn(X, 3, exclude_self=True)[1])
+    assert max(shapes) <= 64
+
+
+@pytest.mark.parametrize(
+    "score, kwargs",
+    [
+        (map_at_r_score, {}),
+        (r_precision_score, {}),
+        (precision_at_k_score, {"k": 2}),
+        (recall_at_k_score, {"k": 2}),
+        (mean_average_precision_score, {}),
+        (mean_reciprocal_rank_score, {}),
+    ],
+)
+def test_every_retrieval_score_uses_the_one_knn(monkeypatch, score, kwargs):
+    calls = []
+    original = _retrieval._knn
+
+    def spy(*args, **kw):
+        calls.append(kw.get("metric"))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(_retrieval, "_knn", spy)
+    X = grid_points(2, 30)
+    y = np.arange(30) % 3
+    value = score(X, y, metric="cosine", **kwargs)
+    assert calls and set(calls) == {"cosine"}
+    assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize("precision", ["high", "medium"])
+def test_reduced_matmul_precision_keeps_the_exact_result(precision):
+    X = duplicated_normal(4, 45)
+    expected = numpy_knn(X, 6, exclude_self=True)[1]
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        _, indices = chunked_knn(X, 6, exclude_self=True, chunk_size=8)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    np.testing.assert_array_equal(indices, expected)
