@@ -78,8 +78,16 @@ class ContrastiveLoss(BaseMetricLoss):
     def _compute(self, embeddings, labels, indices_tuple, distance):
         mat = distance(embeddings)
         if indices_tuple is None:
-            pos_mask, neg_mask = label_masks(labels)
-            pos_values, neg_values = mat, mat
+            # Terms of the whole matrix, zeroed outside their pairs: the
+            # entries > 0 are then exactly the active pairs.
+            pos = labels[:, None] == labels[None, :]
+            neg = ~pos
+            pos.fill_diagonal_(False)
+            pos_terms = F.relu(distance.margin(self.pos_margin, mat))
+            neg_terms = F.relu(distance.margin(mat, self.neg_margin))
+            pos_terms = torch.where(pos, pos_terms, 0.0)
+            neg_terms = torch.where(neg, neg_terms, 0.0)
+            return _mean_of_nonzero(pos_terms) + _mean_of_nonzero(neg_terms)
         else:
             a1, p, a2, n = convert_to_pairs(indices_tuple, labels)
             pos_values, neg_values = mat[a1, p], mat[a2, n]
@@ -297,6 +305,12 @@ class MultiSimilarityLoss(BaseMetricLoss):
         pos = _log1p_sum_exp(self.alpha * distance.margin(self.base, mat), pos_mask)
         neg = _log1p_sum_exp(self.beta * distance.margin(mat, self.base), neg_mask)
         return (pos / self.alpha + neg / self.beta).mean()
+
+
+def _mean_of_nonzero(terms):
+    """Mean of the non-zero entries of non-negative ``terms`` (0 if none)."""
+    count = torch.count_nonzero(terms)
+    return terms.sum() / count.clamp_min(1)
 
 
 def _log1p_sum_exp(x, mask):
