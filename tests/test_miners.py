@@ -118,7 +118,7 @@ def test_triplet_margin_chunks(monkeypatch):
     from sklearn_dml import miners
 
     expected = _zip(*_run(TripletMarginMiner(0.3)))
-    monkeypatch.setattr(miners, "_TRIPLET_CHUNK_CELLS", 300)  # 2 anchors a chunk
+    monkeypatch.setattr(miners, "_TRIPLET_CHUNK_CELLS", 60)  # 5 pairs a chunk
     assert _zip(*_run(TripletMarginMiner(0.3))) == expected
 
 
