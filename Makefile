@@ -42,6 +42,7 @@ lint: $(VENV)/.test-installed
 ## bench: run the benchmarks (writes benchmarks/results/*.md)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_fit_overhead.py
+	$(BIN)/python benchmarks/bench_losses.py
 
 ## doc: install the docs extra and build the HTML site into doc/_build/html
 ## (runs the gallery; warnings are errors; offline, no intersphinx)

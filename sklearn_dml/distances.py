@@ -153,11 +153,28 @@ def _check_2d(x, name):
         )
 
 
+class _SafeSqrt(torch.autograd.Function):
+    """Square root of a non-negative tensor with a zero gradient at zero.
+
+    One kernel forward and two backward, where masking the input and the
+    output with ``torch.where`` would cost four and six.
+    """
+
+    @staticmethod
+    def forward(ctx, squared):
+        root = torch.sqrt(squared)
+        ctx.save_for_backward(root)
+        return root
+
+    @staticmethod
+    def backward(ctx, grad):
+        (root,) = ctx.saved_tensors
+        return torch.where(root > 0, grad / (2.0 * root), 0.0)
+
+
 def _safe_sqrt(squared):
     """Square root whose gradient is 0, not inf or NaN, where the input is <= 0."""
-    positive = squared > 0
-    root = torch.sqrt(torch.where(positive, squared, torch.ones_like(squared)))
-    return torch.where(positive, root, torch.zeros_like(squared))
+    return _SafeSqrt.apply(squared.clamp_min(0.0))
 
 
 class LpDistance(BaseDistance):
@@ -221,12 +238,14 @@ class LpDistance(BaseDistance):
             same = ref is None
             ref = query if same else ref
             sq_q = (query * query).sum(1)
-            sq_r = (ref * ref).sum(1)
-            squared = sq_q[:, None] + sq_r[None, :] - 2.0 * (query @ ref.T)
+            sq_r = sq_q if same else (ref * ref).sum(1)
+            # |q|^2 + |r|^2 - 2 q.r in one fused matrix product
+            squared = torch.addmm(
+                sq_q[:, None] + sq_r[None, :], query, ref.T, alpha=-2.0
+            )
             if same:
-                eye = torch.eye(query.shape[0], dtype=torch.bool, device=query.device)
-                squared = torch.where(eye, torch.zeros_like(squared), squared)
-            mat = _safe_sqrt(squared.clamp_min(0.0))
+                squared.fill_diagonal_(0.0)
+            mat = _safe_sqrt(squared)
         else:
             mat = torch.cdist(query, query if ref is None else ref, p=self.p)
         return self._apply_power(mat)

@@ -24,7 +24,8 @@ __all__ = [
     "TripletMarginMiner",
 ]
 
-# Anchors per chunk when scanning all triplets: about this many cells each.
+# Positive pairs per chunk when scanning all triplets: a chunk holds about
+# this many (positive pair, sample) cells.
 _TRIPLET_CHUNK_CELLS = 2**22
 
 register_doc(
@@ -210,10 +211,11 @@ class TripletMarginMiner(BaseMiner):
     - ``"semihard"``: :math:`0 < t \\le \\mathrm{margin}`;
     - ``"easy"``: :math:`t > \\mathrm{margin}`.
 
-    These are pytorch-metric-learning's definitions. All
-    :math:`n^3` candidates are scanned in chunks of anchors, so temporary
-    memory stays bounded; the output itself can hold up to
-    :math:`O(n^3)` triplets. Triplets are sorted by anchor, positive, negative.
+    These are pytorch-metric-learning's definitions. The candidates are
+    scanned as a (positive pairs x n) matrix in chunks of positive pairs
+    (:math:`n^2 (m - 1)` cells for :math:`m` samples per class, not
+    :math:`n^3`), so temporary memory stays bounded; the output itself can
+    hold up to :math:`O(n^3)` triplets. Triplets are sorted by anchor, positive, negative.
 
     References
     ----------
@@ -259,15 +261,17 @@ class TripletMarginMiner(BaseMiner):
     def _mine(self, embeddings, labels, distance):
         mat = distance(embeddings)
         pos_mask, neg_mask = label_masks(labels)
+        a1, p1 = torch.nonzero(pos_mask, as_tuple=True)
+        # One row per positive pair (row-major), one column per sample: the
+        # candidates are (positive pairs x n) cells, not the (n, n, n) cube.
         size = labels.shape[0]
-        chunk = max(1, _TRIPLET_CHUNK_CELLS // max(1, size * size))
+        chunk = max(1, _TRIPLET_CHUNK_CELLS // max(1, size))
         found = []
-        for start in range(0, size, chunk):
-            rows = slice(start, start + chunk)
-            t = distance.margin(mat[rows, :, None], mat[rows, None, :])
-            keep = pos_mask[rows, :, None] & neg_mask[rows, None, :] & self._select(t)
-            a, p, n = torch.nonzero(keep, as_tuple=True)
-            found.append((a + start, p, n))
+        for start in range(0, a1.shape[0], chunk):
+            a, q = a1[start : start + chunk], p1[start : start + chunk]
+            t = distance.margin(mat[a, q][:, None], mat[a])
+            rows, n = torch.nonzero(neg_mask[a] & self._select(t), as_tuple=True)
+            found.append((a[rows], q[rows], n))
         if not found:
             empty = torch.zeros(0, dtype=torch.long, device=labels.device)
             return empty, empty.clone(), empty.clone()

@@ -224,7 +224,7 @@ def test_triplet_dense_chunks_agree_with_indexed(monkeypatch):
     labels = _l(rng.integers(0, 4, size=20))
     loss = TripletMarginLoss(margin=0.3, swap=True)
     indexed = loss(_t(x), labels, get_all_triplets_indices(labels))
-    monkeypatch.setattr(_pair, "_TRIPLET_CHUNK_CELLS", 1000)  # 2 anchors a chunk
+    monkeypatch.setattr(_pair, "_TRIPLET_CHUNK_CELLS", 100)  # 5 pairs a chunk
     dense = loss(_t(x), labels)
     np.testing.assert_allclose(dense.item(), indexed.item(), rtol=1e-12)
     expected, _ = np_triplet(x, labels.tolist(), 0.3, swap=True)
@@ -413,3 +413,42 @@ def test_input_validation_messages():
         loss(torch.zeros(3, 2), _l([0, 1]))
     with pytest.raises(ValueError, match="got a tuple of length 2"):
         loss(_t(), _l(Y), (torch.tensor([0]), torch.tensor([1])))
+
+
+# ------------------------------------------------ one class, all singletons
+@pytest.mark.parametrize("labels", [[0] * 7, list(range(7))], ids=["one", "singletons"])
+def test_pair_losses_with_one_side_missing_match_numpy(labels):
+    # One class: positive pairs only; all singletons: negative pairs only. The
+    # missing part adds 0 and the gradient stays finite.
+    expected, _ = np_contrastive(X, labels, 0.3, 1.5)
+    expected_ms = np_multi_similarity(X, labels, 2.0, 5.0, 0.5)
+    for loss, want in [
+        (ContrastiveLoss(0.3, 1.5), expected),
+        (MultiSimilarityLoss(2.0, 5.0, 0.5), expected_ms),
+    ]:
+        x = _t(requires_grad=True)
+        value = loss(x, _l(labels))
+        value.backward()
+        assert want > 0
+        np.testing.assert_allclose(value.item(), want, rtol=1e-10)
+        assert torch.isfinite(x.grad).all() and torch.count_nonzero(x.grad) > 0
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        ContrastiveLoss(),
+        TripletMarginLoss(margin=1.0),
+        TripletMarginLoss(margin=1.0, swap=True),
+        MultiSimilarityLoss(),
+    ],
+)
+def test_duplicate_embeddings_give_finite_gradients(loss):
+    # Identical rows: zero distances, where a plain square root has an
+    # infinite derivative.
+    x = np.repeat(X[:3], 2, axis=0)
+    xt = _t(x, requires_grad=True)
+    value = loss(xt, _l([0, 0, 1, 1, 2, 2]))
+    value.backward()
+    assert torch.isfinite(value) and value.item() > 0
+    assert torch.isfinite(xt.grad).all()

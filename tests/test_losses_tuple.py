@@ -905,3 +905,23 @@ def test_circle_is_finite_for_large_gamma():
     value.backward()
     assert torch.isfinite(value) and value.item() > 0 and torch.isfinite(x.grad).all()
     assert math.isfinite(np_circle(X, Y, 0.25, 4.0))
+
+
+def test_npairs_picks_the_same_pairs_whatever_the_tuple_order():
+    # The lowest (anchor, positive) pair of each class in row-major order:
+    # for the full batch, the first and second sample of the class.
+    labels = _l([2, 0, 1, 0, 2, 1, 0, 3])
+    x = _t(np.random.default_rng(5).normal(size=(8, 3)))
+    a1, p, a2, n = get_all_pairs_indices(labels)
+    order = torch.randperm(a1.shape[0], generator=torch.Generator().manual_seed(0))
+    shuffled = (a1[order], p[order], a2, n)
+    expected = NPairsLoss()(x, labels).item()
+    assert NPairsLoss()(x, labels, shuffled).item() == pytest.approx(
+        expected, rel=1e-12
+    )
+    # independent: classes 0, 1, 2 give pairs (1, 3), (2, 5), (0, 4)
+    xa, xp = x.numpy()[[1, 2, 0]], x.numpy()[[3, 5, 4]]
+    logits = xa @ xp.T
+    logits = logits - logits.max(1, keepdims=True)
+    log_prob = np.diag(logits) - np.log(np.exp(logits).sum(1))
+    assert expected == pytest.approx(-log_prob.mean(), rel=1e-10)

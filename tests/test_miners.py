@@ -6,7 +6,14 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml.distances import CosineSimilarity, DotProductSimilarity, LpDistance
-from sklearn_dml.miners import BatchHardMiner, MultiSimilarityMiner, TripletMarginMiner
+from sklearn_dml.miners import (
+    BatchEasyHardMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    TripletMarginMiner,
+)
 
 RNG = np.random.default_rng(42)
 X = RNG.normal(size=(12, 3))
@@ -111,7 +118,7 @@ def test_triplet_margin_chunks(monkeypatch):
     from sklearn_dml import miners
 
     expected = _zip(*_run(TripletMarginMiner(0.3)))
-    monkeypatch.setattr(miners, "_TRIPLET_CHUNK_CELLS", 300)  # 2 anchors a chunk
+    monkeypatch.setattr(miners, "_TRIPLET_CHUNK_CELLS", 60)  # 5 pairs a chunk
     assert _zip(*_run(TripletMarginMiner(0.3))) == expected
 
 
@@ -190,3 +197,225 @@ def test_triplet_margin_tie_at_zero_is_hard_not_semihard():
     semihard = TripletMarginMiner(0.1, "semihard")(x, labels)
     assert (0, 1, 2) in _zip(*hard)
     assert (0, 1, 2) not in _zip(*semihard)
+
+
+# ------------------------------------------- pair margin, easy/hard, weighted
+@pytest.mark.parametrize("kind", ["lp", "cos"])
+@pytest.mark.parametrize("margins", [(0.2, 0.8), (0.9, 1.3), (0.3, -0.1)])
+def test_pair_margin_matches_brute_force(kind, margins):
+    pos_margin, neg_margin = margins
+    m = np_matrix(X, kind)
+    pos, neg = [], []
+    for i in range(len(Y)):
+        for j in range(len(Y)):
+            if i == j:
+                continue
+            farther = m[i, j] > pos_margin if kind == "lp" else m[i, j] < pos_margin
+            closer = m[i, j] < neg_margin if kind == "lp" else m[i, j] > neg_margin
+            if Y[i] == Y[j] and farther:
+                pos.append((i, j))
+            if Y[i] != Y[j] and closer:
+                neg.append((i, j))
+    miner = PairMarginMiner(pos_margin, neg_margin, distance=DISTANCES[kind]())
+    a1, p, a2, n = _run(miner)
+    assert list(zip(a1.tolist(), p.tolist())) == pos  # row-major, as pml
+    assert list(zip(a2.tolist(), n.tolist())) == neg
+
+
+def np_easy_hard(m, labels, pos_s, neg_s):
+    """Brute-force BatchEasyHardMiner on a distance-like matrix (small = close)."""
+    size = len(labels)
+    pos = {
+        a: [j for j in range(size) if j != a and labels[j] == labels[a]]
+        for a in range(size)
+    }
+    neg = {a: [j for j in range(size) if labels[j] != labels[a]] for a in range(size)}
+
+    def pick(a, cands, strategy, positive, bound=None):
+        if strategy == "semihard":
+            keep = [
+                j for j in cands if (m[a, j] < bound if positive else m[a, j] > bound)
+            ]
+            cands, strategy = keep, ("hard" if positive else "hard")
+            if not cands:
+                return None
+            return (
+                max(cands, key=lambda j: m[a, j])
+                if positive
+                else min(cands, key=lambda j: m[a, j])
+            )
+        if not cands:
+            return None
+        farthest = (strategy == "hard") if positive else (strategy == "easy")
+        key = lambda j: m[a, j]  # noqa: E731
+        return max(cands, key=key) if farthest else min(cands, key=key)
+
+    first, second = [], []
+    for a in range(size):
+        if pos_s == "semihard":
+            n = pick(a, neg[a], neg_s, False)
+            p = None if n is None else pick(a, pos[a], "semihard", True, m[a, n])
+        elif neg_s == "semihard":
+            p = pick(a, pos[a], pos_s, True)
+            n = None if p is None else pick(a, neg[a], "semihard", False, m[a, p])
+        else:
+            p = None if pos_s == "all" else pick(a, pos[a], pos_s, True)
+            n = None if neg_s == "all" else pick(a, neg[a], neg_s, False)
+        if pos_s == "all":
+            first += [(a, j) for j in pos[a]]
+        if neg_s == "all":
+            second += [(a, j) for j in neg[a]]
+        if pos_s != "all" and neg_s != "all":
+            if p is not None and n is not None:
+                first.append((a, p))
+                second.append((a, n))
+        elif pos_s != "all" and p is not None:
+            first.append((a, p))
+        elif neg_s != "all" and n is not None:
+            second.append((a, n))
+    return first, second
+
+
+STRATEGIES = [
+    ("easy", "semihard"),
+    ("hard", "semihard"),
+    ("semihard", "hard"),
+    ("semihard", "easy"),
+    ("easy", "hard"),
+    ("hard", "easy"),
+    ("all", "hard"),
+    ("easy", "all"),
+    ("all", "all"),
+]
+
+
+@pytest.mark.parametrize("kind", ["lp", "cos"])
+@pytest.mark.parametrize("strategies", STRATEGIES, ids="-".join)
+def test_batch_easy_hard_matches_brute_force(kind, strategies):
+    m = np_matrix(X, kind)
+    expected = np_easy_hard(-closeness(m, kind), Y, *strategies)
+    miner = BatchEasyHardMiner(*strategies, distance=DISTANCES[kind]())
+    a1, p, a2, n = _run(miner)
+    assert list(zip(a1.tolist(), p.tolist())) == expected[0]
+    assert list(zip(a2.tolist(), n.tolist())) == expected[1]
+    assert len(expected[0]) > 0 and len(expected[1]) > 0
+
+
+def test_batch_easy_hard_allowed_ranges():
+    m = np_matrix(X, "lp")
+    low, high = 0.5, 1.5
+    miner = BatchEasyHardMiner(
+        "hard", "hard", allowed_pos_range=(low, high), allowed_neg_range=(low, high)
+    )
+    a1, p, a2, n = _run(miner)
+    assert len(a1) > 0
+    pairs = list(zip(a1.tolist(), p.tolist())) + list(zip(a2.tolist(), n.tolist()))
+    assert all(low <= m[i, j] <= high for i, j in pairs)
+    # the hardest candidate inside the range: nothing in range is harder
+    for a, q in zip(a1.tolist(), p.tolist()):
+        inside = [m[a, j] for j in range(len(Y)) if j != a and Y[j] == Y[a]]
+        inside = [v for v in inside if low <= v <= high]
+        assert m[a, q] == pytest.approx(max(inside))
+
+
+@pytest.mark.parametrize("labels", [[0] * 6, list(range(6))])
+def test_batch_easy_hard_without_positives_or_negatives(labels):
+    a1, p, a2, n = _run(BatchEasyHardMiner(), X[:6], labels)
+    assert all(t.numel() == 0 for t in (a1, p, a2, n))
+
+
+def np_distance_weights(x, labels, cutoff, nonzero_cutoff):
+    dist = np.maximum(np_matrix(x, "lp"), cutoff)
+    dim = x.shape[1]
+    out = np.zeros_like(dist)
+    for a in range(len(labels)):
+        w = np.zeros(len(labels))
+        for j in range(len(labels)):
+            if labels[j] != labels[a] and dist[a, j] < nonzero_cutoff:
+                # q(d) = d^(dim-2) (1 - d^2/4)^((dim-3)/2); the weight is 1/q
+                q = dist[a, j] ** (dim - 2) * (1 - dist[a, j] ** 2 / 4) ** (
+                    (dim - 3) / 2
+                )
+                w[j] = 1.0 / q
+        if w.sum() > 0:
+            out[a] = w / w.sum()
+    return out
+
+
+def test_distance_weighted_weights_and_draws():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(12, 6))
+    miner = DistanceWeightedMiner(cutoff=0.5, nonzero_loss_cutoff=1.4)
+    w = miner.weights(torch.tensor(x), torch.tensor(Y)).numpy()
+    expected = np_distance_weights(x, Y, 0.5, 1.4)
+    np.testing.assert_allclose(w, expected, rtol=1e-10, atol=1e-14)
+    assert (expected.sum(1) > 0).sum() >= 8
+    torch.manual_seed(0)
+    a, p, n = _run(miner, x)
+    y = np.array(Y)
+    # every positive pair of a usable anchor, once, with a drawn negative
+    usable = expected.sum(1) > 0
+    pairs = [
+        (i, j)
+        for i in range(12)
+        for j in range(12)
+        if i != j and Y[i] == Y[j] and usable[i]
+    ]
+    assert list(zip(a.tolist(), p.tolist())) == pairs
+    assert (y[n.numpy()] != y[a.numpy()]).all()
+    assert (expected[a.numpy(), n.numpy()] > 0).all()
+
+
+def test_distance_weighted_draw_frequencies_follow_the_weights():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2 + 5, 5))
+    labels = [0] * 2 + [1] * 5  # anchor 0 has one positive and 5 negatives
+    expected = np_distance_weights(x, labels, 0.5, 1.9)[0]
+    miner = DistanceWeightedMiner(cutoff=0.5, nonzero_loss_cutoff=1.9)
+    torch.manual_seed(0)
+    counts = np.zeros(len(labels))
+    for _ in range(400):
+        a, _, n = miner(torch.tensor(x), torch.tensor(labels))
+        counts += np.bincount(n[a == 0].numpy(), minlength=len(labels))
+    freq = counts / counts.sum()
+    # 400 draws: a binomial standard deviation is at most 0.025
+    np.testing.assert_allclose(freq, expected, atol=0.1)
+
+
+def test_distance_weighted_rejects_other_distances():
+    with pytest.raises(ValueError, match="LpDistance"):
+        DistanceWeightedMiner(distance=CosineSimilarity())(
+            torch.tensor(X), torch.tensor(Y)
+        )
+
+
+@pytest.mark.pml
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pair_and_easy_hard_miners_match_pml(seed):
+    import pytorch_metric_learning.distances as pml_distances
+    import pytorch_metric_learning.miners as pml_miners
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(20, 5, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, 4, (20,), generator=gen)
+    labels[-1] = 4  # a class of size one
+    cases = [
+        (PairMarginMiner(), pml_miners.PairMarginMiner()),
+        (
+            PairMarginMiner(0.7, 0.3, distance=CosineSimilarity()),
+            pml_miners.PairMarginMiner(
+                0.7, 0.3, distance=pml_distances.CosineSimilarity()
+            ),
+        ),
+        *[
+            (BatchEasyHardMiner(*s), pml_miners.BatchEasyHardMiner(*s))
+            for s in STRATEGIES
+            if "all" not in s
+        ],
+    ]
+    for ours, theirs in cases:
+        got = [t.tolist() for t in ours(x, labels)]
+        want = [t.tolist() for t in theirs(x, labels)]
+        assert sorted(zip(got[0], got[1])) == sorted(zip(want[0], want[1])), ours
+        assert sorted(zip(got[2], got[3])) == sorted(zip(want[2], want[3])), ours
+        assert len(got[0]) > 0

@@ -124,6 +124,19 @@ def _require(distance, kind, name, **attributes):
         )
 
 
+def _first_two_of_each_class(labels):
+    """First and second position of every class with two or more samples.
+
+    These are the lowest positive pair of each class in row-major order,
+    found by one stable sort instead of an ``(n, n)`` mask.
+    """
+    sorted_labels, order = torch.sort(labels, stable=True)
+    _, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    starts = starts[counts >= 2]
+    return order[starts], order[starts + 1]
+
+
 # ----------------------------------------------------------------- losses
 @fill_doc
 class CircleLoss(BaseMetricLoss):
@@ -415,20 +428,30 @@ class NPairsLoss(BaseMetricLoss):
     def _default_distance(self):
         return DotProductSimilarity()
 
-    def _compute(self, embeddings, labels, indices_tuple, distance):
-        if indices_tuple is None:
-            pos, _ = label_masks(labels)
-            a1, p = torch.nonzero(pos, as_tuple=True)
-        else:
-            a1, p, _, _ = convert_to_pairs(indices_tuple, labels)
+    @staticmethod
+    def _first_pair_per_class(indices_tuple, labels):
+        """Lowest (anchor, positive) pair of every anchor class in the tuple."""
+        a1, p, _, _ = convert_to_pairs(indices_tuple, labels)
         if a1.numel() == 0:
-            return zero_loss(embeddings)
+            return a1, p
         _, inverse = torch.unique(labels[a1], return_inverse=True)
         n_groups = int(inverse.max()) + 1
-        order = torch.arange(a1.shape[0], device=a1.device)
-        first = torch.full((n_groups,), a1.shape[0], dtype=torch.long, device=a1.device)
-        first = first.scatter_reduce(0, inverse, order, reduce="amin")
-        anchors, positives = a1[first], p[first]
+        # Row-major rank of each pair, so that "amin" finds the lowest anchor
+        # and then the lowest positive whatever the order of the tuple.
+        rank = a1 * labels.shape[0] + p
+        big = labels.shape[0] ** 2
+        first = torch.full((n_groups,), big, dtype=torch.long, device=a1.device)
+        first = first.scatter_reduce(0, inverse, rank, reduce="amin")
+        return first // labels.shape[0], first % labels.shape[0]
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        if indices_tuple is None:
+            anchors, positives = _first_two_of_each_class(labels)
+        else:
+            anchors, positives = self._first_pair_per_class(indices_tuple, labels)
+        if anchors.numel() == 0:
+            return zero_loss(embeddings)
+        n_groups = anchors.shape[0]
         logits = _as_similarity(
             distance(embeddings[anchors], embeddings[positives]), distance
         )
