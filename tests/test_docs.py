@@ -29,6 +29,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.backbones",
     "sklearn_dml.metrics",
     "sklearn_dml.model_selection",
+    "sklearn_dml.datasets",
 ]
 
 
