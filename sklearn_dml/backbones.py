@@ -1,5 +1,6 @@
 """Embedding networks (backbones) for the estimators, in plain torch."""
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -236,7 +237,10 @@ class ResidualMLP(nn.Module):
         """
         if self.init != "pca":
             return self
-        X = torch.as_tensor(X, dtype=torch.float64)
+        if isinstance(X, torch.Tensor):
+            X = X.detach().to(torch.float64)
+        else:  # a copy: the user's array may be read-only and stays untouched
+            X = torch.tensor(np.asarray(X), dtype=torch.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"initialize expects an array of shape (n_samples, {self.n_features}), "
