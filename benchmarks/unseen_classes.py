@@ -251,7 +251,8 @@ def main():
         f"embedding size {N_COMPONENTS}. Proposed embedder settings: "
         f"`{PROPOSED}` with the default PCA-initialised `ResidualMLP` backbone. "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, 1 torch thread per run, "
+        f"scikit-learn {sklearn.__version__}, 1 torch thread per run (fit times "
+        "are indicative only: the machine may be shared), "
         f"{time.perf_counter() - tic:.0f} s in all"
         + (" (--quick: a smoke test, not results)." if args.quick else "."),
     ]
