@@ -44,14 +44,18 @@ register_doc(
         when ``backbone`` is given (its output size is the embedding size).
 
     hidden_layer_sizes : tuple of int, default=(256,)
-        Widths of the hidden layers of the default MLP backbone. An empty tuple
+        Widths of the hidden layers of the residual branch of the default
+        backbone (:class:`~sklearn_dml.backbones.ResidualMLP`). An empty tuple
         gives a linear embedding.
 
     backbone : torch.nn.Module, default=None
         A module mapping ``(batch, n_features)`` float32 tensors to
         ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
-        object passed in is never modified. ``None`` builds an MLP from
-        ``hidden_layer_sizes`` and ``n_components``.
+        object passed in is never modified. ``None`` builds a
+        :class:`~sklearn_dml.backbones.ResidualMLP` from ``hidden_layer_sizes``
+        and ``n_components`` whose linear path starts at the PCA projection of
+        the training data. A module with an ``initialize(X)`` method gets it
+        called on the training data before training.
 
     normalize_embeddings : bool, default=True
         L2-normalise the embeddings (unit hypersphere), also on top of a
@@ -86,7 +90,9 @@ register_doc(
     early_stopping : bool, default=False
         Hold out part of the training data (see ``validation_split``) and
         stop when its leave-one-out MAP@R has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; the best weights are restored.
+        ``n_iter_no_change`` epochs; the best weights are restored, those
+        before the first epoch included (training that only lowers the
+        validation score gives the starting model back).
 
     validation_fraction : float, default=0.1
         Share of the training samples (``validation_split="stratified"``) or

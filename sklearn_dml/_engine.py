@@ -197,6 +197,13 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
         if state.optimizer_state is not None:
             optimizer.load_state_dict(state.optimizer_state)
         best_score, best_weights, bad_epochs = -np.inf, None, 0
+        if validation is not None:
+            # The starting weights compete too: training that only degrades the
+            # validation score (e.g. on held-out classes) gives them back.
+            best_score = score_func(
+                embed(state.backbone, validation[0], device), validation[1]
+            )
+            best_weights = _snapshot(state)
         try:
             for _ in range(n_epochs):
                 tic = time.perf_counter()

@@ -1,8 +1,10 @@
 """Embedding networks (backbones) for the estimators, in plain torch."""
 
+import numpy as np
+import torch
 from torch import nn
 
-__all__ = ["MLP", "L2Normalize"]
+__all__ = ["MLP", "L2Normalize", "ResidualMLP"]
 
 
 class L2Normalize(nn.Module):
@@ -73,3 +75,190 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.layers(x)
+
+
+_SKIP_INITS = ("pca", "identity", "random")
+
+
+class ResidualMLP(nn.Module):
+    """Linear skip path plus a residual MLP branch that starts at zero.
+
+    The embedding is ``skip(x) + branch(x)``: ``skip`` is one linear layer
+    and ``branch`` an MLP whose last layer is initialised to zero, so before
+    training the network *is* the linear map of the skip path. With
+    ``init="pca"`` that map is the principal-component projection of the
+    training data (set by :meth:`initialize`), with ``init="identity"`` the
+    identity; training then refines the raw geometry of the features instead
+    of replacing it with a random one, which is what keeps an embedding
+    useful for classes it never saw.
+
+    Parameters
+    ----------
+    n_features : int
+        Size of the input vectors.
+
+    n_components : int
+        Size of the embedding.
+
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the hidden layers of the residual branch; ``()`` gives no
+        branch (a linear embedding).
+
+    init : {"pca", "identity", "random"}, default="pca"
+        Start of the skip path. ``"pca"``: the projection on the first
+        ``n_components`` principal axes of the data given to
+        :meth:`initialize` (rows beyond the rank of the data are zero);
+        ``"identity"``: the identity, which needs
+        ``n_components == n_features``; ``"random"``: PyTorch's default
+        initialisation of a linear layer.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of the branch.
+
+    normalize_embeddings : bool, default=True
+        L2-normalise the output.
+
+    Attributes
+    ----------
+    skip : torch.nn.Linear
+        The linear path.
+
+    branch : torch.nn.Sequential or None
+        The residual MLP (``None`` when ``hidden_layer_sizes=()``).
+
+    initialized : bool
+        Whether the skip path holds its final initialisation (always true
+        for ``"identity"`` and ``"random"``, true after :meth:`initialize`
+        for ``"pca"``).
+
+    Notes
+    -----
+    With :math:`W_0` the skip weights at initialisation and :math:`g` the
+    branch,
+
+    .. math::
+
+        f(x) = W x + b + g(x), \\qquad g \\equiv 0 \\text{ at the start},
+
+    and for ``init="pca"`` :math:`W_0 = V_k^\\top`, :math:`b_0 = -V_k^\\top
+    \\mu`, the top :math:`k` right singular vectors of the centred data, so
+    that :math:`f(x) = V_k^\\top (x - \\mu)`, the PCA transform. Without
+    normalisation, distances between embeddings then equal distances
+    between the projected inputs.
+
+    References
+    ----------
+    .. [1] He, Zhang, Ren and Sun, "Deep Residual Learning for Image
+       Recognition", CVPR 2016 (residual branches).
+    .. [2] Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in
+       1 Hour", arXiv:1706.02677, 2017 (a residual branch that starts at
+       zero).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.backbones import ResidualMLP
+    >>> net = ResidualMLP(4, 4, init="identity", normalize_embeddings=False)
+    >>> x = torch.randn(3, 4)
+    >>> bool(torch.equal(net(x), x))
+    True
+    >>> net = ResidualMLP(8, 2, hidden_layer_sizes=(16,))
+    >>> net.initialize(torch.randn(50, 8)).initialized
+    True
+    >>> net(torch.randn(5, 8)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes=(256,),
+        init="pca",
+        dropout=0.0,
+        normalize_embeddings=True,
+    ):
+        super().__init__()
+        if init not in _SKIP_INITS:
+            raise ValueError(f"init must be one of {_SKIP_INITS}, got {init!r}.")
+        if init == "identity" and n_components != n_features:
+            raise ValueError(
+                "init='identity' needs n_components == n_features, got "
+                f"n_components={n_components} and n_features={n_features}; use "
+                "init='pca' to start from a projection on fewer dimensions."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.n_features = n_features
+        self.n_components = n_components
+        self.init = init
+        self.skip = nn.Linear(n_features, n_components)
+        self.branch = None
+        if len(hidden_layer_sizes):
+            layers, width = [], n_features
+            for size in hidden_layer_sizes:
+                layers += [nn.Linear(width, size), nn.ReLU()]
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+                width = size
+            last = nn.Linear(width, n_components)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            layers.append(last)
+            self.branch = nn.Sequential(*layers)
+        self.normalize = L2Normalize() if normalize_embeddings else nn.Identity()
+        if init == "identity":
+            with torch.no_grad():
+                self.skip.weight.copy_(torch.eye(n_features))
+                self.skip.bias.zero_()
+        self.register_buffer(
+            "_initialized", torch.tensor(init != "pca"), persistent=True
+        )
+
+    @property
+    def initialized(self):
+        return bool(self._initialized)
+
+    @torch.no_grad()
+    def initialize(self, X):
+        """Set the skip path to the PCA projection of ``X`` (for ``init="pca"``).
+
+        Does nothing for the other ``init`` values.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_features)
+            Training features.
+
+        Returns
+        -------
+        self : ResidualMLP
+            The module, initialised in place.
+        """
+        if self.init != "pca":
+            return self
+        if isinstance(X, torch.Tensor):
+            X = X.detach().to(torch.float64)
+        else:  # a copy: the user's array may be read-only and stays untouched
+            X = torch.tensor(np.asarray(X), dtype=torch.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"initialize expects an array of shape (n_samples, {self.n_features}), "
+                f"got {tuple(X.shape)}."
+            )
+        mean = X.mean(dim=0)
+        # Right singular vectors of the centred data, largest variance first.
+        _, _, vh = torch.linalg.svd(X - mean, full_matrices=False)
+        k = min(self.n_components, vh.shape[0])
+        weight = torch.zeros(self.n_components, self.n_features, dtype=torch.float64)
+        weight[:k] = vh[:k]
+        self.skip.weight.copy_(weight.to(self.skip.weight.dtype))
+        self.skip.bias.copy_((-weight @ mean).to(self.skip.bias.dtype))
+        self._initialized.fill_(True)
+        return self
+
+    def forward(self, x):
+        out = self.skip(x)
+        if self.branch is not None:
+            out = out + self.branch(x)
+        return self.normalize(out)

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _engine
 from ._verification import PairVerificationMixin
-from .backbones import MLP, L2Normalize
+from .backbones import L2Normalize, ResidualMLP
 
 __all__ = ["BaseDeepMetricLearner"]
 
@@ -141,16 +141,22 @@ class BaseDeepMetricLearner(
         return X, y
 
     # ------------------------------------------------------------- building
-    def _build_backbone(self, n_features):
+    def _build_backbone(self, n_features, X=None):
+        """A fresh backbone; data-dependent initialisation (PCA) from ``X``."""
         if self.backbone is None:
-            return MLP(
+            net = ResidualMLP(
                 n_features,
                 self.n_components,
                 tuple(self.hidden_layer_sizes),
-                self.normalize_embeddings,
+                init="pca",
+                normalize_embeddings=self.normalize_embeddings,
             )
-        net = copy.deepcopy(self.backbone)
-        if self.normalize_embeddings:
+        else:
+            net = copy.deepcopy(self.backbone)
+        initialize = getattr(net, "initialize", None)
+        if X is not None and callable(initialize):
+            initialize(X)
+        if self.backbone is not None and self.normalize_embeddings:
             net = torch.nn.Sequential(net, L2Normalize())
         return net
 
@@ -194,11 +200,11 @@ class BaseDeepMetricLearner(
             name=type(self).__name__,
         )
 
-    def _new_state(self, n_features, config):
+    def _new_state(self, n_features, config, X=None):
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            backbone = self._build_backbone(n_features)
+            backbone = self._build_backbone(n_features, X)
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
             # Learnable loss parameters (proxies, centres, boundaries) must exist
@@ -355,7 +361,7 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            state, self._n_features_out = self._new_state(X.shape[1], config)
+            state, self._n_features_out = self._new_state(X.shape[1], config, X)
         state = self._run_engine(X, codes, state, config, config.max_iter)
         self._store_state(state)
         return self
@@ -402,7 +408,7 @@ class BaseDeepMetricLearner(
         codes = self._encode(y)
         config = self._training_config()
         if first:
-            state, self._n_features_out = self._new_state(X.shape[1], config)
+            state, self._n_features_out = self._new_state(X.shape[1], config, X)
         else:
             state = self._state_from_fitted()
         state = _engine.fit(state, config, X, codes, n_epochs=1)

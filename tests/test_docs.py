@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.metrics",
     "sklearn_dml.model_selection",
     "sklearn_dml.plotting",
+    "sklearn_dml.datasets",
 ]
 
 
