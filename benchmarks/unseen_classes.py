@@ -16,7 +16,7 @@ training part of the seen classes and initialises the model):
 The pytorch-metric-learning loop is also the previous sklearn-dml default
 recipe (random-init MLP 256-64, learning rate 1e-3, no early stopping).
 
-Methods: the sklearn-dml embedders with the proposed defaults (``PROPOSED``
+Methods: the sklearn-dml embedders in the open-set setting (``PROPOSED``
 below, passed explicitly), raw features, PCA, PCA + L2
 normalisation (the starting point of the default backbone), scikit-learn's
 NCA, metric-learn's NCA and LMNN (through a small compatibility shim, on the
@@ -60,7 +60,7 @@ from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 
 SEEN = [0, 1, 2, 3, 4]
 N_COMPONENTS = 64
-# The defaults proposed for the embedders (see doc/user_guide/unseen_classes.rst);
+# The open-set setting recommended for the embedders (see doc/user_guide/unseen_classes.rst);
 # the default backbone (a PCA-initialised residual MLP) needs no parameter.
 PROPOSED = dict(learning_rate_init=1e-4, max_iter=30)
 RESULTS = Path(__file__).parent / "results" / "unseen_classes.md"
@@ -141,9 +141,11 @@ def methods(n_features, seed, max_iter, linear_iter):
         return make_pipeline(PCA(k, random_state=seed), est) if n_features > k else est
 
     return {
-        "TripletEmbedder (proposed)": TripletEmbedder(**common, **proposed),
-        "ContrastiveEmbedder (proposed)": ContrastiveEmbedder(**common, **proposed),
-        "MultiSimilarityEmbedder (proposed)": MultiSimilarityEmbedder(
+        "TripletEmbedder (open-set setting)": TripletEmbedder(**common, **proposed),
+        "ContrastiveEmbedder (open-set setting)": ContrastiveEmbedder(
+            **common, **proposed
+        ),
+        "MultiSimilarityEmbedder (open-set setting)": MultiSimilarityEmbedder(
             **common, **proposed
         ),
         "pml triplet loop (MLP, lr 1e-3)": PMLTripletLoop(max_iter, random_state=seed),
@@ -248,7 +250,7 @@ def main():
         "",
         f"Trained on digits {SEEN[0]}-{SEEN[-1]}, retrieval among digits 5-9; mean ± "
         f"std over {n_seeds} seeds; {max_iter} epochs for the trained networks; "
-        f"embedding size {N_COMPONENTS}. Proposed embedder settings: "
+        f"embedding size {N_COMPONENTS}. Open-set embedder settings: "
         f"`{PROPOSED}` with the default PCA-initialised `ResidualMLP` backbone. "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, 1 torch thread per run (fit times "

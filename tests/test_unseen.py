@@ -190,7 +190,7 @@ def test_engine_gives_back_the_start_when_every_epoch_scores_worse():
         assert torch.equal(value, start[key]), key
 
 
-def test_proposed_defaults_do_not_lose_to_raw_features_on_unseen_digits():
+def test_open_set_setting_does_not_lose_to_raw_features_on_unseen_digits():
     X, y = load_digits(return_X_y=True)
     X_seen, y_seen, X_new, y_new = split_classes(X, y, seen_classes=[0, 1, 2, 3, 4])
     scaler = StandardScaler().fit(X_seen)
