@@ -328,6 +328,11 @@ class CosineSimilarity(DotProductSimilarity):
         super().__init__(normalize_embeddings=True)
 
 
+def _snr_signal(squared_norms):
+    """Centred squared norms floored away from zero (see :class:`SNRDistance`)."""
+    return squared_norms.clamp_min(1e-12)
+
+
 class SNRDistance(BaseDistance):
     r"""Signal-to-noise ratio distance: noise variance over signal variance.
 
@@ -353,9 +358,11 @@ class SNRDistance(BaseDistance):
     where :math:`\bar v = v - \operatorname{mean}(v)` is the centred vector.
     The matrix is computed from one matrix product of centred embeddings
     (no ``(n, n, d)`` tensor), clamped at zero, with an exactly zero
-    diagonal when a batch is compared with itself. An embedding with
-    constant coordinates has zero variance and gives an infinite or NaN
-    distance, as in pytorch-metric-learning.
+    diagonal when a batch is compared with itself. The signal term is
+    floored at ``1e-12``: an embedding with constant
+    coordinates (e.g. the all-zero embedding of a sample at the data mean)
+    gets a very large but finite distance instead of the infinite or NaN one
+    of pytorch-metric-learning, so training does not stop on it.
 
     References
     ----------
@@ -388,10 +395,10 @@ class SNRDistance(BaseDistance):
         if same:
             eye = torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
             noise = torch.where(eye, torch.zeros_like(noise), noise)
-        return noise / sq_q[:, None]
+        return noise / _snr_signal(sq_q)[:, None]
 
     def _rowwise(self, x, y):
         xc = x - x.mean(dim=1, keepdim=True)
         diff = x - y
         diff = diff - diff.mean(dim=1, keepdim=True)
-        return (diff * diff).sum(1) / (xc * xc).sum(1)
+        return (diff * diff).sum(1) / _snr_signal((xc * xc).sum(1))

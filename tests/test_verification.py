@@ -62,8 +62,10 @@ def test_pair_distance_and_score_match_numpy(fitted, blobs, labelled_pairs):
     expected = np.sqrt(((Z[a] - Z[b]) ** 2).sum(axis=1))
     dist = fitted.pair_distance(pairs)
     assert dist.shape == (150,) and dist.dtype == np.float64
-    assert_allclose(dist, expected, rtol=1e-6, atol=1e-7)
-    assert_allclose(fitted.pair_score(pairs), -expected, rtol=1e-6, atol=1e-7)
+    # float32 embeddings: a sample embedded in another batch position may differ
+    # by a rounding error, so identical samples can be ~1e-7 apart.
+    assert_allclose(dist, expected, rtol=1e-6, atol=1e-6)
+    assert_allclose(fitted.pair_score(pairs), -expected, rtol=1e-6, atol=1e-6)
     # Lists are accepted and the input array is left untouched.
     before = pairs.copy()
     assert_allclose(fitted.pair_distance(pairs[:5].tolist()), dist[:5], rtol=1e-6)
