@@ -277,7 +277,7 @@ def test_combined_loss_is_the_weighted_sum_by_hand():
     center_part = 0.5 * ((emb - centers[labels]) ** 2).sum(1).mean()
     expected = _contrastive_by_hand(emb, labels, 1.0) + 0.5 * center_part
     value = loss(torch.tensor(emb), torch.tensor(labels))
-    assert float(value) == pytest.approx(expected, rel=1e-6)
+    assert float(value.detach()) == pytest.approx(expected, rel=1e-6)
 
 
 def test_combined_loss_parameters_configure_clone_and_errors():
