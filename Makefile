@@ -43,6 +43,9 @@ lint: $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_fit_overhead.py
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_zoo_digits.py
+	$(BIN)/python benchmarks/unseen_classes.py
+	$(BIN)/python benchmarks/bench_retrieval.py
 
 ## doc: install the docs extra and build the HTML site into doc/_build/html
 ## (runs the gallery; warnings are errors; offline, no intersphinx)
