@@ -74,8 +74,9 @@ def _check_positive_int(value, name, allow_none=True):
 _U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
 _PREPARE_ELEMENTS = 2**20
-# Float64 values gathered at once by the exact second pass (4 MiB).
-_EXACT_ELEMENTS = 2**19
+# Float64 values gathered at once by the exact second pass (64 MiB): few,
+# large operations, as each parallel region costs a thread wake-up.
+_EXACT_ELEMENTS = 2**23
 
 
 def _row_steps(n_rows, n_features):
@@ -223,8 +224,7 @@ def _exact_distances(query, candidates, prepared):
     at distance exactly 0) or from products of float64 unit rows
     (``"cosine"``) with the same reduction for every pair: identical points
     get bit-identical distances wherever they are. Rows go in steps keeping
-    the gathered neighbours near 4 MiB, so that they stay in cache between
-    the gather and the reduction.
+    the gathered neighbours near 64 MiB.
     """
     n_rows, n_candidates = candidates.shape
     reference = prepared.reference
@@ -238,9 +238,14 @@ def _exact_distances(query, candidates, prepared):
         neighbours = neighbours.view(*ind.shape, n_features)
         q = query[start : start + step].unsqueeze(1)
         if euclidean:
-            # float32 neighbours are promoted to float64 exactly by ``sub``.
-            diff = torch.sub(neighbours, q)
-            out[start : start + step] = diff.square_().sum(dim=2).sqrt_()
+            # Batched pairwise kernel: sqrt(sum((q - r)^2)) per pair in one
+            # pass, without storing the differences.
+            value = torch.cdist(
+                q,
+                neighbours.to(torch.float64),
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )
+            out[start : start + step] = value.squeeze(1)
         else:
             scaled = neighbours * prepared.reciprocal[ind].unsqueeze(2)
             value = scaled.mul_(q).sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
@@ -251,7 +256,7 @@ def _exact_distances(query, candidates, prepared):
 def _smallest(values, n_take):
     """Columns of the ``n_take`` smallest entries of each row (any order).
 
-    Rows are cut into groups of ``g`` columns and only the ``n_take`` groups
+    Rows are cut into groups of ``g`` columns (strided) and only the ``n_take`` groups
     with the smallest minima are searched: any entry outside them is at
     least the ``n_take``-th smallest group minimum, itself at least every
     value kept. :func:`torch.topk` then reads about ``width / g + n_take g``
@@ -263,10 +268,13 @@ def _smallest(values, n_take):
     if group < 2 or n_groups < 2 * n_take:
         return torch.topk(values, n_take, dim=1, largest=False, sorted=False)[1]
     full = n_groups * group
-    minima = values[:, :full].view(n_rows, n_groups, group).amin(dim=2)
+    # Group j holds the columns j, j + n_groups, j + 2 n_groups, ...: the
+    # minimum then runs over contiguous rows of the tile (vectorised).
+    minima = values[:, :full].view(n_rows, group, n_groups).amin(dim=1)
     chosen = torch.topk(minima, n_take, dim=1, largest=False, sorted=False)[1]
     offsets = torch.arange(group, device=values.device)
-    cols = (chosen.unsqueeze(2) * group + offsets).view(n_rows, n_take * group)
+    offsets = offsets * n_groups
+    cols = (chosen.unsqueeze(2) + offsets).view(n_rows, n_take * group)
     if full < width:
         tail = torch.arange(full, width, device=values.device)
         cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
