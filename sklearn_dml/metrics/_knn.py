@@ -515,33 +515,46 @@ def chunked_knn(
 
     which orders references like the distance (:math:`\lVert q\rVert^2` is
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
-    ``k + max(16, k // 8)`` smallest values per row are kept with
-    :func:`torch.topk` and merged block after block. The rounding of
-    :math:`v` is at most
+    ``m = k + max(16, k // 8)`` smallest values per row are kept and
+    merged block after block. Selection is two-level: the tile's columns
+    are dealt into :math:`g \approx \sqrt{w / m}` strided groups per row
+    (``w`` the block width), the ``m`` groups with the smallest minima are
+    gathered and :func:`torch.topk` runs on them only; any value outside
+    them is at least the ``m``-th smallest group minimum, itself at least
+    every kept value, so the kept set is a true ``m`` smallest. The
+    rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
     u)`; references are centred on their mean first when that shrinks their
-    norms. If the :math:`k`-th smallest kept value plus :math:`2b` is below
-    the largest kept value, every exact :math:`k` nearest (ties included) is
-    in the shortlist; rows where it is not are searched again with four
-    times more candidates.
+    norms. If the :math:`k`-th smallest kept value :math:`v_{(k)}` plus
+    :math:`2b` is below the largest kept value, every exact :math:`k`
+    nearest (ties included) is in the shortlist; rows where it is not are
+    searched again with four times more candidates.
 
-    *Second pass (float64).* The shortlist's distances are recomputed pair
-    by pair from coordinate differences, :math:`\sqrt{\sum_i (q_i -
-    r_i)^2}` and :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
-    bit-identical distances (exactly 0 to the query's own duplicates), and
-    sorted stably by (distance, index).
+    *Second pass (float64).* A candidate with :math:`v > v_{(k)} + 2b` is
+    strictly farther than the exact :math:`k`-th neighbour, so only the
+    candidates with :math:`v \le v_{(k)} + 2b` (at least :math:`k`) are
+    recomputed, pair by pair from coordinate differences, :math:`\sqrt{\sum_i
+    (q_i - r_i)^2}` (one fused :func:`torch.cdist` pass) and :math:`1 -
+    \sum_i \hat q_i \hat r_i`, which gives duplicates bit-identical
+    distances (exactly 0 to the query's own duplicates), and sorted stably
+    by (distance, index). The float32 values only choose the candidates;
+    the returned order and distances are those of the float64 formula for
+    every returned neighbour, so ranks (and MAP@R) do not depend on the
+    first pass's rounding.
 
     *Memory.* Besides the inputs and the output (``n_queries * k * 16``
     bytes): a float32 working copy of the references when they are not
     float32 already, are centred, or for ``"cosine"`` (``n_references *
     n_features * 4`` bytes); one distance tile of ``chunk_size *
-    block_size * 4`` bytes (256 MiB by default: ``block_size = 65536`` and
-    ``chunk_size = 2**26 // (block_size + 2 k)``); the shortlist, about
-    ``chunk_size * (k + k // 8 + 16) * 12`` bytes; and the float64 second
-    pass, at most 64 MiB at a time. Nothing grows with ``n_queries *
-    n_references``. A smaller ``chunk_size`` lowers the peak; a very small
-    one makes the matrix products inefficient.
+    block_size * 4`` bytes, allocated once and reused (256 MiB by default:
+    ``block_size = 65536`` and ``chunk_size = 2**26 // (block_size + 4
+    k)``); the group minima and gathered groups, about ``2 * chunk_size *
+    sqrt(block_size * m) * 12`` bytes; the shortlist, about ``chunk_size *
+    m * 12`` bytes; and the float64 second pass, at most 96 MiB at a time.
+    Nothing grows with ``n_queries * n_references``. A smaller
+    ``chunk_size`` lowers the peak; a very small one makes the matrix
+    products inefficient.
 
     References
     ----------
