@@ -249,3 +249,40 @@ def test_reduced_matmul_precision_keeps_the_exact_result(precision):
     finally:
         torch.set_float32_matmul_precision(before)
     np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.parametrize(
+    "width, n_take", [(1000, 7), (1003, 7), (257, 30), (64, 40), (5000, 300)]
+)
+def test_grouped_selection_keeps_the_smallest_values(width, n_take):
+    # Small integers give many exact ties across and within groups.
+    rng = np.random.default_rng(width + n_take)
+    values = rng.integers(0, 50, size=(9, width)).astype(np.float32)
+    values[0, :] = 7.0
+    values[1, ::3] = np.inf
+    cols = _knn._smallest(torch.from_numpy(values), n_take).numpy()
+    assert cols.shape == (9, n_take)
+    for row, chosen in zip(values, cols):
+        assert len(set(chosen.tolist())) == n_take
+        # the kept multiset of values is the n_take smallest one
+        np.testing.assert_array_equal(np.sort(row[chosen]), np.sort(row)[:n_take])
+
+
+def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
+    widths = []
+    original = _knn._exact_distances
+
+    def spy(query, candidates, prepared):
+        widths.append(candidates.shape[1])
+        return original(query, candidates, prepared)
+
+    monkeypatch.setattr(_knn, "_exact_distances", spy)
+    # Points on a line 1 apart: the float32 values separate every neighbour,
+    # so no candidate beyond the k-th is within the rounding reach.
+    X = np.arange(200, dtype=np.float64)[:, None] * np.ones((1, 3))
+    distances, indices = chunked_knn(X, 4, exclude_self=True)
+    expected_d, expected_i = numpy_knn(X, 4, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_i)
+    np.testing.assert_allclose(distances, expected_d, rtol=1e-15)
+    # the shortlist holds k + 16 = 20 candidates; far fewer are recomputed
+    assert widths and max(widths) < 20

@@ -74,7 +74,8 @@ def _check_positive_int(value, name, allow_none=True):
 _U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
 _PREPARE_ELEMENTS = 2**20
-# Float64 values gathered at once by the exact second pass (64 MiB).
+# Float64 values gathered at once by the exact second pass (64 MiB): few,
+# large operations, as each parallel region costs a thread wake-up.
 _EXACT_ELEMENTS = 2**23
 
 
@@ -158,21 +159,27 @@ def _unit_rows(rows):
     return rows * torch.where(norms > 0, norms.reciprocal(), norms)
 
 
-def _distance_block(query_work, prepared, start, stop):
+def _distance_block(query_work, prepared, start, stop, out=None):
     """First-pass values of a query chunk against references ``start:stop``.
 
     One float32 matrix product: ``||r||^2 - 2 q.r`` for ``"euclidean"``
     (the query's squared norm does not change a row's order and is left
     out), ``-q.r`` on unit rows for ``"cosine"``. Shape ``(n_queries, stop -
     start)``; this is the only array whose size grows with the number of
-    references.
+    references. ``out`` is an optional contiguous float32 tensor of that
+    shape to write into (reusing one buffer spares the page faults of a
+    fresh large allocation on every tile).
     """
     block = prepared.work[start:stop]
     if prepared.metric == "euclidean":
         return torch.addmm(
-            prepared.sq_norms[start:stop].unsqueeze(0), query_work, block.T, alpha=-2.0
+            prepared.sq_norms[start:stop].unsqueeze(0),
+            query_work,
+            block.T,
+            alpha=-2.0,
+            out=out,
         )
-    return torch.mm(query_work, block.T).neg_()
+    return torch.mm(query_work, block.T, out=out).neg_()
 
 
 def _first_pass_unit(device):
@@ -224,39 +231,82 @@ def _exact_distances(query, candidates, prepared):
     n_features = reference.shape[1]
     step = max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features))
     out = torch.empty((n_rows, n_candidates), dtype=torch.float64, device=query.device)
+    euclidean = prepared.metric == "euclidean"
     for start in range(0, n_rows, step):
         ind = candidates[start : start + step]
         neighbours = reference.index_select(0, ind.reshape(-1))
-        neighbours = neighbours.view(*ind.shape, n_features).to(torch.float64)
+        neighbours = neighbours.view(*ind.shape, n_features)
         q = query[start : start + step].unsqueeze(1)
-        if prepared.metric == "euclidean":
-            value = neighbours.sub_(q).square_().sum(dim=2).sqrt_()
+        if euclidean:
+            # Batched pairwise kernel: sqrt(sum((q - r)^2)) per pair in one
+            # pass, without storing the differences.
+            value = torch.cdist(
+                q,
+                neighbours.to(torch.float64),
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )
+            out[start : start + step] = value.squeeze(1)
         else:
-            neighbours.mul_(prepared.reciprocal[ind].unsqueeze(2)).mul_(q)
-            value = neighbours.sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
-        out[start : start + step] = value
+            scaled = neighbours * prepared.reciprocal[ind].unsqueeze(2)
+            value = scaled.mul_(q).sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
+            out[start : start + step] = value
     return out
 
 
-def _shortlist(query_work, prepared, own, n_take, block_size):
+def _smallest(values, n_take):
+    """Columns of the ``n_take`` smallest entries of each row (any order).
+
+    Rows are cut into groups of ``g`` columns (strided) and only the ``n_take`` groups
+    with the smallest minima are searched: any entry outside them is at
+    least the ``n_take``-th smallest group minimum, itself at least every
+    value kept. :func:`torch.topk` then reads about ``width / g + n_take g``
+    entries per row instead of ``width``.
+    """
+    n_rows, width = values.shape
+    group = int(math.sqrt(width / n_take))
+    n_groups = width // max(group, 1)
+    if group < 2 or n_groups < 2 * n_take:
+        return torch.topk(values, n_take, dim=1, largest=False, sorted=False)[1]
+    full = n_groups * group
+    # Group j holds the columns j, j + n_groups, j + 2 n_groups, ...: the
+    # minimum then runs over contiguous rows of the tile (vectorised).
+    minima = values[:, :full].view(n_rows, group, n_groups).amin(dim=1)
+    chosen = torch.topk(minima, n_take, dim=1, largest=False, sorted=False)[1]
+    offsets = torch.arange(group, device=values.device)
+    offsets = offsets * n_groups
+    cols = (chosen.unsqueeze(2) + offsets).view(n_rows, n_take * group)
+    if full < width:
+        tail = torch.arange(full, width, device=values.device)
+        cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
+    keep = torch.topk(
+        torch.gather(values, 1, cols), n_take, dim=1, largest=False, sorted=False
+    )[1]
+    return torch.gather(cols, 1, keep)
+
+
+def _shortlist(query_work, prepared, own, n_take, block_size, buffer):
     """The ``n_take`` smallest first-pass values per row, over all blocks.
 
     Returns ``(values, columns)`` of shape ``(n_rows, n_take)``, unsorted;
-    the query's own index (``own``) gets ``inf``.
+    the query's own index (``own``) gets ``inf``. ``buffer`` is a flat
+    float32 tensor of at least ``n_rows * block_size`` entries holding each
+    distance tile.
     """
+    n_rows = query_work.shape[0]
     n_references = prepared.work.shape[0]
     best_values = best_cols = None
     for r_start in range(0, n_references, block_size):
         r_stop = min(r_start + block_size, n_references)
-        dist = _distance_block(query_work, prepared, r_start, r_stop)
+        width = r_stop - r_start
+        tile = buffer[: n_rows * width].view(n_rows, width)
+        dist = _distance_block(query_work, prepared, r_start, r_stop, out=tile)
         if own is not None:
             local = own - r_start
-            inside = torch.nonzero((local >= 0) & (local < r_stop - r_start))
-            inside = inside.squeeze(1)
+            inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
             dist[inside, local[inside]] = torch.inf
-        take = min(n_take, r_stop - r_start)
-        values, cols = torch.topk(dist, take, dim=1, largest=False, sorted=False)
-        del dist
+        take = min(n_take, width)
+        cols = _smallest(dist, take)
+        values = torch.gather(dist, 1, cols)
         cols += r_start
         if best_values is not None:
             values = torch.cat([best_values, values], dim=1)
@@ -303,43 +353,71 @@ def _knn(
 
     out_dist = torch.empty((n_queries, k), dtype=torch.float64)
     out_ind = torch.empty((n_queries, k), dtype=torch.int64)
-    for q_start in range(0, n_queries, chunk_size):
-        q_stop = min(q_start + chunk_size, n_queries)
-        q = query[q_start:q_stop].to(device=device, dtype=torch.float64)
-        if metric == "cosine":
-            q = _unit_rows(q)
-        q_work = prepared.transform(q)
-        own = None if self_index is None else self_index[q_start:q_stop]
-        bound = _error_bound(q_work, prepared)
-        pending = torch.arange(q_stop - q_start, device=device)
-        extra = first_extra
-        while pending.numel():
-            n_take = min(k + extra, n_references)
-            p_own = None if own is None else own[pending]
-            values, cols = _shortlist(
-                q_work[pending], prepared, p_own, n_take, block_size
+    rows_max = min(chunk_size, n_queries)
+    buffer = torch.empty(rows_max * block_size, dtype=torch.float32, device=device)
+    with torch.inference_mode():
+        for q_start in range(0, n_queries, chunk_size):
+            q_stop = min(q_start + chunk_size, n_queries)
+            own = None if self_index is None else self_index[q_start:q_stop]
+            _knn_chunk(
+                query[q_start:q_stop],
+                prepared,
+                k,
+                own,
+                first_extra,
+                block_size,
+                buffer,
+                (out_dist[q_start:q_stop], out_ind[q_start:q_stop]),
             )
-            if n_take < n_references:
-                # Every reference left out has a first-pass value at least the
-                # largest kept one; the exact k nearest have values at most
-                # the k-th smallest plus twice the bound (Notes).
-                kth = torch.kthvalue(values, k, dim=1).values.double()
-                ok = kth + 2.0 * bound[pending] < values.amax(dim=1).double()
-            else:
-                ok = torch.ones(pending.numel(), dtype=torch.bool, device=device)
-            done = pending[ok]
-            if done.numel():
-                cols = torch.sort(cols[ok], dim=1).values
-                exact = _exact_distances(q[done], cols, prepared)
-                if own is not None:
-                    exact.masked_fill_(cols == own[done].unsqueeze(1), torch.inf)
-                exact, order = torch.sort(exact, dim=1, stable=True)
-                rows = done.cpu() + q_start
-                out_dist[rows] = exact[:, :k].cpu()
-                out_ind[rows] = torch.gather(cols, 1, order[:, :k]).cpu()
-            pending = pending[~ok]
-            extra *= 4
     return out_dist, out_ind
+
+
+def _knn_chunk(query, prepared, k, own, extra, block_size, buffer, out):
+    """Exact neighbours of one query chunk, written into ``out``."""
+    device = buffer.device
+    n_references = prepared.work.shape[0]
+    q = query.to(device=device, dtype=torch.float64)
+    if prepared.metric == "cosine":
+        q = _unit_rows(q)
+    q_work = prepared.transform(q)
+    bound = _error_bound(q_work, prepared)
+    pending = torch.arange(q.shape[0], device=device)
+    while pending.numel():
+        n_take = min(k + extra, n_references)
+        p_own = None if own is None else own[pending]
+        values, cols = _shortlist(
+            q_work[pending], prepared, p_own, n_take, block_size, buffer
+        )
+        if n_take < n_references:
+            # Every reference left out has a first-pass value at least the
+            # largest kept one; the exact k nearest have values at most the
+            # k-th smallest plus twice the bound (Notes).
+            reach = torch.kthvalue(values, k, dim=1).values.double()
+            reach += 2.0 * bound[pending]
+            ok = reach < values.amax(dim=1).double()
+        else:
+            reach = torch.full((pending.numel(),), torch.inf, device=device)
+            ok = torch.ones(pending.numel(), dtype=torch.bool, device=device)
+        done = pending[ok]
+        if done.numel():
+            values, cols, reach = values[ok], cols[ok], reach[ok]
+            # Only candidates within ``reach`` can be among the k nearest:
+            # the others are recomputed by no one (Notes).
+            width = int((values.double() <= reach.unsqueeze(1)).sum(dim=1).max())
+            width = max(width, k)
+            if width < cols.shape[1]:
+                keep = torch.topk(values, width, dim=1, largest=False, sorted=False)
+                cols = torch.gather(cols, 1, keep[1])
+            cols = torch.sort(cols, dim=1).values
+            exact = _exact_distances(q[done], cols, prepared)
+            if own is not None:
+                exact.masked_fill_(cols == own[done].unsqueeze(1), torch.inf)
+            exact, order = torch.sort(exact, dim=1, stable=True)
+            rows = done.cpu()
+            out[0][rows] = exact[:, :k].cpu()
+            out[1][rows] = torch.gather(cols, 1, order[:, :k]).cpu()
+        pending = pending[~ok]
+        extra *= 4
 
 
 def _sizes(n_references, k, chunk_size, block_size):
@@ -437,33 +515,46 @@ def chunked_knn(
 
     which orders references like the distance (:math:`\lVert q\rVert^2` is
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
-    ``k + max(16, k // 8)`` smallest values per row are kept with
-    :func:`torch.topk` and merged block after block. The rounding of
-    :math:`v` is at most
+    ``m = k + max(16, k // 8)`` smallest values per row are kept and
+    merged block after block. Selection is two-level: the tile's columns
+    are dealt into :math:`g \approx \sqrt{w / m}` strided groups per row
+    (``w`` the block width), the ``m`` groups with the smallest minima are
+    gathered and :func:`torch.topk` runs on them only; any value outside
+    them is at least the ``m``-th smallest group minimum, itself at least
+    every kept value, so the kept set is a true ``m`` smallest. The
+    rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
     u)`; references are centred on their mean first when that shrinks their
-    norms. If the :math:`k`-th smallest kept value plus :math:`2b` is below
-    the largest kept value, every exact :math:`k` nearest (ties included) is
-    in the shortlist; rows where it is not are searched again with four
-    times more candidates.
+    norms. If the :math:`k`-th smallest kept value :math:`v_{(k)}` plus
+    :math:`2b` is below the largest kept value, every exact :math:`k`
+    nearest (ties included) is in the shortlist; rows where it is not are
+    searched again with four times more candidates.
 
-    *Second pass (float64).* The shortlist's distances are recomputed pair
-    by pair from coordinate differences, :math:`\sqrt{\sum_i (q_i -
-    r_i)^2}` and :math:`1 - \sum_i \hat q_i \hat r_i`, which gives duplicates
-    bit-identical distances (exactly 0 to the query's own duplicates), and
-    sorted stably by (distance, index).
+    *Second pass (float64).* A candidate with :math:`v > v_{(k)} + 2b` is
+    strictly farther than the exact :math:`k`-th neighbour, so only the
+    candidates with :math:`v \le v_{(k)} + 2b` (at least :math:`k`) are
+    recomputed, pair by pair from coordinate differences, :math:`\sqrt{\sum_i
+    (q_i - r_i)^2}` (one fused :func:`torch.cdist` pass) and :math:`1 -
+    \sum_i \hat q_i \hat r_i`, which gives duplicates bit-identical
+    distances (exactly 0 to the query's own duplicates), and sorted stably
+    by (distance, index). The float32 values only choose the candidates;
+    the returned order and distances are those of the float64 formula for
+    every returned neighbour, so ranks (and MAP@R) do not depend on the
+    first pass's rounding.
 
     *Memory.* Besides the inputs and the output (``n_queries * k * 16``
     bytes): a float32 working copy of the references when they are not
     float32 already, are centred, or for ``"cosine"`` (``n_references *
     n_features * 4`` bytes); one distance tile of ``chunk_size *
-    block_size * 4`` bytes (256 MiB by default: ``block_size = 65536`` and
-    ``chunk_size = 2**26 // (block_size + 2 k)``); the shortlist, about
-    ``chunk_size * (k + k // 8 + 16) * 12`` bytes; and the float64 second
-    pass, at most 64 MiB at a time. Nothing grows with ``n_queries *
-    n_references``. A smaller ``chunk_size`` lowers the peak; a very small
-    one makes the matrix products inefficient.
+    block_size * 4`` bytes, allocated once and reused (256 MiB by default:
+    ``block_size = 65536`` and ``chunk_size = 2**26 // (block_size + 4
+    k)``); the group minima and gathered groups, about ``2 * chunk_size *
+    sqrt(block_size * m) * 12`` bytes; the shortlist, about ``chunk_size *
+    m * 12`` bytes; and the float64 second pass, at most 96 MiB at a time.
+    Nothing grows with ``n_queries * n_references``. A smaller
+    ``chunk_size`` lowers the peak; a very small one makes the matrix
+    products inefficient.
 
     References
     ----------
