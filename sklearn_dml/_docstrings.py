@@ -60,6 +60,23 @@ register_doc(
     normalize_embeddings : bool, default=True
         L2-normalise the embeddings (unit hypersphere), also on top of a
         user ``backbone``.
+
+    nested_dims : tuple of int or None, default=None
+        Matryoshka training: also apply the loss to these leading prefixes of
+        the embedding, so that its first ``k`` dimensions form a usable
+        embedding on their own. ``None`` trains the full embedding only.
+
+    mixup : None, str or Metrix, default=None
+        Metrix mixup of samples of different classes with interpolated labels
+        during training. ``None`` disables it.
+
+    energy_confusion : float, default=0.0
+        Weight of the energy-confusion regulariser of Energy Confused
+        Adversarial Metric Learning; ``0`` disables it.
+
+    procsim : None or ProcSim, default=None
+        ProcSim proxy-based confidence weighting of samples, for training on
+        noisy labels. ``None`` disables it.
     """,
 )
 

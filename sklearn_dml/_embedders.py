@@ -113,6 +113,10 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         hidden_layer_sizes=(256,),
         backbone=None,
         normalize_embeddings=True,
+        nested_dims=None,
+        mixup=None,
+        energy_confusion=0.0,
+        procsim=None,
         max_iter=50,
         batch_size=128,
         samples_per_class=4,
@@ -136,6 +140,10 @@ class DeepMetricEmbedder(BaseDeepMetricLearner):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
         self.normalize_embeddings = normalize_embeddings
+        self.nested_dims = nested_dims
+        self.mixup = mixup
+        self.energy_confusion = energy_confusion
+        self.procsim = procsim
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.samples_per_class = samples_per_class
@@ -252,6 +260,10 @@ class TripletEmbedder(BaseDeepMetricLearner):
         hidden_layer_sizes=(256,),
         backbone=None,
         normalize_embeddings=True,
+        nested_dims=None,
+        mixup=None,
+        energy_confusion=0.0,
+        procsim=None,
         max_iter=50,
         batch_size=128,
         samples_per_class=4,
@@ -274,6 +286,10 @@ class TripletEmbedder(BaseDeepMetricLearner):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
         self.normalize_embeddings = normalize_embeddings
+        self.nested_dims = nested_dims
+        self.mixup = mixup
+        self.energy_confusion = energy_confusion
+        self.procsim = procsim
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.samples_per_class = samples_per_class
@@ -379,6 +395,10 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
         hidden_layer_sizes=(256,),
         backbone=None,
         normalize_embeddings=True,
+        nested_dims=None,
+        mixup=None,
+        energy_confusion=0.0,
+        procsim=None,
         max_iter=50,
         batch_size=128,
         samples_per_class=4,
@@ -401,6 +421,10 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
         self.normalize_embeddings = normalize_embeddings
+        self.nested_dims = nested_dims
+        self.mixup = mixup
+        self.energy_confusion = energy_confusion
+        self.procsim = procsim
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.samples_per_class = samples_per_class
@@ -517,6 +541,10 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
         hidden_layer_sizes=(256,),
         backbone=None,
         normalize_embeddings=True,
+        nested_dims=None,
+        mixup=None,
+        energy_confusion=0.0,
+        procsim=None,
         max_iter=50,
         batch_size=128,
         samples_per_class=4,
@@ -541,6 +569,10 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
         self.normalize_embeddings = normalize_embeddings
+        self.nested_dims = nested_dims
+        self.mixup = mixup
+        self.energy_confusion = energy_confusion
+        self.procsim = procsim
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.samples_per_class = samples_per_class

@@ -126,7 +126,25 @@ class BaseDeepMetricLearner(
                 f"got {type(self.backbone).__name__}."
             )
         _engine.resolve_device(self.device)
+        self._check_training_options()
         self._check_method_params()
+
+    def _check_training_options(self):
+        """Validate ``nested_dims``, ``mixup``, ``energy_confusion``, ``procsim``.
+
+        Placeholder until each option is implemented: any value other than the
+        default is rejected.
+        """
+        defaults = {
+            "nested_dims": None,
+            "mixup": None,
+            "energy_confusion": 0.0,
+            "procsim": None,
+        }
+        for name, default in defaults.items():
+            value = getattr(self, name, default)
+            if value is not default and value != default:
+                raise ValueError(f"{name}={value!r} is not supported yet.")
 
     def _validate_training_data(self, X, y, reset):
         X, y = validate_data(
