@@ -99,18 +99,29 @@ def _make_optimizer(config, backbone, loss):
     raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
 
 
-def train_step(state, optimizer, xb, yb):
-    """One optimisation step on one batch; returns the loss value."""
+def batch_loss(state, config, xb, yb):
+    """The training objective on one batch (a scalar tensor to minimise).
+
+    The single place where the training options (``config.extra``: nested
+    dimensions, mixup, sample weighting, regularisers, a teacher) change what
+    is minimised; the plain objective is the loss of the batch's embeddings
+    on the miner's tuples.
+    """
     embeddings = state.backbone(xb)
     indices = state.miner(embeddings, yb) if state.miner is not None else None
-    loss = state.loss(embeddings, yb, indices)
+    return state.loss(embeddings, yb, indices)
+
+
+def train_step(state, optimizer, xb, yb, config=None):
+    """One optimisation step on one batch; returns the loss value."""
+    loss = batch_loss(state, config, xb, yb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
 
 
-def run_epoch(state, optimizer, X, y, sampler, device):
+def run_epoch(state, optimizer, X, y, sampler, device, config=None):
     """One pass of class-balanced batches; returns the mean batch loss."""
     state.backbone.train()
     state.loss.train()
@@ -119,7 +130,7 @@ def run_epoch(state, optimizer, X, y, sampler, device):
         idx = torch.from_numpy(batch)
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
-        total += train_step(state, optimizer, xb, yb)
+        total += train_step(state, optimizer, xb, yb, config)
         count += 1
     return total / max(count, 1)
 
@@ -207,7 +218,9 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
         try:
             for _ in range(n_epochs):
                 tic = time.perf_counter()
-                loss_value = run_epoch(state, optimizer, Xt, yt, sampler, device)
+                loss_value = run_epoch(
+                    state, optimizer, Xt, yt, sampler, device, config
+                )
                 state.n_iter += 1
                 record = {"epoch": state.n_iter, "loss": loss_value}
                 if not np.isfinite(loss_value):
