@@ -107,9 +107,53 @@ def batch_loss(state, config, xb, yb):
     is minimised; the plain objective is the loss of the batch's embeddings
     on the miner's tuples.
     """
+    extra = config.extra if config is not None else {}
     embeddings = state.backbone(xb)
     indices = state.miner(embeddings, yb) if state.miner is not None else None
-    return state.loss(embeddings, yb, indices)
+    loss = state.loss(embeddings, yb, indices)
+    ec_weight = extra.get("energy_confusion", 0.0)
+    if ec_weight:
+        loss = loss + ec_weight * _energy_confusion(state.backbone, embeddings, yb)
+    return loss
+
+
+def metric_layer_parameters(backbone, n_out):
+    """Parameters of the backbone's output layers: its ``torch.nn.Linear``
+    modules with ``n_out`` output features (the "metric" of ECAML)."""
+    return [
+        p
+        for module in backbone.modules()
+        if isinstance(module, torch.nn.Linear) and module.out_features == n_out
+        for p in module.parameters()
+        if p.requires_grad
+    ]
+
+
+def _energy_confusion(backbone, embeddings, labels):
+    """The ECAML energy-confusion term, its gradient routed to the metric layer.
+
+    Its value is that of
+    :class:`~sklearn_dml.losses.EnergyConfusionRegularizer`; its gradient
+    reaches only the output ``Linear`` layers of the backbone (the embedding
+    layer :math:`W` of the paper) and stops at the features entering them,
+    as in the authors' implementation: the metric loss trains the whole
+    network to separate the classes, the confusion term trains :math:`W`
+    alone to mix them. Done with a surrogate ``s - s.detach()`` (value 0)
+    whose gradient is the term's gradient with respect to those parameters.
+    """
+    from .losses import EnergyConfusionRegularizer
+
+    term = EnergyConfusionRegularizer()(embeddings, labels)
+    params = metric_layer_parameters(backbone, embeddings.shape[1])
+    if not term.requires_grad or not params:
+        return term.detach()
+    grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+    surrogate = sum(
+        (p * g.detach()).sum() for p, g in zip(params, grads) if g is not None
+    )
+    if not isinstance(surrogate, torch.Tensor):
+        return term.detach()
+    return term.detach() + (surrogate - surrogate.detach())
 
 
 def train_step(state, optimizer, xb, yb, config=None):

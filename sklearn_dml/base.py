@@ -138,13 +138,44 @@ class BaseDeepMetricLearner(
         defaults = {
             "nested_dims": None,
             "mixup": None,
-            "energy_confusion": 0.0,
-            "procsim": None,
         }
         for name, default in defaults.items():
             value = getattr(self, name, default)
             if value is not default and value != default:
                 raise ValueError(f"{name}={value!r} is not supported yet.")
+        self._check_energy_confusion()
+        self._procsim_weighting()
+
+    def _check_energy_confusion(self):
+        """``energy_confusion``: a finite weight >= 0 (ECAML)."""
+        value = getattr(self, "energy_confusion", 0.0)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not np.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(
+                "energy_confusion must be a finite number >= 0 (the weight of the "
+                f"ECAML energy-confusion term; 0 disables it); got {value!r}."
+            )
+
+    def _procsim_weighting(self):
+        """``procsim`` validated: None, or a fresh unconfigured ProcSimWeighting."""
+        from .losses import ProcSimWeighting
+
+        value = getattr(self, "procsim", None)
+        if value is None or value is False:
+            return None
+        if value is True:
+            return ProcSimWeighting()
+        if isinstance(value, ProcSimWeighting):
+            value._check_params()
+            return clone(value)
+        raise ValueError(
+            "procsim must be None, True (default ProcSimWeighting()) or a "
+            f"sklearn_dml.losses.ProcSimWeighting instance; got {value!r}."
+        )
 
     def _validate_training_data(self, X, y, reset):
         X, y = validate_data(
@@ -201,7 +232,7 @@ class BaseDeepMetricLearner(
         return int(out.shape[1])
 
     def _training_config(self):
-        return _engine.TrainingConfig(
+        config = _engine.TrainingConfig(
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             samples_per_class=self.samples_per_class,
@@ -217,6 +248,9 @@ class BaseDeepMetricLearner(
             loss_learning_rate=self._loss_learning_rate(),
             name=type(self).__name__,
         )
+        if getattr(self, "energy_confusion", 0.0):
+            config.extra["energy_confusion"] = float(self.energy_confusion)
+        return config
 
     def _new_state(self, n_features, config, X=None):
         # Initialise under the fit's seed so the weights are reproducible.
@@ -225,11 +259,32 @@ class BaseDeepMetricLearner(
             backbone = self._build_backbone(n_features, X)
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
+            loss = self._with_training_option_losses(loss, backbone, n_out)
             # Learnable loss parameters (proxies, centres, boundaries) must exist
             # before the engine builds the optimizer and moves the modules.
             if hasattr(loss, "configure"):
                 loss.configure(len(self.classes_), n_out)
         return _engine.TrainingState(backbone=backbone, loss=loss, miner=miner), n_out
+
+    def _with_training_option_losses(self, loss, backbone, n_out):
+        """Wrap the loss for ``procsim``; check ``energy_confusion`` can apply."""
+        if getattr(self, "energy_confusion", 0.0) and not (
+            _engine.metric_layer_parameters(backbone, n_out)
+        ):
+            raise ValueError(
+                "energy_confusion > 0 trains the backbone's output layer (a "
+                f"torch.nn.Linear with {n_out} output features, the metric of "
+                "ECAML), but the backbone has none. Give the backbone a final "
+                "Linear layer or set energy_confusion=0."
+            )
+        weighting = self._procsim_weighting()
+        if weighting is not None:
+            from .losses import ProcSimLoss
+            from .losses._robust import check_procsim_base_loss
+
+            check_procsim_base_loss(loss)
+            loss = ProcSimLoss(loss, weighting)
+        return loss
 
     def _state_from_fitted(self):
         return _engine.TrainingState(

@@ -32,6 +32,12 @@ from ._proxy import (
     SubCenterArcFaceLoss,
 )
 from ._regularizers import CenterLoss
+from ._robust import (
+    EnergyConfusionRegularizer,
+    ProcSimLoss,
+    ProcSimWeighting,
+    lambertw,
+)
 from ._tuple import (
     AngularLoss,
     CircleLoss,
@@ -56,6 +62,7 @@ __all__ = [
     "CombinedLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "EnergyConfusionRegularizer",
     "EquiangularBasisLoss",
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
@@ -70,6 +77,8 @@ __all__ = [
     "NormalizedSoftmaxLoss",
     "NPairsLoss",
     "NTXentLoss",
+    "ProcSimLoss",
+    "ProcSimWeighting",
     "ProxyAnchorLoss",
     "ProxyNCALoss",
     "RKDAngleLoss",
@@ -82,4 +91,5 @@ __all__ = [
     "TCMRegularizer",
     "TripletMarginLoss",
     "TupletMarginLoss",
+    "lambertw",
 ]

@@ -82,6 +82,10 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     torch.Size([3, 2])
     """
 
+    #: Whether :meth:`forward` accepts ``sample_weight`` (the loss's
+    #: ``_compute`` then takes a ``sample_weight`` keyword).
+    supports_sample_weight = False
+
     def __init__(self, distance=None):
         super().__init__()
         self.distance = distance
@@ -115,12 +119,18 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
         return self
 
     @fill_doc
-    def forward(self, embeddings, labels, indices_tuple=None):
+    def forward(self, embeddings, labels, indices_tuple=None, sample_weight=None):
         """Loss of one batch.
 
         Parameters
         ----------
         {loss_forward_params}
+        sample_weight : torch.Tensor of shape (batch_size,), default=None
+            Non-negative weight of every sample, treated as a constant (no
+            gradient flows into it); each loss documents how the weights of
+            the samples of a pair or triplet combine. Only losses with
+            ``supports_sample_weight = True`` accept it (``TypeError``
+            otherwise); ``None`` is the unweighted loss.
 
         Returns
         -------
@@ -131,10 +141,51 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
             so ``backward`` gives zero gradients, never NaN.
         """
         check_embeddings_labels(embeddings, labels)
-        return self._compute(embeddings, labels, indices_tuple, self._get_distance())
+        distance = self._get_distance()
+        if sample_weight is None:
+            return self._compute(embeddings, labels, indices_tuple, distance)
+        if not self.supports_sample_weight:
+            raise TypeError(
+                f"{type(self).__name__} does not accept sample_weight; the losses "
+                "with a sample-weight hook are ContrastiveLoss, MultiSimilarityLoss "
+                "and TripletMarginLoss."
+            )
+        weight = check_sample_weight(sample_weight, embeddings)
+        return self._compute(
+            embeddings, labels, indices_tuple, distance, sample_weight=weight
+        )
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
         raise NotImplementedError
+
+
+def check_sample_weight(sample_weight, embeddings):
+    """Validate per-sample weights; returns them detached, in the embeddings' dtype."""
+    if not isinstance(sample_weight, torch.Tensor):
+        sample_weight = torch.as_tensor(sample_weight)
+    if sample_weight.shape != (embeddings.shape[0],):
+        raise ValueError(
+            f"sample_weight must have shape ({embeddings.shape[0]},), one weight "
+            f"per embedding; got {tuple(sample_weight.shape)}."
+        )
+    weight = sample_weight.detach().to(dtype=embeddings.dtype, device=embeddings.device)
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ValueError("sample_weight must hold finite, non-negative values.")
+    return weight
+
+
+def weighted_mean_of_positive(terms, mask, weights, embeddings):
+    """``sum(w * t) / sum(w)`` over the entries of ``mask`` whose term is > 0.
+
+    The weighted form of :func:`masked_mean_of_positive` (equal to it when
+    every weight is 1). Returns ``zero_loss(embeddings)`` when the active
+    entries have zero total weight.
+    """
+    active = mask & (terms > 0)
+    total = torch.where(active, weights, torch.zeros_like(weights)).sum()
+    if not bool(total > 0):
+        return zero_loss(embeddings)
+    return torch.where(active, weights * terms, torch.zeros_like(terms)).sum() / total
 
 
 def zero_loss(embeddings):

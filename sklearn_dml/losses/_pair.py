@@ -6,7 +6,12 @@ import torch.nn.functional as F
 from .._docstrings import fill_doc
 from .._tuples import convert_to_pairs, convert_to_triplets, label_masks
 from ..distances import CosineSimilarity
-from ._base import BaseMetricLoss, masked_mean_of_positive, zero_loss
+from ._base import (
+    BaseMetricLoss,
+    masked_mean_of_positive,
+    weighted_mean_of_positive,
+    zero_loss,
+)
 
 __all__ = ["ContrastiveLoss", "MultiSimilarityLoss", "TripletMarginLoss"]
 
@@ -75,8 +80,14 @@ class ContrastiveLoss(BaseMetricLoss):
         self.pos_margin = pos_margin
         self.neg_margin = neg_margin
 
-    def _compute(self, embeddings, labels, indices_tuple, distance):
+    supports_sample_weight = True
+
+    def _compute(self, embeddings, labels, indices_tuple, distance, sample_weight=None):
         mat = distance(embeddings)
+        if sample_weight is not None:
+            return self._weighted(
+                embeddings, labels, indices_tuple, mat, distance, sample_weight
+            )
         if indices_tuple is None:
             # Terms of the whole matrix, zeroed outside their pairs: the
             # entries > 0 are then exactly the active pairs.
@@ -98,6 +109,18 @@ class ContrastiveLoss(BaseMetricLoss):
         return masked_mean_of_positive(
             pos_terms, pos_mask, embeddings
         ) + masked_mean_of_positive(neg_terms, neg_mask, embeddings)
+
+    def _weighted(self, embeddings, labels, indices_tuple, mat, distance, w):
+        # Pair (i, j) weighs w_i * w_j; each part is a weighted mean over its
+        # active pairs.
+        a1, p, a2, n = convert_to_pairs(indices_tuple, labels)
+        pos_terms = F.relu(distance.margin(self.pos_margin, mat[a1, p]))
+        neg_terms = F.relu(distance.margin(mat[a2, n], self.neg_margin))
+        pos_mask = torch.ones_like(pos_terms, dtype=torch.bool)
+        neg_mask = torch.ones_like(neg_terms, dtype=torch.bool)
+        return weighted_mean_of_positive(
+            pos_terms, pos_mask, w[a1] * w[p], embeddings
+        ) + weighted_mean_of_positive(neg_terms, neg_mask, w[a2] * w[n], embeddings)
 
 
 @fill_doc
@@ -186,17 +209,23 @@ class TripletMarginLoss(BaseMetricLoss):
         violation = distance.margin(an, ap) + self.margin
         return F.softplus(violation) if self.smooth_loss else F.relu(violation)
 
-    def _compute(self, embeddings, labels, indices_tuple, distance):
+    supports_sample_weight = True
+
+    def _compute(self, embeddings, labels, indices_tuple, distance, sample_weight=None):
         mat = distance(embeddings)
+        w = sample_weight
         if indices_tuple is not None:
             a, p, n = convert_to_triplets(indices_tuple, labels)
             if a.numel() == 0:
                 return zero_loss(embeddings)
             pn = mat[p, n] if self.swap else None
             terms = self._terms(distance, mat[a, p], mat[a, n], pn)
-            return masked_mean_of_positive(
-                terms, torch.ones_like(terms, dtype=torch.bool), embeddings
-            )
+            mask = torch.ones_like(terms, dtype=torch.bool)
+            if w is not None:
+                return weighted_mean_of_positive(
+                    terms, mask, w[a] * w[p] * w[n], embeddings
+                )
+            return masked_mean_of_positive(terms, mask, embeddings)
         pos_mask, neg_mask = label_masks(labels)
         a1, p = torch.nonzero(pos_mask, as_tuple=True)
         if a1.numel() == 0:
@@ -217,8 +246,16 @@ class TripletMarginLoss(BaseMetricLoss):
                 mat[q] if self.swap else None,
             )
             active = neg_mask[a] & (terms > 0)
-            total = total + torch.where(active, terms, 0.0).sum()
-            count += int(active.sum())
+            if w is None:
+                total = total + torch.where(active, terms, 0.0).sum()
+                count += int(active.sum())
+            else:
+                # Triplet (a, p, n) weighs w_a * w_p * w_n.
+                cell = (w[a] * w[q])[:, None] * w[None, :]
+                total = total + torch.where(active, cell * terms, 0.0).sum()
+                count = count + torch.where(active, cell, 0.0).sum()
+        if w is not None:
+            return total / count if bool(count > 0) else zero_loss(embeddings)
         return total / count if count > 0 else total
 
 
@@ -292,7 +329,9 @@ class MultiSimilarityLoss(BaseMetricLoss):
     def _default_distance(self):
         return CosineSimilarity()
 
-    def _compute(self, embeddings, labels, indices_tuple, distance):
+    supports_sample_weight = True
+
+    def _compute(self, embeddings, labels, indices_tuple, distance, sample_weight=None):
         mat = distance(embeddings)
         if indices_tuple is None:
             pos_mask, neg_mask = label_masks(labels)
@@ -302,9 +341,23 @@ class MultiSimilarityLoss(BaseMetricLoss):
             neg_mask = torch.zeros_like(mat, dtype=torch.bool)
             pos_mask[a1, p] = True
             neg_mask[a2, n] = True
-        pos = _log1p_sum_exp(self.alpha * distance.margin(self.base, mat), pos_mask)
-        neg = _log1p_sum_exp(self.beta * distance.margin(mat, self.base), neg_mask)
-        return (pos / self.alpha + neg / self.beta).mean()
+        pos_x = self.alpha * distance.margin(self.base, mat)
+        neg_x = self.beta * distance.margin(mat, self.base)
+        if sample_weight is None:
+            pos = _log1p_sum_exp(pos_x, pos_mask)
+            neg = _log1p_sum_exp(neg_x, neg_mask)
+            return (pos / self.alpha + neg / self.beta).mean()
+        # A partner j's weight multiplies its exponential (log w_j added to
+        # the exponent; weight 0 drops it); the per-sample terms are then
+        # averaged with the anchors' weights.
+        w = sample_weight
+        log_w = torch.log(w)[None, :]
+        pos = _log1p_sum_exp(pos_x + log_w, pos_mask & (w > 0)[None, :])
+        neg = _log1p_sum_exp(neg_x + log_w, neg_mask & (w > 0)[None, :])
+        total = w.sum()
+        if not bool(total > 0):
+            return zero_loss(embeddings)
+        return (w * (pos / self.alpha + neg / self.beta)).sum() / total
 
 
 def _mean_of_nonzero(terms):
