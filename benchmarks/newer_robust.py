@@ -78,7 +78,8 @@ def main(quick=False):
         "A share p of the training labels is flipped to another class "
         "(uniformly, seeded); the evaluation labels are clean. "
         "`procsim=True` is `ProcSimWeighting()` with its defaults "
-        "(threshold 1, regularization 0.2, proxy scale 16; the regularization was picked among 0.2, 0.5 and 1 on seeds 0-1 at p = 0.4).\n",
+        "(threshold 1, regularization 0.2, proxy scale 16; the regularization "
+        "was picked among 0.2, 0.5 and 1 on seeds 0-1 at p = 0.4).\n",
     ]
     for noise in NOISE:
         results = {

@@ -331,7 +331,7 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
     def _proxies(self):
         proxies = getattr(self, "proxies", None)
         if proxies is None:
-            raise not_configured_error(type(self).__name__)
+            raise not_configured_error(self, "proxies")
         return proxies
 
     @torch.no_grad()
@@ -573,7 +573,7 @@ class ProcSimLoss(BaseMetricLoss):
         if sample_weight is not None:
             raise TypeError("ProcSimLoss computes its own sample weights.")
         if not hasattr(self, "weighting_"):
-            raise not_configured_error(type(self).__name__)
+            raise not_configured_error(self, "configured parts")
         check_embeddings_labels(embeddings, labels)
         sigma = self.weighting_.confidence(embeddings, labels)
         base = self.loss_(embeddings, labels, indices_tuple, sample_weight=sigma)
