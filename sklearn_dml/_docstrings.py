@@ -71,12 +71,28 @@ register_doc(
         during training. ``None`` disables it.
 
     energy_confusion : float, default=0.0
-        Weight of the energy-confusion regulariser of Energy Confused
-        Adversarial Metric Learning; ``0`` disables it.
+        Weight :math:`\\lambda` of the energy-confusion term of Energy
+        Confused Adversarial Metric Learning (Chen and Deng, AAAI 2019):
+        :math:`\\lambda \\log` of the mean of
+        :math:`\\frac{1}{2}\\lVert f_i - f_j \\rVert^2` over the pairs of
+        different classes of the batch
+        (:class:`~sklearn_dml.losses.EnergyConfusionRegularizer`) is added to
+        the loss, its gradient reaching only the backbone's output
+        ``Linear`` layers (the "metric"; the default backbone's skip
+        projection and last branch layer), which it trains to confuse the
+        classes against the metric loss. ``0`` disables it.
 
-    procsim : None or ProcSim, default=None
-        ProcSim proxy-based confidence weighting of samples, for training on
-        noisy labels. ``None`` disables it.
+    procsim : None, True or ProcSimWeighting, default=None
+        ProcSim confidence weighting for noisy labels (Barbany et al., WACV
+        2024): class proxies learned alongside give every sample a
+        confidence from its distance to its class's proxy relative to the
+        nearest other proxy, and the loss weighs the samples by it
+        (:class:`~sklearn_dml.losses.ProcSimLoss`). ``True`` uses
+        ``ProcSimWeighting()``; a
+        :class:`~sklearn_dml.losses.ProcSimWeighting` sets its
+        hyper-parameters (a copy is trained). Needs a loss with per-sample
+        weights (contrastive, multi-similarity, triplet margin); ``None``
+        disables it.
     """,
 )
 

@@ -35,6 +35,9 @@ def _instances():
         DeepMetricEmbedder(
             loss=CombinedLoss([ContrastiveLoss(), CenterLoss()], [1.0, 0.1]), **small
         ),
+        # The training options of the ECAML / ProcSim helper.
+        MultiSimilarityEmbedder(procsim=True, **small),
+        TripletEmbedder(energy_confusion=0.1, **small),
     ] + [
         # The one-method embedders: one epoch of a tiny network is enough for
         # the contract and keeps the ~50 checks of each quick.

@@ -32,8 +32,8 @@ from sklearn_dml.losses import (
     ProcSimLoss,
     ProcSimWeighting,
     TripletMarginLoss,
-    lambertw,
 )
+from sklearn_dml.losses._robust import lambertw
 
 X = np.array(
     [

@@ -36,7 +36,6 @@ from ._robust import (
     EnergyConfusionRegularizer,
     ProcSimLoss,
     ProcSimWeighting,
-    lambertw,
 )
 from ._tuple import (
     AngularLoss,
@@ -91,5 +90,4 @@ __all__ = [
     "TCMRegularizer",
     "TripletMarginLoss",
     "TupletMarginLoss",
-    "lambertw",
 ]

@@ -59,6 +59,11 @@ class ContrastiveLoss(BaseMetricLoss):
     element), and triplets given as ``indices_tuple`` are reduced to
     *distinct* pairs (pml keeps one copy of each pair per triplet).
 
+    With ``sample_weight`` :math:`w` (e.g. ProcSim confidences), pair
+    :math:`(i, j)` weighs :math:`w_i w_j` and each part is a weighted mean
+    over its active pairs, :math:`\\sum w_i w_j t_{ij} / \\sum w_i w_j`
+    (unit weights give the formula above).
+
     References
     ----------
     .. [1] Hadsell, R., Chopra, S. and LeCun, Y. "Dimensionality Reduction by
@@ -174,6 +179,10 @@ class TripletMarginLoss(BaseMetricLoss):
     This matches pytorch-metric-learning's ``TripletMarginLoss`` with
     ``triplets_per_anchor="all"``; random subsampling of triplets per anchor
     is left to miners.
+
+    With ``sample_weight`` :math:`w`, triplet :math:`(a, p, n)` weighs
+    :math:`w_a w_p w_n` and :math:`L` is the weighted mean of the active
+    terms, :math:`\\sum w_a w_p w_n t_{apn} / \\sum w_a w_p w_n`.
 
     References
     ----------
@@ -302,6 +311,11 @@ class MultiSimilarityLoss(BaseMetricLoss):
     Duplicate pairs in ``indices_tuple`` count once. For a distance
     :math:`d` the exponents are :math:`\\alpha (d_{ip} - \\lambda)` and
     :math:`\\beta (\\lambda - d_{in})`.
+
+    With ``sample_weight`` :math:`w`, each partner's exponential is
+    multiplied by its weight (:math:`\\sum_{p} w_p e^{\\ldots}`; weight 0
+    drops it) and the per-sample terms are averaged with the anchors'
+    weights, :math:`L = \\sum_i w_i L_i / \\sum_i w_i`.
 
     References
     ----------

@@ -12,12 +12,7 @@ from .._tuples import check_embeddings_labels, convert_to_pairs
 from ._base import BaseMetricLoss, zero_loss
 from ._regularizers import not_configured_error, resolve_size
 
-__all__ = [
-    "EnergyConfusionRegularizer",
-    "ProcSimLoss",
-    "ProcSimWeighting",
-    "lambertw",
-]
+__all__ = ["EnergyConfusionRegularizer", "ProcSimLoss", "ProcSimWeighting"]
 
 # Floor of the energy inside the logarithm: a batch whose negative pairs all
 # coincide gives a finite (very negative) term, not -inf.
@@ -149,7 +144,7 @@ def lambertw(z, n_iter=30):
     Examples
     --------
     >>> import math, torch
-    >>> from sklearn_dml.losses import lambertw
+    >>> from sklearn_dml.losses._robust import lambertw
     >>> round(lambertw(torch.tensor([math.e]))[0].item(), 6)
     1.0
     """
