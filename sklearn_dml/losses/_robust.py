@@ -262,7 +262,7 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
     >>> from sklearn_dml.losses import ProcSimWeighting
     >>> weighting = ProcSimWeighting().configure(num_classes=2, embedding_size=2)
     >>> with torch.no_grad():
-    ...     weighting.proxies.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    ...     _ = weighting.proxies.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     ...     _ = weighting._initialized.fill_(True)
     >>> emb = torch.tensor([[1.0, 0.1], [0.1, 1.0], [1.0, 0.0]])
     >>> labels = torch.tensor([0, 1, 1])  # the last one sits on proxy 0
