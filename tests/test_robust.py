@@ -467,3 +467,17 @@ def test_procsim_rejects_bad_values_before_training(params, match, digits):
     with pytest.raises(ValueError, match=match):
         est.fit(X, y)
     assert not hasattr(est, "backbone_")
+
+
+def test_procsim_partial_fit_needs_every_class_and_keeps_proxies(digits):
+    X, y = digits
+    est = MultiSimilarityEmbedder(procsim=True, **SMALL)
+    est.partial_fit(X[:150], y[:150], classes=np.arange(10))
+    proxies = est.loss_.weighting_.proxies.detach().clone()
+    est.partial_fit(X[150:], y[150:])
+    assert est.loss_.weighting_.proxies.shape == (10, 8)
+    assert not torch.equal(est.loss_.weighting_.proxies.detach(), proxies)
+    fresh = MultiSimilarityEmbedder(procsim=True, warm_start=True, **SMALL)
+    fresh.fit(X[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match="learns one parameter per class"):
+        fresh.fit(X, y)
