@@ -58,8 +58,8 @@ class EnergyConfusionRegularizer(ParamsMixin, torch.nn.Module):
     term is a plain regulariser whose gradient reaches every parameter that
     produced the embeddings. The authors' implementation draws a few random
     partners per sample instead of using every pair; this is the exact
-    (all-pairs) mean. The paper's weight is 0.13 with a binomial deviance
-    loss.
+    (all-pairs) mean. The authors' released configuration weighs the
+    term 0.13, next to a binomial-deviance metric loss.
 
     References
     ----------
