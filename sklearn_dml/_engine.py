@@ -109,7 +109,14 @@ def batch_loss(state, config, xb, yb):
     """
     embeddings = state.backbone(xb)
     indices = state.miner(embeddings, yb) if state.miner is not None else None
-    return state.loss(embeddings, yb, indices)
+    loss = state.loss(embeddings, yb, indices)
+    extra = config.extra if config is not None else {}
+    mixup = extra.get("mixup")
+    if mixup is not None:
+        # Metrix: the soft-label loss of mixed samples against the clean batch.
+        mixed = mixup.mixed_loss(state.backbone, state.loss, xb, yb, embeddings)
+        loss = loss + mixup.metrix.weight * mixed
+    return loss
 
 
 def train_step(state, optimizer, xb, yb, config=None):
