@@ -571,11 +571,6 @@ def utilization_loss(embeddings, reference_embeddings, *, metric="euclidean"):
         raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
     query = _as_2d_float(embeddings, "embeddings")
     reference = _as_2d_float(reference_embeddings, "reference_embeddings")
-    if query.shape[0] == 0 or reference.shape[0] == 0:
-        raise ValueError(
-            "utilization_loss needs at least one query and one reference embedding; "
-            f"got {query.shape[0]} and {reference.shape[0]}."
-        )
     if query.shape[1] != reference.shape[1]:
         raise ValueError(
             f"embeddings have {query.shape[1]} features but reference_embeddings "
