@@ -66,9 +66,18 @@ register_doc(
         the embedding, so that its first ``k`` dimensions form a usable
         embedding on their own. ``None`` trains the full embedding only.
 
-    mixup : None, str or Metrix, default=None
-        Metrix mixup of samples of different classes with interpolated labels
-        during training. ``None`` disables it.
+    mixup : None, {"embedding", "input", "feature"} or Metrix, default=None
+        Metrix mixup (Venkataramanan et al., ICLR 2022): every training batch
+        also scores mixes of two samples of different classes, with
+        interpolated soft labels, against the clean samples, and adds that
+        loss (weight ``Metrix.weight``) to the clean one. A string mixes
+        the embeddings, the inputs, or the first hidden layer of the default
+        backbone, with :class:`~sklearn_dml.mixup.Metrix` defaults; a
+        :class:`~sklearn_dml.mixup.Metrix` object sets ``alpha`` and
+        ``weight`` too (tunable as ``mixup__alpha``). Needs a loss with soft
+        labels (contrastive, multi-similarity, Proxy-Anchor, Proxy-NCA,
+        normalized softmax); other estimators raise ``ValueError`` in
+        ``fit``. ``None`` disables it.
 
     energy_confusion : float, default=0.0
         Weight :math:`\\lambda` of the energy-confusion term of Energy

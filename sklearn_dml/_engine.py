@@ -111,6 +111,11 @@ def batch_loss(state, config, xb, yb):
     embeddings = state.backbone(xb)
     indices = state.miner(embeddings, yb) if state.miner is not None else None
     loss = state.loss(embeddings, yb, indices)
+    mixup = extra.get("mixup")
+    if mixup is not None:
+        # Metrix: the soft-label loss of mixed samples against the clean batch.
+        mixed = mixup.mixed_loss(state.backbone, state.loss, xb, yb, embeddings)
+        loss = loss + mixup.metrix.weight * mixed
     ec_weight = extra.get("energy_confusion", 0.0)
     if ec_weight:
         loss = loss + ec_weight * _energy_confusion(state.backbone, embeddings, yb)

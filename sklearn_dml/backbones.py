@@ -262,3 +262,54 @@ class ResidualMLP(nn.Module):
         if self.branch is not None:
             out = out + self.branch(x)
         return self.normalize(out)
+
+    def forward_mixed_features(self, x, first, second, lam):
+        """Embeddings of samples mixed at the first hidden layer (manifold mixup).
+
+        Row ``k`` of the result is the embedding of the hidden state
+        ``lam[k] * h(x[first[k]]) + (1 - lam[k]) * h(x[second[k]])``, where
+        ``h`` is the first hidden block of the branch (linear, ReLU and
+        dropout); the linear skip path is mixed with the same factor (being
+        affine, that is the skip path of the mixed input).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch_size, n_features)
+            The batch.
+        first, second : torch.Tensor of shape (n_mixed,)
+            Positions in the batch of the two samples of each mix.
+        lam : torch.Tensor of shape (n_mixed,)
+            Weight of ``first`` in each mix.
+
+        Returns
+        -------
+        embeddings : torch.Tensor of shape (n_mixed, n_components)
+            The embeddings of the mixed samples.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_dml.backbones import ResidualMLP
+        >>> net = ResidualMLP(4, 2, hidden_layer_sizes=(8,), init="random")
+        >>> x = torch.randn(3, 4)
+        >>> out = net.forward_mixed_features(
+        ...     x, torch.tensor([0]), torch.tensor([1]), torch.tensor([1.0])
+        ... )
+        >>> bool(torch.allclose(out, net(x[:1])))
+        True
+        """
+        if self.branch is None:
+            raise ValueError(
+                "Feature mixup needs a hidden layer; this ResidualMLP has "
+                "hidden_layer_sizes=(). Mix the inputs or the embeddings instead."
+            )
+        lam = lam.to(x.dtype)[:, None]
+        skip = self.skip(x)
+        skip = lam * skip[first] + (1 - lam) * skip[second]
+        # The first hidden block: Linear, ReLU and, with dropout, Dropout.
+        layers = list(self.branch)
+        n_block = 3 if len(layers) > 2 and isinstance(layers[2], nn.Dropout) else 2
+        head, tail = nn.Sequential(*layers[:n_block]), nn.Sequential(*layers[n_block:])
+        hidden = head(x)
+        hidden = lam * hidden[first] + (1 - lam) * hidden[second]
+        return self.normalize(skip + tail(hidden))

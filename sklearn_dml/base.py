@@ -20,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _engine
 from ._verification import PairVerificationMixin
 from .backbones import L2Normalize, ResidualMLP
+from .losses._base import soft_label_losses
+from .mixup import MixupPlan, resolve_mixup
 
 __all__ = ["BaseDeepMetricLearner"]
 
@@ -137,12 +139,12 @@ class BaseDeepMetricLearner(
         """
         defaults = {
             "nested_dims": None,
-            "mixup": None,
         }
         for name, default in defaults.items():
             value = getattr(self, name, default)
             if value is not default and value != default:
                 raise ValueError(f"{name}={value!r} is not supported yet.")
+        resolve_mixup(getattr(self, "mixup", None))
         self._check_energy_confusion()
         self._procsim_weighting()
 
@@ -176,6 +178,41 @@ class BaseDeepMetricLearner(
             "procsim must be None, True (default ProcSimWeighting()) or a "
             f"sklearn_dml.losses.ProcSimWeighting instance; got {value!r}."
         )
+
+    def _configure_training_options(self, config, state):
+        """Put the training options into ``config.extra`` for the engine.
+
+        Called by ``fit`` and ``partial_fit`` once the loss and backbone
+        exist, before any training step; raises ``ValueError`` for an option
+        the components cannot honour.
+        """
+        metrix = resolve_mixup(getattr(self, "mixup", None))
+        if metrix is None:
+            config.extra.pop("mixup", None)
+            return config
+        if not getattr(state.loss, "supports_soft_labels", False):
+            raise ValueError(
+                "mixup is supported by the estimators whose loss handles soft "
+                f"labels ({', '.join(soft_label_losses())}); "
+                f"{type(self).__name__} trains {type(state.loss).__name__}. Set "
+                "mixup=None or use one of those losses."
+            )
+        if metrix.on == "feature" and not (
+            isinstance(state.backbone, ResidualMLP)
+            and state.backbone.branch is not None
+        ):
+            raise ValueError(
+                "mixup on='feature' mixes the first hidden layer of the default "
+                "backbone (ResidualMLP with hidden_layer_sizes not empty); this "
+                "estimator has a user backbone or no hidden layer. Use "
+                "mixup='input' or mixup='embedding'."
+            )
+        config.extra["mixup"] = MixupPlan(
+            metrix=metrix,
+            n_classes=len(self.classes_),
+            normalize=bool(self.normalize_embeddings),
+        )
+        return config
 
     def _validate_training_data(self, X, y, reset):
         X, y = validate_data(
@@ -435,6 +472,7 @@ class BaseDeepMetricLearner(
             state = self._state_from_fitted()
         else:
             state, self._n_features_out = self._new_state(X.shape[1], config, X)
+        self._configure_training_options(config, state)
         state = self._run_engine(X, codes, state, config, config.max_iter)
         self._store_state(state)
         return self
@@ -484,6 +522,7 @@ class BaseDeepMetricLearner(
             state, self._n_features_out = self._new_state(X.shape[1], config, X)
         else:
             state = self._state_from_fitted()
+        self._configure_training_options(config, state)
         state = _engine.fit(state, config, X, codes, n_epochs=1)
         self._store_state(state)
         return self

@@ -7,10 +7,12 @@ from sklearn_dml import (
     ContrastiveEmbedder,
     DeepMetricEmbedder,
     MultiSimilarityEmbedder,
+    ProxyAnchorEmbedder,
     TripletEmbedder,
 )
 from sklearn_dml.losses import ArcFaceLoss, CenterLoss, CombinedLoss, ContrastiveLoss
 from sklearn_dml.miners import BatchHardMiner
+from sklearn_dml.mixup import Metrix
 
 _ORIGINAL = {
     "ContrastiveEmbedder",
@@ -38,6 +40,9 @@ def _instances():
         # The training options of the ECAML / ProcSim helper.
         MultiSimilarityEmbedder(procsim=True, **small),
         TripletEmbedder(energy_confusion=0.1, **small),
+        # Training options: Metrix mixup on a pair loss and on a proxy loss.
+        ContrastiveEmbedder(mixup="embedding", **small),
+        ProxyAnchorEmbedder(mixup=Metrix(on="input", alpha=1.0), **small),
     ] + [
         # The one-method embedders: one epoch of a tiny network is enough for
         # the contract and keeps the ~50 checks of each quick.

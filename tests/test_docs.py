@@ -31,6 +31,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.model_selection",
     "sklearn_dml.plotting",
     "sklearn_dml.datasets",
+    "sklearn_dml.mixup",
 ]
 
 

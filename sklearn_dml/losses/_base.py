@@ -158,6 +158,115 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     def _compute(self, embeddings, labels, indices_tuple, distance):
         raise NotImplementedError
 
+    #: Whether :meth:`soft_forward` is implemented (mixup with soft labels).
+    supports_soft_labels = False
+
+    def soft_forward(self, embeddings, labels, mixed_embeddings, mixed_targets):
+        """Loss of soft-labelled (mixed) samples against a clean batch (Metrix).
+
+        The "mixed loss" of Metrix [1]_: every clean sample of the batch is
+        an anchor, and each mixed sample is, for that anchor, positive with
+        weight :math:`w^+_{am} = t_{m, y_a}` (its soft label at the anchor's
+        class) and negative with weight :math:`w^-_{am} = 1 - w^+_{am}`.
+        Proxy losses use the proxies as anchors and the soft labels as class
+        targets. Each supporting loss documents its formula in its Notes;
+        with one-hot targets it is the plain loss on those pairs.
+
+        Parameters
+        ----------
+        embeddings : torch.Tensor of shape (batch_size, n_dims)
+            Clean embeddings (the anchors of pair-based losses; unused by
+            proxy-based losses).
+        labels : torch.Tensor of shape (batch_size,)
+            Class index of every clean embedding.
+        mixed_embeddings : torch.Tensor of shape (n_mixed, n_dims)
+            Embeddings of the mixed samples.
+        mixed_targets : torch.Tensor of shape (n_mixed, n_classes)
+            Soft label of every mixed sample: non-negative, rows summing
+            to 1 (for instance :math:`\\lambda e_{y_i} + (1 - \\lambda)
+            e_{y_j}`). Column ``c`` is the weight of class ``c``.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            The reduced mixed loss.
+
+        References
+        ----------
+        .. [1] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+           Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup
+           for Deep Metric Learning", ICLR 2022.
+        """
+        if not self.supports_soft_labels:
+            raise TypeError(
+                f"{type(self).__name__} does not support soft labels (mixup); "
+                f"losses that do: {', '.join(soft_label_losses())}."
+            )
+        check_embeddings_labels(embeddings, labels)
+        _check_soft_targets(mixed_embeddings, mixed_targets, embeddings, labels)
+        return self._soft_compute(
+            embeddings, labels, mixed_embeddings, mixed_targets, self._get_distance()
+        )
+
+    def _soft_compute(self, embeddings, labels, mixed, targets, distance):
+        raise NotImplementedError
+
+
+def soft_label_losses():
+    """Names of the public losses implementing :meth:`BaseMetricLoss.soft_forward`."""
+    import importlib
+
+    package = importlib.import_module(__package__)
+    return sorted(
+        name
+        for name in package.__all__
+        if isinstance(getattr(package, name), type)
+        and issubclass(getattr(package, name), BaseMetricLoss)
+        and getattr(package, name).supports_soft_labels
+    )
+
+
+def _check_soft_targets(mixed, targets, embeddings, labels):
+    if not (torch.is_tensor(mixed) and mixed.ndim == 2):
+        raise ValueError("mixed_embeddings must be a 2-D tensor (n_mixed, n_dims).")
+    if mixed.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"mixed_embeddings have {mixed.shape[1]} columns but the embeddings "
+            f"have {embeddings.shape[1]}."
+        )
+    if not (torch.is_tensor(targets) and targets.ndim == 2):
+        raise ValueError(
+            "mixed_targets must be a 2-D tensor (n_mixed, n_classes) of soft labels."
+        )
+    if targets.shape[0] != mixed.shape[0]:
+        raise ValueError(
+            f"mixed_targets has {targets.shape[0]} rows for {mixed.shape[0]} "
+            "mixed embeddings."
+        )
+    if labels.numel() and int(labels.max()) >= targets.shape[1]:
+        raise ValueError(
+            f"labels go up to {int(labels.max())} but mixed_targets has only "
+            f"{targets.shape[1]} class columns."
+        )
+
+
+class SoftPairLossMixin:
+    """Soft labels for a pair-based loss: anchors x mixed samples.
+
+    A loss using it implements ``_weighted_pairs(mat, pos_w, neg_w,
+    distance)``, its reduction of an (anchors x references) matrix of
+    distances or similarities with pair weights in [0, 1] (0: not a pair of
+    that kind). The plain loss of a batch is the special case of 0/1 weights
+    from the labels with the diagonal excluded.
+    """
+
+    supports_soft_labels = True
+
+    def _soft_compute(self, embeddings, labels, mixed, targets, distance):
+        mat = distance(embeddings, mixed)
+        pos_w = targets[:, labels].T.to(mat.dtype)
+        return self._weighted_pairs(mat, pos_w, 1.0 - pos_w, distance)
+
 
 def check_sample_weight(sample_weight, embeddings):
     """Validate per-sample weights; returns them detached, in the embeddings' dtype."""

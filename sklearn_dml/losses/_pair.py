@@ -8,6 +8,7 @@ from .._tuples import convert_to_pairs, convert_to_triplets, label_masks
 from ..distances import CosineSimilarity
 from ._base import (
     BaseMetricLoss,
+    SoftPairLossMixin,
     masked_mean_of_positive,
     weighted_mean_of_positive,
     zero_loss,
@@ -21,7 +22,7 @@ _TRIPLET_CHUNK_CELLS = 2**22
 
 
 @fill_doc
-class ContrastiveLoss(BaseMetricLoss):
+class ContrastiveLoss(SoftPairLossMixin, BaseMetricLoss):
     """Contrastive loss: pull positive pairs together, push negatives apart.
 
     Parameters
@@ -54,6 +55,18 @@ class ContrastiveLoss(BaseMetricLoss):
     similarity :math:`s` the terms are :math:`[m_{pos} - s_{ap}]_+` and
     :math:`[s_{an} - m_{neg}]_+`.
 
+    Soft labels (:meth:`soft_forward`, Metrix mixup [2]_): with clean
+    anchors :math:`a`, mixed samples :math:`k` and pair weights
+    :math:`w^+_{ak}, w^-_{ak} = 1 - w^+_{ak}` from the soft labels,
+
+    .. math::
+
+        \\tilde L = \\frac{1}{|P_+|} \\sum_{a, k} w^+_{ak} [d_{ak} - m_{pos}]_+
+          + \\frac{1}{|N_+|} \\sum_{a, k} w^-_{ak} [m_{neg} - d_{ak}]_+
+
+    where :math:`|P_+|` (:math:`|N_+|`) counts the pairs with a non-zero
+    weight and a non-zero term, so 0/1 weights give the formula above.
+
     Differences from pytorch-metric-learning: a batch with a single pair is
     scored (pml returns zero when every index tensor has at most one
     element), and triplets given as ``indices_tuple`` are reduced to
@@ -68,6 +81,9 @@ class ContrastiveLoss(BaseMetricLoss):
     ----------
     .. [1] Hadsell, R., Chopra, S. and LeCun, Y. "Dimensionality Reduction by
        Learning an Invariant Mapping", CVPR 2006.
+    .. [2] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
 
     Examples
     --------
@@ -126,6 +142,13 @@ class ContrastiveLoss(BaseMetricLoss):
         return weighted_mean_of_positive(
             pos_terms, pos_mask, w[a1] * w[p], embeddings
         ) + weighted_mean_of_positive(neg_terms, neg_mask, w[a2] * w[n], embeddings)
+
+    def _weighted_pairs(self, mat, pos_w, neg_w, distance):
+        pos_terms = F.relu(distance.margin(self.pos_margin, mat))
+        neg_terms = F.relu(distance.margin(mat, self.neg_margin))
+        return _weighted_mean_of_active(pos_terms, pos_w) + _weighted_mean_of_active(
+            neg_terms, neg_w
+        )
 
 
 @fill_doc
@@ -269,7 +292,7 @@ class TripletMarginLoss(BaseMetricLoss):
 
 
 @fill_doc
-class MultiSimilarityLoss(BaseMetricLoss):
+class MultiSimilarityLoss(SoftPairLossMixin, BaseMetricLoss):
     """Multi-similarity loss: soft weighting of all positive and negative pairs.
 
     Parameters
@@ -317,11 +340,30 @@ class MultiSimilarityLoss(BaseMetricLoss):
     drops it) and the per-sample terms are averaged with the anchors'
     weights, :math:`L = \\sum_i w_i L_i / \\sum_i w_i`.
 
+    Soft labels (:meth:`soft_forward`, Metrix mixup [2]_): each clean anchor
+    :math:`a` meets every mixed sample :math:`k` with pair weights
+    :math:`w^+_{ak}` and :math:`w^-_{ak} = 1 - w^+_{ak}` from the soft
+    labels, which multiply the exponentials:
+
+    .. math::
+
+        \\tilde L = \\frac{1}{n} \\sum_{a} \\Big[
+            \\frac{1}{\\alpha} \\log\\Big(1 + \\sum_{k}
+                w^+_{ak} e^{-\\alpha (S_{ak} - \\lambda)}\\Big)
+          + \\frac{1}{\\beta} \\log\\Big(1 + \\sum_{k}
+                w^-_{ak} e^{\\beta (S_{ak} - \\lambda)}\\Big) \\Big]
+
+    (:math:`\\log w` is added to the exponent; 0/1 weights give the formula
+    above).
+
     References
     ----------
     .. [1] Wang, X., Han, X., Huang, W., Dong, D. and Scott, M. R.
        "Multi-Similarity Loss with General Pair Weighting for Deep Metric
        Learning", CVPR 2019.
+    .. [2] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
 
     Examples
     --------
@@ -373,11 +415,33 @@ class MultiSimilarityLoss(BaseMetricLoss):
             return zero_loss(embeddings)
         return (w * (pos / self.alpha + neg / self.beta)).sum() / total
 
+    def _weighted_pairs(self, mat, pos_w, neg_w, distance):
+        pos = _log1p_sum_exp_weighted(
+            self.alpha * distance.margin(self.base, mat), pos_w
+        )
+        neg = _log1p_sum_exp_weighted(
+            self.beta * distance.margin(mat, self.base), neg_w
+        )
+        return (pos / self.alpha + neg / self.beta).mean()
+
 
 def _mean_of_nonzero(terms):
     """Mean of the non-zero entries of non-negative ``terms`` (0 if none)."""
     count = torch.count_nonzero(terms)
     return terms.sum() / count.clamp_min(1)
+
+
+def _weighted_mean_of_active(terms, weights):
+    """``sum(w * t) / #{w > 0 and t > 0}`` for non-negative terms (0 if none)."""
+    count = ((weights > 0) & (terms > 0)).sum()
+    return (weights * terms).sum() / count.clamp_min(1)
+
+
+def _log1p_sum_exp_weighted(x, weights):
+    """Row-wise ``log(1 + sum_j w[i, j] exp(x[i, j]))`` (entries of weight 0 left out)."""
+    active = weights > 0
+    x = x + torch.log(torch.where(active, weights, torch.ones_like(weights)))
+    return _log1p_sum_exp(x, active)
 
 
 def _log1p_sum_exp(x, mask):

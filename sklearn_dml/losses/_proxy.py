@@ -247,6 +247,19 @@ class _ProxyLoss(BaseMetricLoss):
     def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
         raise NotImplementedError
 
+    def _soft_compute(self, embeddings, labels, mixed, targets, distance):
+        # The proxies are the anchors: the clean batch only checks the labels.
+        proxies = self._checked_proxies(mixed, labels)
+        if targets.shape[1] != proxies.shape[0]:
+            raise ValueError(
+                f"mixed_targets has {targets.shape[1]} class columns but "
+                f"{type(self).__name__} has {proxies.shape[0]} proxies."
+            )
+        if mixed.shape[0] == 0:
+            return zero_loss(mixed) + 0.0 * proxies.sum()
+        targets = targets.to(mixed.dtype)
+        return self._soft_proxy_compute(mixed, targets, proxies, distance)
+
 
 def _cosine_to_proxies(embeddings, proxies):
     """Cosine similarity of every embedding with every (flattened) proxy."""
@@ -435,6 +448,11 @@ class ProxyNCALoss(_ProxyLoss):
     Proxy-NCA++); the original paper [1]_ leaves it out. For a similarity
     the exponents are :math:`s\\, S(x_i, p_c)`.
 
+    Soft labels (:meth:`soft_forward`, Metrix mixup [3]_): a mixed sample
+    with soft label :math:`t` has the cross-entropy
+    :math:`-\\sum_c t_c \\log \\mathrm{softmax}_c`, averaged over the mixed
+    samples; a one-hot :math:`t` gives the term above.
+
     {proxy_loss_notes}
 
     pytorch-metric-learning weights only the *anchors* of a tuple for this
@@ -450,6 +468,9 @@ class ProxyNCALoss(_ProxyLoss):
        Singh, S. "No Fuss Distance Metric Learning using Proxies", ICCV 2017.
     .. [2] Teh, E. W., DeVries, T. and Taylor, G. W. "ProxyNCA++: Revisiting
        and Revitalizing Proxy Neighborhood Component Analysis", ECCV 2020.
+    .. [3] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
 
     Examples
     --------
@@ -474,10 +495,16 @@ class ProxyNCALoss(_ProxyLoss):
     def _default_distance(self):
         return LpDistance(power=2)
 
+    supports_soft_labels = True
+
     def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
         logits = _softmax_logits(distance, embeddings, proxies, self.softmax_scale)
         terms = F.cross_entropy(logits, labels, reduction="none")
         return _weighted_mean(terms, weights)
+
+    def _soft_proxy_compute(self, mixed, targets, proxies, distance):
+        logits = _softmax_logits(distance, mixed, proxies, self.softmax_scale)
+        return _soft_cross_entropy(logits, targets)
 
 
 # ------------------------------------------------------------ ProxyAnchor
@@ -526,6 +553,21 @@ class ProxyAnchorLoss(_ProxyLoss):
     exponents are :math:`\\alpha (d - \\delta)` and
     :math:`-\\alpha (d + \\delta)`.
 
+    Soft labels (:meth:`soft_forward`, Metrix mixup [2]_): the proxies stay
+    the anchors and a mixed sample :math:`x` with soft label :math:`t_x`
+    counts as a positive of proxy :math:`p` (class :math:`c`) with weight
+    :math:`t_{x,c}` and as a negative with weight :math:`1 - t_{x,c}`:
+
+    .. math::
+
+        \\tilde L = \\frac{1}{|P^+|} \\sum_{p \\in P^+}
+            \\log\\Big(1 + \\sum_{x} t_{x,c} e^{-\\alpha (S(x, p) - \\delta)}\\Big)
+          + \\frac{1}{|P|} \\sum_{p \\in P}
+            \\log\\Big(1 + \\sum_{x} (1 - t_{x,c}) e^{\\alpha (S(x, p) + \\delta)}\\Big)
+
+    with :math:`P^+` the proxies of a class with some weight; one-hot
+    labels give the formula above.
+
     {proxy_loss_notes}
 
     pytorch-metric-learning 2.x multiplies each exponential by
@@ -538,6 +580,9 @@ class ProxyAnchorLoss(_ProxyLoss):
     ----------
     .. [1] Kim, S., Kim, D., Cho, M. and Kwak, S. "Proxy Anchor Loss for Deep
        Metric Learning", CVPR 2020.
+    .. [2] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
 
     Examples
     --------
@@ -582,6 +627,21 @@ class ProxyAnchorLoss(_ProxyLoss):
         n_with_pos = pos_mask.any(dim=0).sum()
         return pos_term.sum() / n_with_pos + neg_term.sum() / proxies.shape[0]
 
+    supports_soft_labels = True
+
+    def _soft_proxy_compute(self, mixed, targets, proxies, distance):
+        mat = distance(mixed, proxies)
+        pos_exp = self.alpha * distance.margin(self.margin, mat)
+        neg_exp = self.alpha * distance.margin(mat, -self.margin)
+        pos_w, neg_w = targets, 1.0 - targets
+        pos_mask, neg_mask = pos_w > 0, neg_w > 0
+        pos_exp = pos_exp + torch.log(torch.where(pos_mask, pos_w, 1.0))
+        neg_exp = neg_exp + torch.log(torch.where(neg_mask, neg_w, 1.0))
+        pos_term = _log1p_sum_exp_columns(pos_exp, pos_mask)
+        neg_term = _log1p_sum_exp_columns(neg_exp, neg_mask)
+        n_with_pos = pos_mask.any(dim=0).sum().clamp_min(1)
+        return pos_term.sum() / n_with_pos + neg_term.sum() / proxies.shape[0]
+
 
 # ------------------------------------------------------ NormalizedSoftmax
 @fill_doc
@@ -624,6 +684,11 @@ class NormalizedSoftmaxLoss(_ProxyLoss):
     ``DotProductSimilarity()`` (which normalises embeddings by default;
     ours does not).
 
+    Soft labels (:meth:`soft_forward`, Metrix mixup [2]_): a mixed sample
+    with soft label :math:`t` has the cross-entropy
+    :math:`-\\sum_c t_c \\log \\mathrm{softmax}_c`, averaged over the mixed
+    samples; a one-hot :math:`t` gives the term above.
+
     {proxy_loss_notes}
 
     {proxy_learning_rate_note}
@@ -632,6 +697,9 @@ class NormalizedSoftmaxLoss(_ProxyLoss):
     ----------
     .. [1] Zhai, A. and Wu, H.-Y. "Classification is a Strong Baseline for
        Deep Metric Learning", BMVC 2019.
+    .. [2] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
 
     Examples
     --------
@@ -661,6 +729,20 @@ class NormalizedSoftmaxLoss(_ProxyLoss):
         logits = _logits_from(distance, mat, 1.0 / self.temperature)
         terms = F.cross_entropy(logits, labels, reduction="none")
         return _weighted_mean(terms, weights)
+
+    supports_soft_labels = True
+
+    def _soft_proxy_compute(self, mixed, targets, proxies, distance):
+        mat = distance(mixed, F.normalize(proxies, dim=1))
+        logits = _logits_from(distance, mat, 1.0 / self.temperature)
+        return _soft_cross_entropy(logits, targets)
+
+
+def _soft_cross_entropy(logits, targets):
+    """Mean over rows of ``-sum_c t_c log softmax(logits)_c`` (0 * -inf is 0)."""
+    log_p = F.log_softmax(logits, dim=1)
+    terms = torch.where(targets > 0, targets * log_p, torch.zeros_like(log_p))
+    return -terms.sum(dim=1).mean()
 
 
 # ------------------------------------------------- angular margin losses

@@ -8,7 +8,7 @@ gathers every metric of an embedder on one dataset.
 """
 
 from ._clustering import ami_score, nmi_score
-from ._geometry import alignment_loss, opis_loss, uniformity_loss
+from ._geometry import alignment_loss, opis_loss, uniformity_loss, utilization_loss
 from ._knn import chunked_knn
 from ._report import retrieval_report
 from ._retrieval import (
@@ -56,4 +56,5 @@ __all__ = [
     "recall_at_k_score",
     "retrieval_report",
     "uniformity_loss",
+    "utilization_loss",
 ]

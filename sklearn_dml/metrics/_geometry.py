@@ -18,7 +18,7 @@ from .._docstrings import fill_doc, register_doc
 from ._knn import _as_2d_float, _check_positive_int
 from ._retrieval import _check_labels, _prepare
 
-__all__ = ["alignment_loss", "opis_loss", "uniformity_loss"]
+__all__ = ["alignment_loss", "opis_loss", "uniformity_loss", "utilization_loss"]
 
 # Number of float64 distances in one (query chunk x reference) block: 32 MiB.
 _BLOCK_ENTRIES = 2**22
@@ -506,3 +506,75 @@ default=None
         utility,
     )
     return float(np.mean((per_class - pooled) ** 2))
+
+
+def utilization_loss(embeddings, reference_embeddings, *, metric="euclidean"):
+    """Utilization of Metrix: mean distance of queries to the nearest reference.
+
+    Parameters
+    ----------
+    embeddings : array-like of shape (n_queries, n_features)
+        Embedded query points, usually of the test set.
+    reference_embeddings : array-like of shape (n_references, n_features)
+        Embedded reference points, usually of the training set.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        Euclidean distance, or one minus the cosine similarity.
+
+    Returns
+    -------
+    loss : float
+        Mean over the queries of the distance to their nearest reference.
+        Lower is better: the training embeddings cover the region where the
+        test embeddings fall.
+
+    See Also
+    --------
+    sklearn_dml.mixup.Metrix : The mixup that the measure was introduced for.
+    uniformity_loss : How evenly points spread on the hypersphere.
+
+    Notes
+    -----
+    With :math:`Q` the queries and :math:`X` the references,
+
+    .. math::
+
+        u(Q) = \\frac{1}{|Q|} \\sum_{q \\in Q} \\min_{x \\in X} d(q, x).
+
+    Venkataramanan et al. [1]_ measure it between test and training
+    embeddings to show that mixup makes training explore more of the
+    embedding space, so that test samples land closer to training samples.
+    The value depends on the scale of the embedding: compare embeddings of
+    the same norm (unit vectors by default in sklearn-dml). The nearest
+    reference is found exactly by :func:`chunked_knn`, without a full
+    distance matrix.
+
+    References
+    ----------
+    .. [1] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
+       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
+       Deep Metric Learning", ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn_dml.metrics import utilization_loss
+    >>> train = [[0.0, 0.0], [4.0, 0.0]]
+    >>> test = [[1.0, 0.0], [4.0, 3.0]]
+    >>> utilization_loss(test, train)
+    2.0
+
+    The first query is at distance 1 from its nearest training point, the
+    second at distance 3.
+    """
+    from ._knn import chunked_knn
+
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+    query = _as_2d_float(embeddings, "embeddings")
+    reference = _as_2d_float(reference_embeddings, "reference_embeddings")
+    if query.shape[1] != reference.shape[1]:
+        raise ValueError(
+            f"embeddings have {query.shape[1]} features but reference_embeddings "
+            f"have {reference.shape[1]}."
+        )
+    distances, _ = chunked_knn(query, 1, reference, metric=metric)
+    return float(distances[:, 0].mean())
