@@ -305,7 +305,8 @@ class GaussianHead(nn.Module):
     >>> net = GaussianHead.from_sizes(8, 3, hidden_layer_sizes=(16,))
     >>> net(torch.randn(5, 8)).shape  # training mode: means and log-variances
     torch.Size([5, 6])
-    >>> mu, log_var = net.moments(torch.randn(5, 8))
+    >>> with torch.no_grad():
+    ...     mu, log_var = net.moments(torch.randn(5, 8))
     >>> mu.shape, float(log_var[0, 0])
     (torch.Size([5, 3]), -7.0)
     """
