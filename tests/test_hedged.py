@@ -334,6 +334,7 @@ def test_vanishing_variance_gives_the_point_match_probability(digits):
         n_components=8,
         hidden_layer_sizes=(16,),
         init_log_variance=-40.0,
+        n_samples=2,
         max_iter=1,
         random_state=0,
     ).fit(X, y)
@@ -353,7 +354,7 @@ def test_training_learns_scale_bias_and_variances(fitted):
 
 def test_same_random_state_same_model(digits):
     X, y = digits
-    params = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=2)
+    params = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=2, n_samples=2)
     one = HedgedInstanceEmbedder(random_state=3, **params).fit(X, y)
     two = HedgedInstanceEmbedder(random_state=3, **params).fit(X, y)
     three = HedgedInstanceEmbedder(random_state=4, **params).fit(X, y)
