@@ -6,6 +6,7 @@ from ._embedders import (
     MultiSimilarityEmbedder,
     TripletEmbedder,
 )
+from ._embedders_hedged import HedgedInstanceEmbedder
 from ._embedders_proxy import (
     ArcFaceEmbedder,
     CosFaceEmbedder,
@@ -43,6 +44,7 @@ __all__ = [
     "CosFaceEmbedder",
     "DeepMetricEmbedder",
     "FastAPEmbedder",
+    "HedgedInstanceEmbedder",
     "HistogramEmbedder",
     "LargeMarginSoftmaxEmbedder",
     "LiftedStructureEmbedder",

@@ -10,6 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._hedged import HedgedInstanceLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -65,6 +66,7 @@ __all__ = [
     "EquiangularBasisLoss",
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
+    "HedgedInstanceLoss",
     "HistogramLoss",
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
