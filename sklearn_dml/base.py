@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _engine
 from ._verification import PairVerificationMixin
 from .backbones import L2Normalize, ResidualMLP
+from .losses._matryoshka import MatryoshkaLoss, check_nested_dims
 
 __all__ = ["BaseDeepMetricLearner"]
 
@@ -132,11 +133,17 @@ class BaseDeepMetricLearner(
     def _check_training_options(self):
         """Validate ``nested_dims``, ``mixup``, ``energy_confusion``, ``procsim``.
 
-        Placeholder until each option is implemented: any value other than the
-        default is rejected.
+        ``nested_dims`` is checked here against ``n_components`` (and against
+        the output size of a user backbone once it is probed, in
+        :meth:`_new_state`). Placeholder for the options not implemented yet:
+        any value other than the default is rejected.
         """
+        nested_dims = getattr(self, "nested_dims", None)
+        if nested_dims is not None:
+            check_nested_dims(
+                nested_dims, self.n_components if self.backbone is None else None
+            )
         defaults = {
-            "nested_dims": None,
             "mixup": None,
             "energy_confusion": 0.0,
             "procsim": None,
@@ -225,11 +232,25 @@ class BaseDeepMetricLearner(
             backbone = self._build_backbone(n_features, X)
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
+            loss = self._wrap_nested(loss, n_out)
             # Learnable loss parameters (proxies, centres, boundaries) must exist
             # before the engine builds the optimizer and moves the modules.
             if hasattr(loss, "configure"):
                 loss.configure(len(self.classes_), n_out)
         return _engine.TrainingState(backbone=backbone, loss=loss, miner=miner), n_out
+
+    def _wrap_nested(self, loss, n_out):
+        """The loss, wrapped in :class:`MatryoshkaLoss` when ``nested_dims`` is set."""
+        nested_dims = getattr(self, "nested_dims", None)
+        if nested_dims is None:
+            return loss
+        try:
+            dims = check_nested_dims(nested_dims, n_out)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (the backbone returns embeddings of size {n_out})"
+            ) from None
+        return MatryoshkaLoss(loss, dims, normalize=bool(self.normalize_embeddings))
 
     def _state_from_fitted(self):
         return _engine.TrainingState(
@@ -487,6 +508,44 @@ class BaseDeepMetricLearner(
         check_is_fitted(self, "backbone_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return self._embed(X)
+
+    def transform_nested(self, X, n_dims):
+        """Embed samples with the first ``n_dims`` dimensions of the embedding.
+
+        The leading ``n_dims`` coordinates of :meth:`transform`, re-normalised
+        to unit length when ``normalize_embeddings=True``. Models trained with
+        ``nested_dims`` (Matryoshka Representation Learning) are trained for
+        these prefixes to be embeddings on their own; for other models this
+        is plain truncation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to embed.
+        n_dims : int
+            Number of leading dimensions kept, from 1 to the embedding size
+            (any size; those in ``nested_dims`` were trained directly).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_dims), dtype float32
+            The prefix embeddings.
+        """
+        check_is_fitted(self, "backbone_")
+        n_out = self._n_features_out
+        if (
+            isinstance(n_dims, bool)
+            or not isinstance(n_dims, numbers.Integral)
+            or not 1 <= n_dims <= n_out
+        ):
+            raise ValueError(
+                f"n_dims must be an integer from 1 to the embedding size ({n_out}); "
+                f"got {n_dims!r}."
+            )
+        prefix = torch.from_numpy(self.transform(X)[:, : int(n_dims)])
+        if self.normalize_embeddings:
+            prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
+        return prefix.numpy()
 
     def score(self, X, y):
         """MAP@R of the embedding of ``X``, leave-one-out (higher is better).

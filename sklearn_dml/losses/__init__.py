@@ -10,6 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._matryoshka import MatryoshkaLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -63,6 +64,7 @@ __all__ = [
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "MarginLoss",
+    "MatryoshkaLoss",
     "MeanFieldClassWiseMultiSimilarityLoss",
     "MeanFieldContrastiveLoss",
     "MultiSimilarityLoss",
