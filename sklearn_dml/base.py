@@ -530,6 +530,17 @@ class BaseDeepMetricLearner(
         -------
         X_new : ndarray of shape (n_samples, n_dims), dtype float32
             The prefix embeddings.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_dml import TripletEmbedder
+        >>> X, y = load_digits(return_X_y=True)
+        >>> emb = TripletEmbedder(
+        ...     n_components=8, nested_dims=(2, 4), max_iter=2, random_state=0
+        ... )
+        >>> emb.fit(X[:300], y[:300]).transform_nested(X[:3], 2).shape
+        (3, 2)
         """
         check_is_fitted(self, "backbone_")
         n_out = self._n_features_out
