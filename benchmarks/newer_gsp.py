@@ -13,6 +13,7 @@ random distractor vectors.
 """
 
 import numpy as np
+import torch
 from _protocol import evaluate, markdown_table
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -54,23 +55,30 @@ def noisy_sets(X):
 
 def _set_model(pooling, max_iter, noisy=False):
     def make(seed):
-        backbone = SetPoolingMLP(
-            n_vectors=32 if noisy else 16,
-            vector_size=6 if noisy else 4,
-            n_components=32,
-            hidden_layer_sizes=(64,),
-            pooling=pooling,
-            n_prototypes=16,
-            mu=0.5,
-            epsilon=0.1,
-            position_embedding=not noisy,
-        )
+        # A user backbone is initialised when it is built: seed that too.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone = _backbone(pooling, noisy)
         return make_pipeline(
             FunctionTransformer(noisy_sets if noisy else patches),
             TripletEmbedder(backbone=backbone, max_iter=max_iter, random_state=seed),
         )
 
     return make
+
+
+def _backbone(pooling, noisy):
+    return SetPoolingMLP(
+        n_vectors=32 if noisy else 16,
+        vector_size=6 if noisy else 4,
+        n_components=32,
+        hidden_layer_sizes=(64,),
+        pooling=pooling,
+        n_prototypes=16,
+        mu=0.5,
+        epsilon=0.1,
+        position_embedding=not noisy,
+    )
 
 
 def _flat_model(max_iter):

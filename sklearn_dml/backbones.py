@@ -617,11 +617,13 @@ class SetPoolingMLP(nn.Module):
         for width, size in zip(sizes, sizes[1:]):
             layers += [nn.Linear(width, size), nn.ReLU()]
         self.encoder = nn.Sequential(*layers)
+        # The head before the pooling: under one seed, both poolings start
+        # with the same encoder and head.
+        self.head = nn.Linear(sizes[-1], n_components)
         if pooling == "gsp":
             self.pool = GeneralizedSumPooling(sizes[-1], n_prototypes, mu, epsilon)
         else:
             self.pool = AveragePooling()
-        self.head = nn.Linear(sizes[-1], n_components)
         self.normalize = L2Normalize() if normalize_embeddings else nn.Identity()
 
     def forward(self, x):
