@@ -90,8 +90,8 @@ def test_proxy_losses_get_one_copy_per_prefix():
         own = ProxyAnchorLoss().configure(3, k)
         with torch.no_grad():
             own.proxies.copy_(part.proxies)
-        expected += float(own(torch.nn.functional.normalize(emb[:, :k]), labels)) / 3
-    np.testing.assert_allclose(float(loss(emb, labels)), expected, rtol=1e-6)
+        expected += own(torch.nn.functional.normalize(emb[:, :k]), labels).item() / 3
+    np.testing.assert_allclose(loss(emb, labels).item(), expected, rtol=1e-6)
 
 
 def test_gradcheck():
