@@ -253,6 +253,17 @@ class BaseDeepMetricLearner(
         return MatryoshkaLoss(loss, dims, normalize=bool(self.normalize_embeddings))
 
     def _state_from_fitted(self):
+        nested = getattr(self, "nested_dims", None)
+        fitted = getattr(self.loss_, "dims_", (None,))[:-1] or None
+        if isinstance(self.loss_, MatryoshkaLoss) != (nested is not None) or (
+            nested is not None and tuple(check_nested_dims(nested)) != fitted
+        ):
+            raise ValueError(
+                f"nested_dims={nested!r} differs from the value the model was "
+                f"trained with ({fitted!r}); training cannot resume with other "
+                "nested dimensions. Refit with warm_start=False (or restore "
+                "nested_dims)."
+            )
         return _engine.TrainingState(
             backbone=self.backbone_,
             loss=self.loss_,

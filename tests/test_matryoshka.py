@@ -171,6 +171,11 @@ def test_estimator_state_clone_pickle_partial_fit():
         clone(emb).fit(X, y).transform_nested(X, 2), emb.transform_nested(X, 2)
     )
     emb.partial_fit(X, y)  # resumes with the wrapped loss and its optimizer state
+    for changed in ((2,), None):
+        emb.set_params(nested_dims=changed)
+        with pytest.raises(ValueError, match="differs from the value the model"):
+            emb.partial_fit(X, y)
+    emb.set_params(nested_dims=(2, 4))
     with pytest.raises(ValueError, match="did not see"):
         emb.set_params(warm_start=True).fit(X, np.repeat([0, 1, 2, 9], 10))
 
