@@ -62,9 +62,15 @@ register_doc(
         user ``backbone``.
 
     nested_dims : tuple of int or None, default=None
-        Matryoshka training: also apply the loss to these leading prefixes of
-        the embedding, so that its first ``k`` dimensions form a usable
-        embedding on their own. ``None`` trains the full embedding only.
+        Matryoshka Representation Learning (Kusupati et al., NeurIPS 2022):
+        also apply the loss to these leading prefixes of the embedding
+        (strictly increasing sizes, each smaller than the embedding size; the
+        prefixes re-normalised when ``normalize_embeddings``), averaging the
+        prefix losses and the full one, so that the first ``k`` dimensions
+        form a usable embedding on their own: get them with
+        ``transform_nested(X, k)``. Losses with per-class parameters get one
+        copy per prefix (see :class:`~sklearn_dml.losses.MatryoshkaLoss`).
+        ``None`` trains the full embedding only.
 
     mixup : None, {"embedding", "input", "feature"} or Metrix, default=None
         Metrix mixup (Venkataramanan et al., ICLR 2022): every training batch

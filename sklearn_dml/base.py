@@ -21,6 +21,7 @@ from . import _engine
 from ._verification import PairVerificationMixin
 from .backbones import L2Normalize, ResidualMLP
 from .losses._base import soft_label_losses
+from .losses._matryoshka import MatryoshkaLoss, check_nested_dims
 from .mixup import MixupPlan, resolve_mixup
 
 __all__ = ["BaseDeepMetricLearner"]
@@ -134,16 +135,16 @@ class BaseDeepMetricLearner(
     def _check_training_options(self):
         """Validate ``nested_dims``, ``mixup``, ``energy_confusion``, ``procsim``.
 
-        Placeholder until each option is implemented: any value other than the
-        default is rejected.
+        ``nested_dims`` is checked here against ``n_components`` (and against
+        the output size of a user backbone once it is probed, in
+        :meth:`_new_state`); whether the loss can honour ``mixup`` and
+        ``procsim`` is checked once it is built, still before training.
         """
-        defaults = {
-            "nested_dims": None,
-        }
-        for name, default in defaults.items():
-            value = getattr(self, name, default)
-            if value is not default and value != default:
-                raise ValueError(f"{name}={value!r} is not supported yet.")
+        nested_dims = getattr(self, "nested_dims", None)
+        if nested_dims is not None:
+            check_nested_dims(
+                nested_dims, self.n_components if self.backbone is None else None
+            )
         resolve_mixup(getattr(self, "mixup", None))
         self._check_energy_confusion()
         self._procsim_weighting()
@@ -297,6 +298,7 @@ class BaseDeepMetricLearner(
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
             loss = self._with_training_option_losses(loss, backbone, n_out)
+            loss = self._wrap_nested(loss, n_out)
             # Learnable loss parameters (proxies, centres, boundaries) must exist
             # before the engine builds the optimizer and moves the modules.
             if hasattr(loss, "configure"):
@@ -323,7 +325,31 @@ class BaseDeepMetricLearner(
             loss = ProcSimLoss(loss, weighting)
         return loss
 
+    def _wrap_nested(self, loss, n_out):
+        """The loss, wrapped in :class:`MatryoshkaLoss` when ``nested_dims`` is set."""
+        nested_dims = getattr(self, "nested_dims", None)
+        if nested_dims is None:
+            return loss
+        try:
+            dims = check_nested_dims(nested_dims, n_out)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (the backbone returns embeddings of size {n_out})"
+            ) from None
+        return MatryoshkaLoss(loss, dims, normalize=bool(self.normalize_embeddings))
+
     def _state_from_fitted(self):
+        nested = getattr(self, "nested_dims", None)
+        fitted = getattr(self.loss_, "dims_", (None,))[:-1] or None
+        if isinstance(self.loss_, MatryoshkaLoss) != (nested is not None) or (
+            nested is not None and tuple(check_nested_dims(nested)) != fitted
+        ):
+            raise ValueError(
+                f"nested_dims={nested!r} differs from the value the model was "
+                f"trained with ({fitted!r}); training cannot resume with other "
+                "nested dimensions. Refit with warm_start=False (or restore "
+                "nested_dims)."
+            )
         return _engine.TrainingState(
             backbone=self.backbone_,
             loss=self.loss_,
@@ -581,6 +607,55 @@ class BaseDeepMetricLearner(
         check_is_fitted(self, "backbone_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return self._embed(X)
+
+    def transform_nested(self, X, n_dims):
+        """Embed samples with the first ``n_dims`` dimensions of the embedding.
+
+        The leading ``n_dims`` coordinates of :meth:`transform`, re-normalised
+        to unit length when ``normalize_embeddings=True``. Models trained with
+        ``nested_dims`` (Matryoshka Representation Learning) are trained for
+        these prefixes to be embeddings on their own; for other models this
+        is plain truncation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to embed.
+        n_dims : int
+            Number of leading dimensions kept, from 1 to the embedding size
+            (any size; those in ``nested_dims`` were trained directly).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_dims), dtype float32
+            The prefix embeddings.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_dml import TripletEmbedder
+        >>> X, y = load_digits(return_X_y=True)
+        >>> emb = TripletEmbedder(
+        ...     n_components=8, nested_dims=(2, 4), max_iter=2, random_state=0
+        ... )
+        >>> emb.fit(X[:300], y[:300]).transform_nested(X[:3], 2).shape
+        (3, 2)
+        """
+        check_is_fitted(self, "backbone_")
+        n_out = self._n_features_out
+        if (
+            isinstance(n_dims, bool)
+            or not isinstance(n_dims, numbers.Integral)
+            or not 1 <= n_dims <= n_out
+        ):
+            raise ValueError(
+                f"n_dims must be an integer from 1 to the embedding size ({n_out}); "
+                f"got {n_dims!r}."
+            )
+        prefix = torch.from_numpy(self.transform(X)[:, : int(n_dims)])
+        if self.normalize_embeddings:
+            prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
+        return prefix.numpy()
 
     def score(self, X, y):
         """MAP@R of the embedding of ``X``, leave-one-out (higher is better).

@@ -1,6 +1,7 @@
 """scikit-learn's estimator checks on every public estimator."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch.nn import LazyLinear
 
 import sklearn_dml
 from sklearn_dml import (
@@ -43,6 +44,13 @@ def _instances():
         # Training options: Metrix mixup on a pair loss and on a proxy loss.
         ContrastiveEmbedder(mixup="embedding", **small),
         ProxyAnchorEmbedder(mixup=Metrix(on="input", alpha=1.0), **small),
+        # Matryoshka training, a pair loss and a proxy loss (one copy per
+        # prefix). Some checks set n_components=1, which leaves no prefix to
+        # nest: a lazy linear backbone fixes the embedding size at 8 instead.
+        TripletEmbedder(backbone=LazyLinear(8), nested_dims=(2, 4), max_iter=3),
+        DeepMetricEmbedder(
+            loss=ArcFaceLoss(), backbone=LazyLinear(8), nested_dims=(4,), max_iter=3
+        ),
     ] + [
         # The one-method embedders: one epoch of a tiny network is enough for
         # the contract and keeps the ~50 checks of each quick.

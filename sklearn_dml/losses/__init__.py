@@ -11,6 +11,7 @@ training.
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
 from ._hedged import HedgedInstanceLoss
+from ._matryoshka import MatryoshkaLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -71,6 +72,7 @@ __all__ = [
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "MarginLoss",
+    "MatryoshkaLoss",
     "MeanFieldClassWiseMultiSimilarityLoss",
     "MeanFieldContrastiveLoss",
     "MultiSimilarityLoss",
