@@ -10,6 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._distill import MutualLearningLoss, RKDLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -66,6 +67,7 @@ __all__ = [
     "MeanFieldClassWiseMultiSimilarityLoss",
     "MeanFieldContrastiveLoss",
     "MultiSimilarityLoss",
+    "MutualLearningLoss",
     "NCALoss",
     "NormalizedSoftmaxLoss",
     "NPairsLoss",
@@ -74,6 +76,7 @@ __all__ = [
     "ProxyNCALoss",
     "RKDAngleLoss",
     "RKDDistanceLoss",
+    "RKDLoss",
     "SignalToNoiseRatioContrastiveLoss",
     "SoftTripleLoss",
     "SphereFaceLoss",
