@@ -609,4 +609,3 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
             ),
             None,
         )
-

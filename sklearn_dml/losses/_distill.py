@@ -22,14 +22,9 @@ __all__ = ["MutualLearningLoss", "RKDLoss"]
 
 def _check_weight(owner, name):
     value = getattr(owner, name)
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not value >= 0
-    ):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
         raise ValueError(
-            f"{type(owner).__name__}: {name} must be a real number >= 0; "
-            f"got {value!r}."
+            f"{type(owner).__name__}: {name} must be a real number >= 0; got {value!r}."
         )
     return float(value)
 
