@@ -7,6 +7,8 @@ from sklearn_dml import (
     ContrastiveEmbedder,
     DeepMetricEmbedder,
     MultiSimilarityEmbedder,
+    MutualLearningEmbedder,
+    RKDEmbedder,
     TripletEmbedder,
 )
 from sklearn_dml.losses import ArcFaceLoss, CenterLoss, CombinedLoss, ContrastiveLoss
@@ -34,6 +36,12 @@ def _instances():
         DeepMetricEmbedder(loss=ArcFaceLoss(), **small),
         DeepMetricEmbedder(
             loss=CombinedLoss([ContrastiveLoss(), CenterLoss()], [1.0, 0.1]), **small
+        ),
+        # An unfitted teacher is cloned and fitted on the data of each fit, so
+        # the student works with clone (a fitted one would be cloned unfitted).
+        RKDEmbedder(teacher=TripletEmbedder(**small), metric_weight=1.0, **small),
+        MutualLearningEmbedder(
+            n_models=2, feature_dropout=0.1, ema_decay=0.9, ensemble=True, **small
         ),
     ] + [
         # The one-method embedders: one epoch of a tiny network is enough for
