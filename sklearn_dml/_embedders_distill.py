@@ -157,12 +157,12 @@ class RKDEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import RKDEmbedder, TripletEmbedder
     >>> X, y = load_digits(return_X_y=True)
-    >>> X = X / 16
+    >>> X, y = X[:500] / 16, y[:500]
     >>> teacher = TripletEmbedder(n_components=32, max_iter=3, random_state=0)
     >>> teacher = teacher.fit(X, y)
     >>> student = RKDEmbedder(teacher, n_components=4, hidden_layer_sizes=(32,),
-    ...                       max_iter=3, random_state=0).fit(X, y)
-    >>> student.transform(X[:2]).shape
+    ...                       batch_size=40, max_iter=3, random_state=0)
+    >>> student.fit(X, y).transform(X[:2]).shape
     (2, 4)
     >>> student.teacher_ is teacher  # fitted: used as it is
     True
@@ -486,9 +486,10 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import MutualLearningEmbedder
     >>> X, y = load_digits(return_X_y=True)
+    >>> X, y = X[:500] / 16, y[:500]
     >>> emb = MutualLearningEmbedder(n_models=2, n_components=8, ensemble=True,
-    ...                              max_iter=3, random_state=0).fit(X / 16, y)
-    >>> emb.transform(X[:2] / 16).shape
+    ...                              batch_size=40, max_iter=3, random_state=0)
+    >>> emb.fit(X, y).transform(X[:2]).shape
     (2, 16)
     """
 
