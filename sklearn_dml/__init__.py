@@ -6,6 +6,7 @@ from ._embedders import (
     MultiSimilarityEmbedder,
     TripletEmbedder,
 )
+from ._embedders_distill import MutualLearningEmbedder, RKDEmbedder
 from ._embedders_hedged import HedgedInstanceEmbedder
 from ._embedders_proxy import (
     ArcFaceEmbedder,
@@ -50,12 +51,14 @@ __all__ = [
     "LiftedStructureEmbedder",
     "MarginEmbedder",
     "MultiSimilarityEmbedder",
+    "MutualLearningEmbedder",
     "NCAEmbedder",
     "NPairsEmbedder",
     "NTXentEmbedder",
     "NormalizedSoftmaxEmbedder",
     "ProxyAnchorEmbedder",
     "ProxyNCAEmbedder",
+    "RKDEmbedder",
     "SNRContrastiveEmbedder",
     "SoftTripleEmbedder",
     "SubCenterArcFaceEmbedder",

@@ -99,18 +99,36 @@ def _make_optimizer(config, backbone, loss):
     raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
 
 
-def batch_loss(state, config, xb, yb):
+def batch_loss(state, config, xb, yb, tb=None):
     """The training objective on one batch (a scalar tensor to minimise).
 
     The single place where the training options (``config.extra``: nested
     dimensions, mixup, sample weighting, regularisers, a teacher) change what
     is minimised; the plain objective is the loss of the batch's embeddings
     on the miner's tuples.
+
+    ``tb`` holds the batch's rows of the per-sample ``targets`` given to
+    :func:`fit` (e.g. a teacher's embeddings), or ``None``. Two keys of
+    ``config.extra`` use it (knowledge distillation):
+
+    * ``"metric_weight"`` (default 1): weight of the metric loss; ``0``
+      skips it (and its miner);
+    * ``"relational"``: a module called as ``relational(embeddings, tb)``
+      whose value is added (e.g. :class:`~sklearn_dml.losses.RKDLoss`).
     """
     extra = config.extra if config is not None else {}
     embeddings = state.backbone(xb)
-    indices = state.miner(embeddings, yb) if state.miner is not None else None
-    loss = state.loss(embeddings, yb, indices)
+    metric_weight = extra.get("metric_weight", 1.0)
+    loss = None
+    if metric_weight != 0:
+        indices = state.miner(embeddings, yb) if state.miner is not None else None
+        loss = state.loss(embeddings, yb, indices)
+        if metric_weight != 1:
+            loss = metric_weight * loss
+    relational = extra.get("relational")
+    if relational is not None:
+        term = relational(embeddings, tb)
+        loss = term if loss is None else loss + term
     mixup = extra.get("mixup")
     if mixup is not None:
         # Metrix: the soft-label loss of mixed samples against the clean batch.
@@ -161,17 +179,21 @@ def _energy_confusion(backbone, embeddings, labels):
     return term.detach() + (surrogate - surrogate.detach())
 
 
-def train_step(state, optimizer, xb, yb, config=None):
+def train_step(state, optimizer, xb, yb, config=None, tb=None):
     """One optimisation step on one batch; returns the loss value."""
-    loss = batch_loss(state, config, xb, yb)
+    loss = batch_loss(state, config, xb, yb, tb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
 
 
-def run_epoch(state, optimizer, X, y, sampler, device, config=None):
-    """One pass of class-balanced batches; returns the mean batch loss."""
+def run_epoch(state, optimizer, X, y, sampler, device, config=None, targets=None):
+    """One pass of class-balanced batches; returns the mean batch loss.
+
+    ``targets`` (a tensor with one row per sample, or ``None``) is sliced
+    with each batch and handed to :func:`batch_loss`.
+    """
     state.backbone.train()
     state.loss.train()
     total, count = 0.0, 0
@@ -179,7 +201,8 @@ def run_epoch(state, optimizer, X, y, sampler, device, config=None):
         idx = torch.from_numpy(batch)
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
-        total += train_step(state, optimizer, xb, yb, config)
+        tb = None if targets is None else targets[idx].to(device, non_blocking=True)
+        total += train_step(state, optimizer, xb, yb, config, tb)
         count += 1
     return total / max(count, 1)
 
@@ -208,7 +231,17 @@ def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
     return torch.cat(out).numpy()
 
 
-def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None):
+def fit(
+    state,
+    config,
+    X,
+    y,
+    *,
+    n_epochs=None,
+    validation=None,
+    score_func=None,
+    targets=None,
+):
     """Train ``state`` in place on encoded data.
 
     Parameters
@@ -228,6 +261,13 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
         (higher is better) after each epoch.
     score_func : callable
         Validation score.
+    targets : ndarray of shape (n_samples, ...) or None
+        Extra per-sample training targets (e.g. the embeddings of a fitted
+        teacher, computed once before training), sliced with every batch
+        like ``X`` and ``y`` and passed to :func:`batch_loss`. Precomputed
+        targets keep the loop generic: the engine needs no knowledge of
+        where they come from, and a teacher is never run (nor changed)
+        inside training.
 
     Returns
     -------
@@ -243,6 +283,12 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
         seed = config.seed + state.n_iter
         torch.manual_seed(seed)
         Xt, yt = as_float_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
+        Tt = None if targets is None else as_float_tensor(targets)
+        if Tt is not None and Tt.shape[0] != Xt.shape[0]:
+            raise ValueError(
+                f"targets has {Tt.shape[0]} rows but X has {Xt.shape[0]}: give "
+                "one row of targets per training sample."
+            )
         sampler = MPerClassSampler(
             y,
             batch_size=config.batch_size,
@@ -268,7 +314,7 @@ def fit(state, config, X, y, *, n_epochs=None, validation=None, score_func=None)
             for _ in range(n_epochs):
                 tic = time.perf_counter()
                 loss_value = run_epoch(
-                    state, optimizer, Xt, yt, sampler, device, config
+                    state, optimizer, Xt, yt, sampler, device, config, Tt
                 )
                 state.n_iter += 1
                 record = {"epoch": state.n_iter, "loss": loss_value}

@@ -75,6 +75,16 @@ class BaseDeepMetricLearner(
         """Learning rate for learnable loss parameters (None: same as backbone)."""
         return None
 
+    def _training_targets(self, X, y, config, first):
+        """Per-sample targets handed to the engine with ``X`` (default: none).
+
+        ``X`` and ``y`` are the validated training data, ``first`` says
+        whether the model is new (not warm-started nor a later
+        ``partial_fit`` call). Knowledge distillation returns the teacher's
+        embeddings of ``X`` here; they are sliced with every batch.
+        """
+        return None
+
     # ------------------------------------------------------------- validation
     def _check_params(self):
         check_scalar(self.max_iter, "max_iter", numbers.Integral, min_val=1)
@@ -435,7 +445,7 @@ class BaseDeepMetricLearner(
             )
         return train, val
 
-    def _run_engine(self, X, codes, state, config, n_epochs):
+    def _run_engine(self, X, codes, state, config, n_epochs, targets=None):
         from .metrics import map_at_r_score
 
         validation = None
@@ -443,6 +453,7 @@ class BaseDeepMetricLearner(
             train, val = self._validation_split(X, codes, config.seed)
             validation = (X[val], codes[val])
             X, codes = X[train], codes[train]
+            targets = None if targets is None else targets[train]
         return _engine.fit(
             state,
             config,
@@ -451,6 +462,7 @@ class BaseDeepMetricLearner(
             n_epochs=n_epochs,
             validation=validation,
             score_func=map_at_r_score,
+            targets=targets,
         )
 
     def fit(self, X, y):
@@ -499,7 +511,8 @@ class BaseDeepMetricLearner(
         else:
             state, self._n_features_out = self._new_state(X.shape[1], config, X)
         self._configure_training_options(config, state)
-        state = self._run_engine(X, codes, state, config, config.max_iter)
+        targets = self._training_targets(X, y, config, first=not warm)
+        state = self._run_engine(X, codes, state, config, config.max_iter, targets)
         self._store_state(state)
         return self
 
@@ -549,7 +562,8 @@ class BaseDeepMetricLearner(
         else:
             state = self._state_from_fitted()
         self._configure_training_options(config, state)
-        state = _engine.fit(state, config, X, codes, n_epochs=1)
+        targets = self._training_targets(X, y, config, first=first)
+        state = _engine.fit(state, config, X, codes, n_epochs=1, targets=targets)
         self._store_state(state)
         return self
 

@@ -8,7 +8,9 @@ from sklearn_dml import (
     ContrastiveEmbedder,
     DeepMetricEmbedder,
     MultiSimilarityEmbedder,
+    MutualLearningEmbedder,
     ProxyAnchorEmbedder,
+    RKDEmbedder,
     TripletEmbedder,
 )
 from sklearn_dml.losses import ArcFaceLoss, CenterLoss, CombinedLoss, ContrastiveLoss
@@ -50,6 +52,12 @@ def _instances():
         TripletEmbedder(backbone=LazyLinear(8), nested_dims=(2, 4), max_iter=3),
         DeepMetricEmbedder(
             loss=ArcFaceLoss(), backbone=LazyLinear(8), nested_dims=(4,), max_iter=3
+        ),
+        # An unfitted teacher is cloned and fitted on the data of each fit, so
+        # the student works with clone (a fitted one would be cloned unfitted).
+        RKDEmbedder(teacher=TripletEmbedder(**small), metric_weight=1.0, **small),
+        MutualLearningEmbedder(
+            n_models=2, feature_dropout=0.1, ema_decay=0.9, ensemble=True, **small
         ),
     ] + [
         # The one-method embedders: one epoch of a tiny network is enough for

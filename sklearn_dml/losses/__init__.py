@@ -10,6 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._distill import MutualLearningLoss, RKDLoss
 from ._hedged import HedgedInstanceLoss
 from ._matryoshka import MatryoshkaLoss
 from ._newer import (
@@ -76,6 +77,7 @@ __all__ = [
     "MeanFieldClassWiseMultiSimilarityLoss",
     "MeanFieldContrastiveLoss",
     "MultiSimilarityLoss",
+    "MutualLearningLoss",
     "NCALoss",
     "NormalizedSoftmaxLoss",
     "NPairsLoss",
@@ -86,6 +88,7 @@ __all__ = [
     "ProxyNCALoss",
     "RKDAngleLoss",
     "RKDDistanceLoss",
+    "RKDLoss",
     "SignalToNoiseRatioContrastiveLoss",
     "SoftTripleLoss",
     "SphereFaceLoss",
