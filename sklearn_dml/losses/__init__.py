@@ -10,6 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
+from ._fewshot import ICNNLoss, ProtoTripletLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -60,6 +61,7 @@ __all__ = [
     "FastAPLoss",
     "GeneralizedLiftedStructureLoss",
     "HistogramLoss",
+    "ICNNLoss",
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "MarginLoss",
@@ -71,6 +73,7 @@ __all__ = [
     "NPairsLoss",
     "NTXentLoss",
     "ProxyAnchorLoss",
+    "ProtoTripletLoss",
     "ProxyNCALoss",
     "RKDAngleLoss",
     "RKDDistanceLoss",
