@@ -99,8 +99,10 @@ class ProtoTripletLoss(BaseMetricLoss):
             [d(x_i, \\mu_i^{+}) - d(x_i, \\mu_c) + m]_+
 
     where :math:`T` is the set of (anchor, negative class) pairs of the sum
-    (the mean over every such triplet, zero terms included). For a
-    similarity the term is :math:`[s(x_i, \\mu_c) - s(x_i, \\mu_i^+) + m]_+`.
+    (the mean over every such triplet, zero terms included). The prototypes
+    are means of the embeddings as given; a distance that L2-normalises its
+    inputs (the default) compares the sample with the prototype's
+    direction. For a similarity the term is :math:`[s(x_i, \\mu_c) - s(x_i, \\mu_i^+) + m]_+`.
     The paper forms the triplets from episodes (query anchor, prototypes of
     the support set); in a batch, every sample acts once as the query of the
     others. A batch with no class of at least two samples, or of one class,
