@@ -575,7 +575,10 @@ class EquiangularBasisEmbedder(MethodEmbedder):
         Target :math:`\alpha` of the generation: the largest allowed
         :math:`|\cos|` between two class vectors, in [0, 1). Below what
         ``n_components`` allows (the Welch bound when there are more classes
-        than dimensions) the generation returns the best it found.
+        than dimensions) the generation returns the best it found, which
+        can be far above the bound: keep ``n_components`` at least the
+        number of classes (10 classes in 8 dimensions reach 0.75, the
+        bound being 0.17), and check ``loss_.max_cosine_reached_``.
 
     basis_max_iter : int, default=1000
         Maximum number of gradient steps of the generation.

@@ -66,7 +66,7 @@ def tiny():
 
 
 def test_zoo_is_complete():
-    assert len(ZOO) == 20
+    assert len(ZOO) == 26
     assert set(PROXY) <= set(ZOO)
 
 
