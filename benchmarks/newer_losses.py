@@ -6,7 +6,9 @@ Groups, each with its base method first:
 * mean-field class-wise multi-similarity vs multi-similarity;
 * multi-similarity + TCM vs multi-similarity (with OPIS, lower is better);
 * equiangular basis vectors vs normalized softmax;
-* Proto-Triplet and ICNN vs triplet (with the ICNN score).
+* Proto-Triplet and ICNN vs triplet (with the ICNN score); ICNNEmbedder
+  adds the prototypical cross-entropy as the paper does, so the
+  prototypical loss alone and the ICNN loss alone are shown too.
 
 Every method uses its own defaults (the papers') with the same backbone,
 embedding size and training budget (``SHARED``); 5 seeds on digits.
@@ -17,6 +19,7 @@ from _protocol import KEYS, _cell, run
 
 from sklearn_dml import (
     ContrastiveEmbedder,
+    DeepMetricEmbedder,
     EquiangularBasisEmbedder,
     ICNNEmbedder,
     MeanFieldClassWiseMultiSimilarityEmbedder,
@@ -27,6 +30,7 @@ from sklearn_dml import (
     TCMEmbedder,
     TripletEmbedder,
 )
+from sklearn_dml.losses import PrototypicalLoss
 from sklearn_dml.metrics import icnn_score, opis_loss
 
 SHARED = {"n_components": 32, "hidden_layer_sizes": (128,), "max_iter": 30}
@@ -56,7 +60,9 @@ GROUPS = {
     "Proto-Triplet and ICNN": {
         "Triplet (base)": _factory(TripletEmbedder),
         "ProtoTriplet": _factory(ProtoTripletEmbedder),
-        "ICNN": _factory(ICNNEmbedder),
+        "ICNN + prototypical (ICNNEmbedder)": _factory(ICNNEmbedder),
+        "prototypical alone": _factory(DeepMetricEmbedder, loss=PrototypicalLoss()),
+        "ICNN alone": _factory(ICNNEmbedder, prototypical_weight=0.0),
     },
 }
 

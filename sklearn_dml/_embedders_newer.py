@@ -8,6 +8,7 @@ from ._docstrings import fill_doc, register_doc
 from ._embedders_common import (
     MethodEmbedder,
     check_component,
+    check_param,
     fresh_component,
 )
 from .losses import (
@@ -18,6 +19,7 @@ from .losses import (
     MeanFieldContrastiveLoss,
     MultiSimilarityLoss,
     ProtoTripletLoss,
+    PrototypicalLoss,
     TCMRegularizer,
 )
 
@@ -859,17 +861,27 @@ class ProtoTripletEmbedder(MethodEmbedder):
 
 @fill_doc
 class ICNNEmbedder(MethodEmbedder):
-    r"""Deep metric learning with the ICNN loss.
+    r"""Deep metric learning with the ICNN loss (and the prototypical loss).
 
     Minimises minus the log of the inter- and intra-class nearest
-    neighbours (ICNN) score of each batch: neighbourhoods of one class,
-    same-class neighbours close and other-class neighbours far.
+    neighbours (ICNN) score of each batch (neighbourhoods of one class,
+    same-class neighbours close and other-class neighbours far) plus, as the
+    paper trains it, the cross-entropy of a prototypical network.
 
     Parameters
     ----------
     n_neighbors : int, default=4
         Number :math:`k \ge 1` of nearest neighbours scored per sample (the
         authors' default); at most ``batch_size - 1`` are used.
+
+    prototypical_weight : float, default=1.0
+        Weight :math:`w \ge 0` of the prototypical cross-entropy
+        (:class:`~sklearn_dml.losses.PrototypicalLoss`) added to the ICNN
+        loss. ``0`` trains the ICNN loss alone, a weak training signal on
+        its own (the score's neighbour purity part has no gradient).
+
+    temperature : float, default=0.1
+        Temperature :math:`T > 0` of the prototypical softmax.
 
     {backbone_params}
 
@@ -883,6 +895,7 @@ class ICNNEmbedder(MethodEmbedder):
     --------
     ProtoTripletEmbedder : The other loss of the same paper.
     sklearn_dml.losses.ICNNLoss : The loss component (formula in its Notes).
+    sklearn_dml.losses.PrototypicalLoss : The cross-entropy added to it.
     sklearn_dml.metrics.icnn_score : The score on a whole dataset.
 
     Notes
@@ -892,12 +905,22 @@ class ICNNEmbedder(MethodEmbedder):
     neighbours among the :math:`k` nearest (defined in
     :class:`~sklearn_dml.losses.ICNNLoss`),
 
+    and :math:`L_{proto}` the prototypical cross-entropy over the classes
+    of the batch (squared distances to the class means divided by :math:`T`),
+
     .. math::
 
-        L = -\log \frac{1}{2}\Big(\frac{\Lambda^+ + \Lambda^-}{2} + \gamma\Big).
+        L = -\log \frac{1}{2}\Big(\frac{\Lambda^+ + \Lambda^-}{2} + \gamma\Big)
+            + w\, L_{proto}.
 
-    Distances are Euclidean between L2-normalised embeddings. The loss uses
-    every sample of a batch, so the embedder takes no miner.
+    ``loss_`` is ``CombinedLoss([ICNNLoss(n_neighbors),
+    PrototypicalLoss(temperature)], [1, w])`` (``ICNNLoss`` alone when
+    :math:`w = 0`). The authors train the ICNN loss with the cross-entropy
+    of their prototypical network, in equal weights, hence :math:`w = 1`;
+    :math:`T = 0.1` is the package's choice for L2-normalised embeddings
+    (the paper's embeddings are not normalised). Distances are Euclidean
+    between L2-normalised embeddings. The loss uses every sample of a
+    batch, so the embedder takes no miner.
 
     References
     ----------
@@ -921,10 +944,16 @@ class ICNNEmbedder(MethodEmbedder):
 
     _loss_class = ICNNLoss
     _loss_params = {"n_neighbors": ("int", 1)}
+    _extra_params = {
+        "prototypical_weight": ("real", 0, None, "left"),
+        "temperature": ("real", 0, None, "neither"),
+    }
 
     def __init__(
         self,
         n_neighbors=4,
+        prototypical_weight=1.0,
+        temperature=0.1,
         *,
         n_components=64,
         hidden_layer_sizes=(256,),
@@ -951,6 +980,8 @@ class ICNNEmbedder(MethodEmbedder):
         random_state=None,
     ):
         self.n_neighbors = n_neighbors
+        self.prototypical_weight = prototypical_weight
+        self.temperature = temperature
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.backbone = backbone
@@ -974,3 +1005,15 @@ class ICNNEmbedder(MethodEmbedder):
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
+
+    def _check_extra(self):
+        for name, spec in self._extra_params.items():
+            check_param(self, name, spec)
+
+    def _build_loss(self, n_classes, n_components):
+        icnn = ICNNLoss(n_neighbors=self.n_neighbors)
+        if self.prototypical_weight == 0:
+            return icnn, None
+        proto = PrototypicalLoss(temperature=self.temperature)
+        weights = [1.0, float(self.prototypical_weight)]
+        return CombinedLoss([icnn, proto], weights=weights), None

@@ -10,7 +10,7 @@ training.
 
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
-from ._fewshot import ICNNLoss, ProtoTripletLoss
+from ._fewshot import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -74,6 +74,7 @@ __all__ = [
     "NTXentLoss",
     "ProxyAnchorLoss",
     "ProtoTripletLoss",
+    "PrototypicalLoss",
     "ProxyNCALoss",
     "RKDAngleLoss",
     "RKDDistanceLoss",

@@ -17,9 +17,10 @@ import torch
 
 from .._docstrings import fill_doc
 from .._tuples import check_embeddings_labels
+from ..distances import LpDistance
 from ._base import BaseMetricLoss, zero_loss
 
-__all__ = ["ICNNLoss", "ProtoTripletLoss", "icnn_terms"]
+__all__ = ["ICNNLoss", "ProtoTripletLoss", "PrototypicalLoss", "icnn_terms"]
 
 
 def _check_number(owner, name, low, strict):
@@ -139,31 +140,125 @@ class ProtoTripletLoss(BaseMetricLoss):
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
         margin = _check_number(self, "margin", 0.0, strict=False)
-        n = embeddings.shape[0]
-        if n == 0:
+        found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
+        if found is None:
             return zero_loss(embeddings)
-        classes, codes = torch.unique(labels, return_inverse=True)
-        n_classes = classes.shape[0]
-        onehot = torch.nn.functional.one_hot(codes, n_classes).to(embeddings.dtype)
-        counts = onehot.sum(dim=0)  # (C,)
-        sums = onehot.T @ embeddings  # (C, d)
-        prototypes = sums / counts[:, None]
-        own = counts[codes]  # n_{y_i}
-        anchors = own > 1
-        if indices_tuple is not None:
-            anchors = anchors & _anchors_of(indices_tuple, n, embeddings.device)
-        if n_classes < 2 or not anchors.any():
-            return zero_loss(embeddings)
-        denom = torch.where(anchors, own - 1, torch.ones_like(own))
-        positives = (sums[codes] - embeddings) / denom[:, None]
-        x = embeddings[anchors]
-        d_pos = distance.pairwise(x, positives[anchors])  # (a,)
-        d_neg = distance(x, prototypes)  # (a, C)
-        terms = torch.relu(margin - distance.margin(d_pos[:, None], d_neg))
-        negative = codes[anchors][:, None] != torch.arange(
-            n_classes, device=embeddings.device
-        )
+        values, own = found
+        d_pos = values.gather(1, own[:, None])
+        terms = torch.relu(margin - distance.margin(d_pos, values))
+        negative = own[:, None] != torch.arange(values.shape[1], device=own.device)
         return (terms * negative).sum() / negative.sum()
+
+
+def _prototype_comparisons(embeddings, labels, indices_tuple, distance):
+    """Anchors compared with every class prototype of the batch.
+
+    Returns ``None`` when no anchor has both a positive prototype (another
+    sample of its class) and a negative one (another class); otherwise
+    ``(values, own)``: ``values[a, c]`` compares anchor ``a`` with the
+    prototype of class ``c`` (its own class's prototype leaving the anchor
+    out) and ``own[a]`` is the column of the anchor's class.
+    """
+    n = embeddings.shape[0]
+    if n == 0:
+        return None
+    classes, codes = torch.unique(labels, return_inverse=True)
+    n_classes = classes.shape[0]
+    onehot = torch.nn.functional.one_hot(codes, n_classes).to(embeddings.dtype)
+    counts = onehot.sum(dim=0)  # (C,)
+    sums = onehot.T @ embeddings  # (C, d)
+    prototypes = sums / counts[:, None]
+    own_count = counts[codes]  # n_{y_i}
+    anchors = own_count > 1
+    if indices_tuple is not None:
+        anchors = anchors & _anchors_of(indices_tuple, n, embeddings.device)
+    if n_classes < 2 or not anchors.any():
+        return None
+    denom = torch.where(anchors, own_count - 1, torch.ones_like(own_count))
+    positives = (sums[codes] - embeddings) / denom[:, None]
+    x = embeddings[anchors]
+    own = codes[anchors]
+    d_pos = distance.pairwise(x, positives[anchors])  # (a,)
+    values = distance(x, prototypes)  # (a, C)
+    values = values.scatter(1, own[:, None], d_pos[:, None])
+    return values, own
+
+
+@fill_doc
+class PrototypicalLoss(BaseMetricLoss):
+    """Prototypical-network loss: a softmax over the class prototypes of the batch.
+
+    Every sample is classified among the classes of its batch by its
+    distance to their prototypes (mean embeddings), its own class's
+    prototype leaving it out, and the loss is the cross-entropy of that
+    classification: the training objective of prototypical networks, with
+    each sample acting once as the query of the others.
+
+    Parameters
+    ----------
+    temperature : float, default=0.1
+        Temperature :math:`T > 0` dividing the distances (or similarities)
+        before the softmax. Needed on L2-normalised embeddings, whose
+        squared distances lie in [0, 4].
+
+    distance : BaseDistance, default=None
+        How samples and prototypes are compared. ``None`` means
+        ``LpDistance(power=2)``, the squared Euclidean distance of
+        L2-normalised inputs (prototypical networks use the squared
+        Euclidean distance). A similarity is used with the opposite sign.
+
+    See Also
+    --------
+    ProtoTripletLoss : A hinge on the same comparisons.
+    ICNNLoss : Trained with this loss by :class:`~sklearn_dml.ICNNEmbedder`.
+
+    Notes
+    -----
+    With the prototypes :math:`\\mu_c` and :math:`\\mu_i^+` of
+    :class:`ProtoTripletLoss` (written :math:`\\mu_{y_i}` below for the
+    anchor's own class) and :math:`A` the anchors (samples whose class has
+    another sample in a batch of at least two classes),
+
+    .. math::
+
+        L = -\\frac{1}{|A|} \\sum_{i \\in A} \\log
+            \\frac{e^{-d(x_i, \\mu_{y_i}) / T}}{\\sum_{c} e^{-d(x_i, \\mu_c) / T}}
+
+    over the classes :math:`c` of the batch (:math:`+s / T` for a
+    similarity). A batch without anchor gives 0. A mined ``indices_tuple``
+    restricts the anchors as for :class:`ProtoTripletLoss`.
+
+    References
+    ----------
+    .. [1] Snell, J., Swersky, K. and Zemel, R. "Prototypical Networks for
+       Few-shot Learning", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import PrototypicalLoss
+    >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> PrototypicalLoss()(x, torch.tensor([0, 0, 1, 1])).item() < 1e-6
+    True
+    >>> PrototypicalLoss()(x, torch.tensor([0, 1, 0, 1])).item() > 10
+    True
+    """
+
+    def __init__(self, temperature=0.1, distance=None):
+        super().__init__(distance=distance)
+        self.temperature = temperature
+
+    def _default_distance(self):
+        return LpDistance(power=2)
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        temperature = _check_number(self, "temperature", 0.0, strict=True)
+        found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
+        if found is None:
+            return zero_loss(embeddings)
+        values, own = found
+        logits = (values if distance.is_inverted else -values) / temperature
+        return torch.nn.functional.cross_entropy(logits, own)
 
 
 def icnn_terms(dist, same, k):
