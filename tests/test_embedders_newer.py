@@ -26,6 +26,7 @@ from sklearn_dml.losses import (
     MeanFieldContrastiveLoss,
     MultiSimilarityLoss,
     ProtoTripletLoss,
+    PrototypicalLoss,
     ProxyAnchorLoss,
     TCMRegularizer,
 )
@@ -143,6 +144,12 @@ def test_defaults_are_the_components_paper_defaults(cls, loss_cls, names):
         (ICNNEmbedder(n_neighbors=0), ValueError, "n_neighbors == 0"),
         (ICNNEmbedder(n_neighbors=2.5), TypeError, "n_neighbors must be an instance"),
         (ICNNEmbedder(n_neighbors=True), TypeError, "n_neighbors must be an int"),
+        (
+            ICNNEmbedder(prototypical_weight=-1.0),
+            ValueError,
+            "prototypical_weight == -1.0",
+        ),
+        (ICNNEmbedder(temperature=0.0), ValueError, "temperature == 0.0"),
     ],
 )
 def test_bad_parameters_rejected_before_training(est, error, match, tiny):
@@ -238,3 +245,14 @@ def test_proto_triplet_embedder_clones_its_miner(tiny):
     est = ProtoTripletEmbedder(miner=miner, max_iter=1, **SMALL).fit(X, y)
     assert isinstance(est.miner_, BatchHardMiner) and est.miner_ is not miner
     assert isinstance(est.loss_, ProtoTripletLoss) and est.loss_.margin == 0.05
+
+
+def test_icnn_embedder_loss_is_icnn_plus_prototypical(tiny):
+    X, y = tiny
+    est = ICNNEmbedder(n_neighbors=3, temperature=0.2, max_iter=1, **SMALL).fit(X, y)
+    icnn, proto = est.loss_.parts
+    assert isinstance(icnn, ICNNLoss) and icnn.n_neighbors == 3
+    assert isinstance(proto, PrototypicalLoss) and proto.temperature == 0.2
+    assert est.loss_.weights == [1.0, 1.0]
+    alone = ICNNEmbedder(prototypical_weight=0.0, max_iter=1, **SMALL).fit(X, y)
+    assert isinstance(alone.loss_, ICNNLoss)

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml.distances import CosineSimilarity, LpDistance
-from sklearn_dml.losses import ICNNLoss, ProtoTripletLoss
+from sklearn_dml.losses import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from sklearn_dml.metrics import icnn_score
 
 X = np.array(
@@ -174,6 +174,50 @@ def test_proto_triplet_without_valid_triplet_is_an_attached_zero(labels):
 def test_proto_triplet_rejects_negative_margin():
     with pytest.raises(ValueError, match="margin must be a real number >= 0"):
         ProtoTripletLoss(margin=-0.1)(_t(X), torch.tensor(Y))
+
+
+# ------------------------------------------------------------ Prototypical
+def prototypical_ref(x, y, temperature, normalize=True, power=2):
+    classes = sorted(set(y.tolist()))
+    terms = []
+    for i in range(len(x)):
+        same = [j for j in range(len(x)) if y[j] == y[i] and j != i]
+        if not same or len(classes) < 2:
+            continue
+        xi = _maybe_unit(x[i], normalize)
+        logits = []
+        for c in classes:
+            members = same if c == y[i] else [j for j in range(len(x)) if y[j] == c]
+            proto = _maybe_unit(np.mean([x[j] for j in members], axis=0), normalize)
+            logits.append(-(_dist(xi, proto) ** power) / temperature)
+        own = classes.index(y[i])
+        top = max(logits)
+        log_norm = top + math.log(sum(math.exp(v - top) for v in logits))
+        terms.append(log_norm - logits[own])
+    return float(np.mean(terms)) if terms else 0.0
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_prototypical_matches_numpy(temperature):
+    value = PrototypicalLoss(temperature=temperature)(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(prototypical_ref(X, Y, temperature))
+    raw = PrototypicalLoss(temperature=temperature, distance=RAW)
+    value = raw(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(prototypical_ref(X, Y, temperature, False, 1))
+
+
+def test_prototypical_gradcheck_and_edges():
+    loss = PrototypicalLoss(temperature=0.5)
+    labels = torch.tensor(Y)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (_t(X, True),))
+    for edge in ([0] * 8, list(range(8))):
+        x = _t(X, True)
+        value = loss(x, torch.tensor(edge))
+        assert value.item() == 0.0
+        value.backward()
+        assert torch.equal(x.grad, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="temperature must be a real number > 0"):
+        PrototypicalLoss(temperature=0)(_t(X), labels)
 
 
 # ------------------------------------------------------------ ICNN loss
