@@ -777,8 +777,9 @@ class ProtoTripletEmbedder(MethodEmbedder):
             [d(x_i, \mu_i^+) - d(x_i, \mu_c) + m]_+.
 
     :math:`d` is the Euclidean distance of L2-normalised embeddings. The
-    paper gives no margin for this setting: the default is that of
-    :class:`TripletEmbedder`, so the two compare at equal margin.
+    paper's margin was not at hand: the default is that of
+    :class:`TripletEmbedder`, so the two compare at equal margin. The
+    component's Notes list the other choices.
 
     References
     ----------

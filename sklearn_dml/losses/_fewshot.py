@@ -104,10 +104,13 @@ class ProtoTripletLoss(BaseMetricLoss):
     are means of the embeddings as given; a distance that L2-normalises its
     inputs (the default) compares the sample with the prototype's
     direction. For a similarity the term is :math:`[s(x_i, \\mu_c) - s(x_i, \\mu_i^+) + m]_+`.
-    The paper forms the triplets from episodes (query anchor, prototypes of
-    the support set); in a batch, every sample acts once as the query of the
-    others. A batch with no class of at least two samples, or of one class,
-    gives 0. With a mined ``indices_tuple``, only the samples appearing as
+    The paper trains on few-shot episodes (queries against the prototypes
+    of a support set); in a batch, every sample acts once as the query of
+    the others. Only the paper's abstract was at hand when this was
+    written: the leave-one-out positive, the mean over every negative class
+    (rather than the nearest) and the default margin are choices of this
+    package, stated here. A batch with no class of at least two samples, or
+    of one class, gives 0. With a mined ``indices_tuple``, only the samples appearing as
     anchors in it (the first index of each triplet or pair) are anchors;
     the prototypes still use the whole batch.
 
@@ -368,15 +371,14 @@ class ICNNLoss(BaseMetricLoss):
     (the purity of the neighbourhoods) is piecewise constant: the gradient
     flows through :math:`\\Lambda^\\pm`.
 
-    The paper introduces the score with its intra-class
-    (:math:`\\Lambda^+`), inter-class (:math:`\\Lambda^-`) and purity
-    (:math:`\\gamma`) parts; the exact normalisations above (:math:`\\rho_i`,
-    :math:`D`, the :math:`k + 1` neighbours searched for :math:`d^-_i`)
-    follow the authors' implementation of the loss (its "modified score"),
-    read for the formulas only, with one change: that implementation
-    sets :math:`\\Lambda^+ = 1` when :math:`I^+` is empty, which gives a
-    set whose every neighbour is of another class the score 0.5; 0 is
-    chosen here, so such a set scores at most 0.25. The loss is computed on every sample of the
+    Only the paper's abstract (a loss "based on an inter and intra class
+    nearest neighbors score") was at hand when this was written; the
+    definition above, the :math:`-\\log` included, follows the authors'
+    public implementation of the loss (its "modified score"), read for the
+    formulas only, with one change: that implementation sets
+    :math:`\\Lambda^+ = 1` when :math:`I^+` is empty, which gives a set whose
+    every neighbour is of another class the score 0.5; 0 is chosen here, so
+    such a set scores at most 0.25. The loss is computed on every sample of the
     batch; it does not use mined tuples and raises an error when given one.
 
     References
