@@ -436,9 +436,10 @@ class TCMEmbedder(MethodEmbedder):
     TCMRegularizer(margin_plus, margin_minus, lambda_plus, lambda_minus)]))``
     (``loss_`` is that combination), but checks the TCM parameters before
     training and exposes them to ``GridSearchCV``. The margins and weights
-    are the paper's defaults (:math:`m_+ = 0.9`, :math:`m_- = 0.5`,
-    :math:`\lambda_\pm = 1`); the default base loss is the package's choice
-    (the paper adds TCM to several losses).
+    are those of :class:`~sklearn_dml.losses.TCMRegularizer`
+    (:math:`m_+ = 0.9`, :math:`m_- = 0.5`, :math:`\lambda_\pm = 1`); the
+    default base loss is the package's choice (the paper adds TCM to
+    several losses).
 
     References
     ----------
