@@ -8,6 +8,14 @@ from ._embedders import (
 )
 from ._embedders_distill import MutualLearningEmbedder, RKDEmbedder
 from ._embedders_hedged import HedgedInstanceEmbedder
+from ._embedders_newer import (
+    EquiangularBasisEmbedder,
+    ICNNEmbedder,
+    MeanFieldClassWiseMultiSimilarityEmbedder,
+    MeanFieldContrastiveEmbedder,
+    ProtoTripletEmbedder,
+    TCMEmbedder,
+)
 from ._embedders_proxy import (
     ArcFaceEmbedder,
     CosFaceEmbedder,
@@ -44,18 +52,23 @@ __all__ = [
     "ContrastiveEmbedder",
     "CosFaceEmbedder",
     "DeepMetricEmbedder",
+    "EquiangularBasisEmbedder",
     "FastAPEmbedder",
     "HedgedInstanceEmbedder",
     "HistogramEmbedder",
+    "ICNNEmbedder",
     "LargeMarginSoftmaxEmbedder",
     "LiftedStructureEmbedder",
     "MarginEmbedder",
+    "MeanFieldClassWiseMultiSimilarityEmbedder",
+    "MeanFieldContrastiveEmbedder",
     "MultiSimilarityEmbedder",
     "MutualLearningEmbedder",
     "NCAEmbedder",
     "NPairsEmbedder",
     "NTXentEmbedder",
     "NormalizedSoftmaxEmbedder",
+    "ProtoTripletEmbedder",
     "ProxyAnchorEmbedder",
     "ProxyNCAEmbedder",
     "RKDEmbedder",
@@ -63,6 +76,7 @@ __all__ = [
     "SoftTripleEmbedder",
     "SubCenterArcFaceEmbedder",
     "SupConEmbedder",
+    "TCMEmbedder",
     "TripletEmbedder",
     "TupletMarginEmbedder",
     "__version__",

@@ -66,7 +66,7 @@ def tiny():
 
 
 def test_zoo_is_complete():
-    assert len(ZOO) == 23
+    assert len(ZOO) == 29
     assert set(PROXY) <= set(ZOO)
 
 

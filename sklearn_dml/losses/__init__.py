@@ -13,6 +13,7 @@ from ._combined import CombinedLoss
 from ._distill import MutualLearningLoss, RKDLoss
 from ._hedged import HedgedInstanceLoss
 from ._matryoshka import MatryoshkaLoss
+from ._fewshot import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
@@ -70,6 +71,7 @@ __all__ = [
     "GeneralizedLiftedStructureLoss",
     "HedgedInstanceLoss",
     "HistogramLoss",
+    "ICNNLoss",
     "LargeMarginSoftmaxLoss",
     "LiftedStructureLoss",
     "MarginLoss",
@@ -85,6 +87,8 @@ __all__ = [
     "ProcSimLoss",
     "ProcSimWeighting",
     "ProxyAnchorLoss",
+    "ProtoTripletLoss",
+    "PrototypicalLoss",
     "ProxyNCALoss",
     "RKDAngleLoss",
     "RKDDistanceLoss",

@@ -9,6 +9,7 @@ gathers every metric of an embedder on one dataset.
 
 from ._clustering import ami_score, nmi_score
 from ._geometry import alignment_loss, opis_loss, uniformity_loss, utilization_loss
+from ._icnn import icnn_score
 from ._knn import chunked_knn
 from ._report import retrieval_report
 from ._retrieval import (
@@ -38,6 +39,7 @@ __all__ = [
     "ami_scorer",
     "chunked_knn",
     "get_scorer",
+    "icnn_score",
     "make_retrieval_scorer",
     "map_at_r_score",
     "map_at_r_scorer",

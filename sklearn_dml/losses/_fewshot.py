@@ -1,0 +1,442 @@
+"""Distance-based losses for class separability from few examples.
+
+* :class:`ProtoTripletLoss`: a triplet loss whose positive and negatives
+  are class prototypes (means of the batch's embeddings of a class) rather
+  than samples.
+* :class:`ICNNLoss`: minus the log of the inter- and intra-class nearest
+  neighbours (ICNN) score of the batch, the score that
+  :func:`sklearn_dml.metrics.icnn_score` computes on a whole dataset.
+
+Both come from Mendez-Ruiz et al., "SuSana Distancia is all you need"
+(2023).
+"""
+
+import numbers
+
+import torch
+
+from .._docstrings import fill_doc
+from .._tuples import check_embeddings_labels
+from ..distances import LpDistance
+from ._base import BaseMetricLoss, zero_loss
+
+__all__ = ["ICNNLoss", "ProtoTripletLoss", "PrototypicalLoss", "icnn_terms"]
+
+
+def _check_number(owner, name, low, strict):
+    value = getattr(owner, name)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(
+            f"{type(owner).__name__}: {name} must be a real number {bound}; "
+            f"got {value!r}."
+        )
+    return float(value)
+
+
+def _anchors_of(indices_tuple, n, device):
+    """Boolean mask of the samples used as anchors by a mined tuple."""
+    if not isinstance(indices_tuple, (tuple, list)) or len(indices_tuple) not in (
+        3,
+        4,
+    ):
+        raise ValueError(
+            "indices_tuple must be pairs (a1, p, a2, n) or triplets (a, p, n) of "
+            f"index tensors; got {type(indices_tuple).__name__} of length "
+            f"{len(indices_tuple) if hasattr(indices_tuple, '__len__') else '?'}."
+        )
+    heads = [indices_tuple[0]] + ([indices_tuple[2]] if len(indices_tuple) == 4 else [])
+    mask = torch.zeros(n, dtype=torch.bool, device=device)
+    for head in heads:
+        mask[torch.as_tensor(head, device=device).long().reshape(-1)] = True
+    return mask
+
+
+@fill_doc
+class ProtoTripletLoss(BaseMetricLoss):
+    """Proto-Triplet loss: a sample closer to its class prototype than to others.
+
+    A triplet loss in which every sample of the batch is an anchor, its
+    positive is the prototype (mean embedding) of the other samples of its
+    class, and its negatives are the prototypes of the other classes of the
+    batch, as a query is compared with the prototypes of the support set in
+    prototypical few-shot learning.
+
+    Parameters
+    ----------
+    margin : float, default=0.05
+        Required gap :math:`m \\ge 0` between the distance to a negative
+        prototype and the distance to the positive prototype (the default of
+        :class:`~sklearn_dml.losses.TripletMarginLoss`, so both compare at
+        the same margin).
+
+    {loss_distance_lp}
+
+    See Also
+    --------
+    sklearn_dml.losses.TripletMarginLoss : The same hinge on sample triplets.
+    ICNNLoss : The other loss of the same paper.
+
+    Notes
+    -----
+    With :math:`S_c` the samples of class :math:`c` in the batch,
+    :math:`n_c = |S_c|`, the prototypes
+
+    .. math::
+
+        \\mu_c = \\frac{1}{n_c} \\sum_{j \\in S_c} x_j, \\qquad
+        \\mu_i^{+} = \\frac{1}{n_{y_i} - 1} \\sum_{j \\in S_{y_i}, j \\neq i} x_j
+
+    (the positive prototype leaves the anchor out, as a query is not part of
+    the support set it is compared with) and :math:`A` the anchors whose
+    class has another sample in the batch,
+
+    .. math::
+
+        L = \\frac{1}{|T|} \\sum_{i \\in A} \\sum_{c \\neq y_i}
+            [d(x_i, \\mu_i^{+}) - d(x_i, \\mu_c) + m]_+
+
+    where :math:`T` is the set of (anchor, negative class) pairs of the sum
+    (the mean over every such triplet, zero terms included). The prototypes
+    are means of the embeddings as given; a distance that L2-normalises its
+    inputs (the default) compares the sample with the prototype's
+    direction. For a similarity the term is :math:`[s(x_i, \\mu_c) - s(x_i, \\mu_i^+) + m]_+`.
+    The paper trains on few-shot episodes (queries against the prototypes
+    of a support set); in a batch, every sample acts once as the query of
+    the others. Only the paper's abstract was at hand when this was
+    written: the leave-one-out positive, the mean over every negative class
+    (rather than the nearest) and the default margin are choices of this
+    package, stated here. A batch with no class of at least two samples, or
+    of one class, gives 0. With a mined ``indices_tuple``, only the samples appearing as
+    anchors in it (the first index of each triplet or pair) are anchors;
+    the prototypes still use the whole batch.
+
+    References
+    ----------
+    .. [1] Mendez-Ruiz, M., Gonzalez-Zapata, J., Reyes-Amezcua, I.,
+       Flores-Araiza, D., Lopez-Tiro, F., Mendez-Vazquez, A. and Ochoa-Ruiz,
+       G. "SuSana Distancia is all you need: Enforcing class separability in
+       metric learning via two novel distance-based loss functions for
+       few-shot image classification", 2023, arXiv:2305.09062.
+    .. [2] Snell, J., Swersky, K. and Zemel, R. "Prototypical Networks for
+       Few-shot Learning", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import ProtoTripletLoss
+    >>> from sklearn_dml.distances import LpDistance
+    >>> x = torch.tensor([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0], [3.0, 2.0]])
+    >>> loss = ProtoTripletLoss(margin=1.0, distance=LpDistance(normalize_embeddings=False))
+    >>> round(loss(x, torch.tensor([0, 0, 1, 1])).item(), 4)
+    0.0
+    >>> round(loss(x, torch.tensor([0, 1, 0, 1])).item(), 4)
+    1.5
+    """
+
+    def __init__(self, margin=0.05, distance=None):
+        super().__init__(distance=distance)
+        self.margin = margin
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        margin = _check_number(self, "margin", 0.0, strict=False)
+        found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
+        if found is None:
+            return zero_loss(embeddings)
+        values, own = found
+        d_pos = values.gather(1, own[:, None])
+        terms = torch.relu(margin - distance.margin(d_pos, values))
+        negative = own[:, None] != torch.arange(values.shape[1], device=own.device)
+        return (terms * negative).sum() / negative.sum()
+
+
+def _prototype_comparisons(embeddings, labels, indices_tuple, distance):
+    """Anchors compared with every class prototype of the batch.
+
+    Returns ``None`` when no anchor has both a positive prototype (another
+    sample of its class) and a negative one (another class); otherwise
+    ``(values, own)``: ``values[a, c]`` compares anchor ``a`` with the
+    prototype of class ``c`` (its own class's prototype leaving the anchor
+    out) and ``own[a]`` is the column of the anchor's class.
+    """
+    n = embeddings.shape[0]
+    if n == 0:
+        return None
+    classes, codes = torch.unique(labels, return_inverse=True)
+    n_classes = classes.shape[0]
+    onehot = torch.nn.functional.one_hot(codes, n_classes).to(embeddings.dtype)
+    counts = onehot.sum(dim=0)  # (C,)
+    sums = onehot.T @ embeddings  # (C, d)
+    prototypes = sums / counts[:, None]
+    own_count = counts[codes]  # n_{y_i}
+    anchors = own_count > 1
+    if indices_tuple is not None:
+        anchors = anchors & _anchors_of(indices_tuple, n, embeddings.device)
+    if n_classes < 2 or not anchors.any():
+        return None
+    denom = torch.where(anchors, own_count - 1, torch.ones_like(own_count))
+    positives = (sums[codes] - embeddings) / denom[:, None]
+    x = embeddings[anchors]
+    own = codes[anchors]
+    d_pos = distance.pairwise(x, positives[anchors])  # (a,)
+    values = distance(x, prototypes)  # (a, C)
+    values = values.scatter(1, own[:, None], d_pos[:, None])
+    return values, own
+
+
+@fill_doc
+class PrototypicalLoss(BaseMetricLoss):
+    """Prototypical-network loss: a softmax over the class prototypes of the batch.
+
+    Every sample is classified among the classes of its batch by its
+    distance to their prototypes (mean embeddings), its own class's
+    prototype leaving it out, and the loss is the cross-entropy of that
+    classification: the training objective of prototypical networks, with
+    each sample acting once as the query of the others.
+
+    Parameters
+    ----------
+    temperature : float, default=0.1
+        Temperature :math:`T > 0` dividing the distances (or similarities)
+        before the softmax. Needed on L2-normalised embeddings, whose
+        squared distances lie in [0, 4].
+
+    distance : BaseDistance, default=None
+        How samples and prototypes are compared. ``None`` means
+        ``LpDistance(power=2)``, the squared Euclidean distance of
+        L2-normalised inputs (prototypical networks use the squared
+        Euclidean distance). A similarity is used with the opposite sign.
+
+    See Also
+    --------
+    ProtoTripletLoss : A hinge on the same comparisons.
+    ICNNLoss : Trained with this loss by :class:`~sklearn_dml.ICNNEmbedder`.
+
+    Notes
+    -----
+    With the prototypes :math:`\\mu_c` and :math:`\\mu_i^+` of
+    :class:`ProtoTripletLoss` (written :math:`\\mu_{y_i}` below for the
+    anchor's own class) and :math:`A` the anchors (samples whose class has
+    another sample in a batch of at least two classes),
+
+    .. math::
+
+        L = -\\frac{1}{|A|} \\sum_{i \\in A} \\log
+            \\frac{e^{-d(x_i, \\mu_{y_i}) / T}}{\\sum_{c} e^{-d(x_i, \\mu_c) / T}}
+
+    over the classes :math:`c` of the batch (:math:`+s / T` for a
+    similarity). A batch without anchor gives 0. A mined ``indices_tuple``
+    restricts the anchors as for :class:`ProtoTripletLoss`.
+
+    References
+    ----------
+    .. [1] Snell, J., Swersky, K. and Zemel, R. "Prototypical Networks for
+       Few-shot Learning", NeurIPS 2017.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import PrototypicalLoss
+    >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> PrototypicalLoss()(x, torch.tensor([0, 0, 1, 1])).item() < 1e-6
+    True
+    >>> PrototypicalLoss()(x, torch.tensor([0, 1, 0, 1])).item() > 10
+    True
+    """
+
+    def __init__(self, temperature=0.1, distance=None):
+        super().__init__(distance=distance)
+        self.temperature = temperature
+
+    def _default_distance(self):
+        return LpDistance(power=2)
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        temperature = _check_number(self, "temperature", 0.0, strict=True)
+        found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
+        if found is None:
+            return zero_loss(embeddings)
+        values, own = found
+        logits = (values if distance.is_inverted else -values) / temperature
+        return torch.nn.functional.cross_entropy(logits, own)
+
+
+def icnn_terms(dist, same, k):
+    """The ICNN score from sorted neighbour distances (torch, differentiable).
+
+    Parameters
+    ----------
+    dist : torch.Tensor of shape (n, m)
+        Distances from every sample to its ``m`` nearest neighbours (itself
+        excluded), non-decreasing per row; ``m`` is ``k + 1`` or less when
+        there are not enough neighbours.
+    same : torch.Tensor of shape (n, m), dtype bool
+        Whether each neighbour has the sample's class.
+    k : int
+        Number of neighbours scored (``k <= m``).
+
+    Returns
+    -------
+    score : torch.Tensor of shape ()
+        ``(lambda + gamma) / 2`` of :class:`ICNNLoss`, in [0, 1].
+    """
+    dtype = dist.dtype
+    zero = torch.zeros((), dtype=dtype, device=dist.device)
+    one = torch.ones((), dtype=dtype, device=dist.device)
+    inf = torch.full((), float("inf"), dtype=dtype, device=dist.device)
+    # Distance to the nearest different-class neighbour among the m found.
+    d_other = torch.where(same, inf, dist).min(dim=1).values  # (n,)
+    near, near_same = dist[:, :k], same[:, :k]
+    scale = torch.maximum(d_other, near.max(dim=1).values)
+    finite = torch.isfinite(scale) & (scale > 0)
+    safe_scale = torch.where(finite, scale, one)
+    rel = torch.where(finite[:, None], near / safe_scale[:, None], zero)
+    n_same = near_same.sum(dim=1)
+    has_same = n_same > 0
+    rel_same = torch.where(near_same, rel, zero).sum(dim=1) / n_same.clamp_min(1)
+    # No same-class neighbour anywhere: the worst intra-class value, 0.
+    intra = one - rel_same[has_same].mean() if has_same.any() else zero
+    near_other = ~near_same
+    n_other = near_other.sum(dim=1)
+    has_other = n_other > 0
+    if has_other.any():
+        other = torch.where(near_other, near, zero)
+        top = other.max()
+        spread = other / torch.where(top > 0, top, one)
+        inter = (spread.sum(dim=1)[has_other] / n_other[has_other]).mean()
+    else:
+        inter = one  # no different-class neighbour at all: perfect separation
+    lam = (intra + inter) / 2
+    gamma = n_same.to(dtype).mean() / k
+    return (lam + gamma) / 2
+
+
+@fill_doc
+class ICNNLoss(BaseMetricLoss):
+    """ICNN loss: minus the log of the inter/intra-class nearest-neighbour score.
+
+    The ICNN score of a batch (in [0, 1], higher is better) rewards
+    neighbourhoods made of the sample's own class, same-class neighbours
+    close compared with the nearest sample of another class, and
+    other-class neighbours far away; the loss is :math:`-\\log` of it.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=4
+        Number :math:`k` of nearest neighbours scored for every sample (the
+        authors' default). Batches of at most :math:`k` samples use
+        :math:`n - 1`.
+
+    {loss_distance_lp}
+        A similarity is not accepted: the score divides distances.
+
+    See Also
+    --------
+    sklearn_dml.metrics.icnn_score : The score on a whole dataset.
+    ProtoTripletLoss : The other loss of the same paper.
+
+    Notes
+    -----
+    For sample :math:`i` let :math:`N_i` be its :math:`k` nearest neighbours
+    (itself excluded, ties by index), :math:`N_i^+` and :math:`N_i^-` those
+    of its class and of other classes, :math:`d^-_i` the distance to the
+    nearest sample of another class among its :math:`k + 1` nearest
+    (:math:`+\\infty` if none) and :math:`\\rho_i = \\max(d^-_i, \\max_{j \\in
+    N_i} d_{ij})`. With :math:`I^+` (:math:`I^-`) the samples with a
+    non-empty :math:`N_i^+` (:math:`N_i^-`) and :math:`D` the largest
+    :math:`d_{ij}` over :math:`j \\in N_i^-`, all :math:`i`:
+
+    .. math::
+
+        \\Lambda^+ = 1 - \\frac{1}{|I^+|} \\sum_{i \\in I^+}
+            \\frac{1}{|N_i^+|} \\sum_{j \\in N_i^+} \\frac{d_{ij}}{\\rho_i},
+        \\qquad
+        \\Lambda^- = \\frac{1}{|I^-|} \\sum_{i \\in I^-}
+            \\frac{1}{|N_i^-|} \\sum_{j \\in N_i^-} \\frac{d_{ij}}{D},
+
+    .. math::
+
+        \\gamma = \\frac{1}{n} \\sum_i \\frac{|N_i^+|}{k}, \\qquad
+        \\mathrm{ICNN} = \\frac{1}{2}\\Big(\\frac{\\Lambda^+ + \\Lambda^-}{2}
+            + \\gamma\\Big), \\qquad L = -\\log \\mathrm{ICNN}.
+
+    :math:`\\Lambda^+ = 0` when :math:`I^+` is empty (no point has a
+    neighbour of its class), :math:`\\Lambda^- = 1` when :math:`I^-` is
+    empty (a one-class batch scores 1, loss 0), a ratio
+    with an infinite or zero denominator is 0, and the score is clamped to
+    the smallest positive float before the logarithm. :math:`\\gamma`
+    (the purity of the neighbourhoods) is piecewise constant: the gradient
+    flows through :math:`\\Lambda^\\pm`.
+
+    Only the paper's abstract (a loss "based on an inter and intra class
+    nearest neighbors score") was at hand when this was written; the
+    definition above, the :math:`-\\log` included, follows the authors'
+    public implementation of the loss (its "modified score"), read for the
+    formulas only, with one change: that implementation sets
+    :math:`\\Lambda^+ = 1` when :math:`I^+` is empty, which gives a set whose
+    every neighbour is of another class the score 0.5; 0 is chosen here, so
+    such a set scores at most 0.25. The loss is computed on every sample of the
+    batch; it does not use mined tuples and raises an error when given one.
+
+    References
+    ----------
+    .. [1] Mendez-Ruiz, M., Gonzalez-Zapata, J., Reyes-Amezcua, I.,
+       Flores-Araiza, D., Lopez-Tiro, F., Mendez-Vazquez, A. and Ochoa-Ruiz,
+       G. "SuSana Distancia is all you need: Enforcing class separability in
+       metric learning via two novel distance-based loss functions for
+       few-shot image classification", 2023, arXiv:2305.09062.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import ICNNLoss
+    >>> x = torch.tensor([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
+    >>> ICNNLoss(n_neighbors=1)(x, torch.tensor([0, 0, 1, 1])).item() < 0.05
+    True
+    >>> ICNNLoss(n_neighbors=1)(x, torch.tensor([0, 1, 0, 1])).item() > 0.5
+    True
+    """
+
+    def __init__(self, n_neighbors=4, distance=None):
+        super().__init__(distance=distance)
+        self.n_neighbors = n_neighbors
+
+    def forward(self, embeddings, labels, indices_tuple=None):
+        check_embeddings_labels(embeddings, labels)
+        if indices_tuple is not None:
+            raise ValueError(
+                "ICNNLoss scores the neighbourhoods of the whole batch and does "
+                "not use mined tuples; train it without a miner (miner=None)."
+            )
+        return self._compute(embeddings, labels, None, self._get_distance())
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        k = self.n_neighbors
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(
+                f"ICNNLoss: n_neighbors must be a positive integer; got {k!r}."
+            )
+        if distance.is_inverted:
+            raise ValueError(
+                "ICNNLoss needs a distance (smaller is closer), not the similarity "
+                f"{type(distance).__name__}: its score divides distances. Use "
+                "sklearn_dml.distances.LpDistance."
+            )
+        n = embeddings.shape[0]
+        if n < 2:
+            return zero_loss(embeddings)
+        k = min(int(k), n - 1)
+        m = min(k + 1, n - 1)
+        mat = distance(embeddings)
+        eye = torch.eye(n, dtype=torch.bool, device=embeddings.device)
+        # Stable sort: among equal distances, the smaller index comes first.
+        masked = mat.masked_fill(eye, float("inf"))
+        order = torch.sort(masked.detach(), dim=1, stable=True).indices[:, :m]
+        dist = torch.gather(mat, 1, order)
+        same = labels[order] == labels[:, None]
+        score = icnn_terms(dist, same, k)
+        tiny = torch.finfo(embeddings.dtype).tiny
+        return -torch.log(score.clamp_min(tiny))

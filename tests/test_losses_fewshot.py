@@ -1,0 +1,341 @@
+"""Proto-Triplet and ICNN losses and the ICNN score against NumPy loops.
+
+The references loop over samples, neighbours and classes in plain NumPy
+(distances from explicit coordinate differences, neighbours by a Python
+sort on (distance, index)), an independent route from the vectorised torch
+code and from the chunked kNN search.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from sklearn_dml.distances import CosineSimilarity, LpDistance
+from sklearn_dml.losses import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from sklearn_dml.metrics import icnn_score
+
+X = np.array(
+    [
+        [1.0, 0.2, -0.1],
+        [0.8, 0.5, 0.3],
+        [0.9, -0.4, 0.2],
+        [-0.2, 1.0, 0.4],
+        [0.1, 0.7, -0.6],
+        [-0.5, 0.3, 1.0],
+        [0.4, 0.4, 0.4],
+        [-0.9, -0.3, 0.1],
+    ]
+)
+Y = np.array([0, 0, 0, 1, 1, 2, 1, 3])  # classes 2 and 3 are singletons
+RAW = LpDistance(normalize_embeddings=False)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _dist(a, b):
+    return math.sqrt(sum((u - v) ** 2 for u, v in zip(a, b)))
+
+
+# ------------------------------------------------------------ references
+def _maybe_unit(v, normalize):
+    return v / np.linalg.norm(v) if normalize else v
+
+
+def proto_triplet_ref(x, y, margin, anchors=None, normalize=False):
+    # Prototypes are means of the embeddings as given; the distance then
+    # L2-normalises both sides when ``normalize`` (LpDistance's default).
+    classes = sorted(set(y.tolist()))
+    protos = {c: _maybe_unit(x[y == c].mean(axis=0), normalize) for c in classes}
+    terms = []
+    for i in range(len(x)):
+        same = [j for j in range(len(x)) if y[j] == y[i] and j != i]
+        if not same or (anchors is not None and i not in anchors):
+            continue
+        positive = _maybe_unit(np.mean([x[j] for j in same], axis=0), normalize)
+        xi = _maybe_unit(x[i], normalize)
+        d_pos = _dist(xi, positive)
+        for c in classes:
+            if c != y[i]:
+                terms.append(max(0.0, d_pos - _dist(xi, protos[c]) + margin))
+    return float(np.mean(terms)) if terms else 0.0
+
+
+def _cosine_dist(a, b):
+    dot = sum(u * v for u, v in zip(a, b))
+    return 1.0 - dot / (
+        math.sqrt(sum(u * u for u in a)) * math.sqrt(sum(v * v for v in b))
+    )
+
+
+def icnn_ref(x, y, k, dist=_dist):
+    n = len(x)
+    k = min(k, n - 1)
+    m = min(k + 1, n - 1)
+    d = [[dist(x[i], x[j]) for j in range(n)] for i in range(n)]
+    rels, others, purities = [], [], []
+    for i in range(n):
+        order = sorted((j for j in range(n) if j != i), key=lambda j: (d[i][j], j))
+        found = order[:m]
+        other_d = [d[i][j] for j in found if y[j] != y[i]]
+        d_minus = min(other_d) if other_d else math.inf
+        near = order[:k]
+        rho = max(d_minus, max(d[i][j] for j in near))
+        same = [j for j in near if y[j] == y[i]]
+        diff = [j for j in near if y[j] != y[i]]
+        if same:
+            ok = math.isfinite(rho) and rho > 0
+            rels.append(np.mean([d[i][j] / rho if ok else 0.0 for j in same]))
+        if diff:
+            others.append([d[i][j] for j in diff])
+        purities.append(len(same) / k)
+    intra = 1.0 - np.mean(rels) if rels else 0.0
+    if others:
+        top = max(max(row) for row in others)
+        top = top if top > 0 else 1.0
+        inter = np.mean([np.mean([v / top for v in row]) for row in others])
+    else:
+        inter = 1.0
+    return ((intra + inter) / 2 + np.mean(purities)) / 2
+
+
+def _t(x, requires_grad=False):
+    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
+
+
+# ------------------------------------------------------------ Proto-Triplet
+@pytest.mark.parametrize("margin", [0.0, 0.05, 0.5])
+def test_proto_triplet_matches_numpy(margin):
+    value = ProtoTripletLoss(margin=margin)(_t(X), torch.tensor(Y))
+    assert value.item() == pytest.approx(
+        proto_triplet_ref(X, Y, margin, normalize=True)
+    )
+    raw = ProtoTripletLoss(margin=margin, distance=RAW)(_t(X), torch.tensor(Y))
+    assert raw.item() == pytest.approx(proto_triplet_ref(X, Y, margin))
+    assert raw.item() > 0
+
+
+def test_proto_triplet_with_a_similarity_flips_the_comparison():
+    x = X
+    loss = ProtoTripletLoss(margin=0.1, distance=CosineSimilarity())
+    value = loss(_t(X), torch.tensor(Y)).item()
+    classes = sorted(set(Y.tolist()))
+    terms = []
+    for i in range(len(x)):
+        same = [j for j in range(len(x)) if Y[j] == Y[i] and j != i]
+        if not same:
+            continue
+        pos = np.mean(x[same], axis=0)
+        xi = x[i] / np.linalg.norm(x[i])
+        s_pos = xi @ pos / np.linalg.norm(pos)
+        for c in classes:
+            if c != Y[i]:
+                proto = x[Y == c].mean(axis=0)
+                s_neg = xi @ proto / np.linalg.norm(proto)
+                terms.append(max(0.0, s_neg - s_pos + 0.1))
+    assert value == pytest.approx(np.mean(terms))
+
+
+def test_proto_triplet_mined_anchors_only():
+    triplets = (
+        torch.tensor([0, 3, 3]),
+        torch.tensor([1, 4, 6]),
+        torch.tensor([5, 0, 7]),
+    )
+    loss = ProtoTripletLoss(margin=0.3, distance=RAW)
+    value = loss(_t(X), torch.tensor(Y), triplets).item()
+    assert value == pytest.approx(proto_triplet_ref(X, Y, 0.3, anchors={0, 3}))
+    assert value != pytest.approx(proto_triplet_ref(X, Y, 0.3))
+    empty = tuple(torch.tensor([], dtype=torch.long) for _ in range(3))
+    assert loss(_t(X), torch.tensor(Y), empty).item() == 0.0
+
+
+def test_proto_triplet_gradcheck():
+    loss = ProtoTripletLoss(margin=0.4)
+    labels = torch.tensor(Y)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (_t(X, True),))
+
+
+@pytest.mark.parametrize(
+    "labels", [[0] * 8, list(range(8))], ids=["one-class", "all-singletons"]
+)
+def test_proto_triplet_without_valid_triplet_is_an_attached_zero(labels):
+    x = _t(X, True)
+    value = ProtoTripletLoss(margin=0.5)(x, torch.tensor(labels))
+    assert value.item() == 0.0
+    value.backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_proto_triplet_rejects_negative_margin():
+    with pytest.raises(ValueError, match="margin must be a real number >= 0"):
+        ProtoTripletLoss(margin=-0.1)(_t(X), torch.tensor(Y))
+
+
+# ------------------------------------------------------------ Prototypical
+def prototypical_ref(x, y, temperature, normalize=True, power=2):
+    classes = sorted(set(y.tolist()))
+    terms = []
+    for i in range(len(x)):
+        same = [j for j in range(len(x)) if y[j] == y[i] and j != i]
+        if not same or len(classes) < 2:
+            continue
+        xi = _maybe_unit(x[i], normalize)
+        logits = []
+        for c in classes:
+            members = same if c == y[i] else [j for j in range(len(x)) if y[j] == c]
+            proto = _maybe_unit(np.mean([x[j] for j in members], axis=0), normalize)
+            logits.append(-(_dist(xi, proto) ** power) / temperature)
+        own = classes.index(y[i])
+        top = max(logits)
+        log_norm = top + math.log(sum(math.exp(v - top) for v in logits))
+        terms.append(log_norm - logits[own])
+    return float(np.mean(terms)) if terms else 0.0
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_prototypical_matches_numpy(temperature):
+    value = PrototypicalLoss(temperature=temperature)(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(prototypical_ref(X, Y, temperature))
+    raw = PrototypicalLoss(temperature=temperature, distance=RAW)
+    value = raw(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(prototypical_ref(X, Y, temperature, False, 1))
+
+
+def test_prototypical_gradcheck_and_edges():
+    loss = PrototypicalLoss(temperature=0.5)
+    labels = torch.tensor(Y)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (_t(X, True),))
+    for edge in ([0] * 8, list(range(8))):
+        x = _t(X, True)
+        value = loss(x, torch.tensor(edge))
+        assert value.item() == 0.0
+        value.backward()
+        assert torch.equal(x.grad, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="temperature must be a real number > 0"):
+        PrototypicalLoss(temperature=0)(_t(X), labels)
+
+
+# ------------------------------------------------------------ ICNN loss
+@pytest.mark.parametrize("k", [1, 2, 4, 7, 50])
+def test_icnn_loss_matches_numpy(k):
+    value = ICNNLoss(n_neighbors=k, distance=RAW)(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(-math.log(icnn_ref(X, Y, k)))
+    normed = ICNNLoss(n_neighbors=k)(_t(X), torch.tensor(Y)).item()
+    assert normed == pytest.approx(-math.log(icnn_ref(_unit(X), Y, k)))
+
+
+def test_icnn_loss_is_minus_log_of_the_score():
+    value = ICNNLoss(n_neighbors=3, distance=RAW)(_t(X), torch.tensor(Y)).item()
+    assert value == pytest.approx(-math.log(icnn_score(X, Y, n_neighbors=3)))
+
+
+def test_icnn_loss_gradcheck():
+    loss = ICNNLoss(n_neighbors=3)
+    labels = torch.tensor(Y)
+    x = _t(X, True)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
+    loss(x, labels).backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_icnn_loss_one_class_batch_scores_perfectly():
+    x = _t(X, True)
+    value = ICNNLoss()(x, torch.zeros(8, dtype=torch.long))
+    assert value.item() == pytest.approx(0.0, abs=1e-12)
+    value.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_icnn_loss_singletons_and_tiny_batches():
+    labels = torch.arange(8)
+    value = ICNNLoss(n_neighbors=2, distance=RAW)(_t(X), labels).item()
+    assert value == pytest.approx(-math.log(icnn_ref(X, labels.numpy(), 2)))
+    assert math.isfinite(value) and value > math.log(4) - 1e-12  # score <= 1/4
+    single = _t(X[:1], True)
+    assert ICNNLoss()(single, torch.tensor([0])).item() == 0.0
+    two = ICNNLoss(n_neighbors=5, distance=RAW)(_t(X[:2]), torch.tensor([0, 1]))
+    assert two.item() == pytest.approx(-math.log(icnn_ref(X[:2], [0, 1], 5)))
+
+
+def test_icnn_loss_errors():
+    labels = torch.tensor(Y)
+    with pytest.raises(ValueError, match="does not use mined tuples"):
+        ICNNLoss()(_t(X), labels, (torch.tensor([0]),) * 3)
+    with pytest.raises(ValueError, match="n_neighbors must be a positive integer"):
+        ICNNLoss(n_neighbors=0)(_t(X), labels)
+    with pytest.raises(ValueError, match="needs a distance"):
+        ICNNLoss(distance=CosineSimilarity())(_t(X), labels)
+
+
+def test_losses_clone_with_params():
+    loss = clone(ICNNLoss(n_neighbors=3, distance=RAW))
+    assert loss.n_neighbors == 3 and loss.distance.normalize_embeddings is False
+    assert clone(ProtoTripletLoss(margin=0.2)).margin == 0.2
+
+
+# ------------------------------------------------------------ ICNN score
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_icnn_score_matches_numpy(k):
+    assert icnn_score(X, Y, n_neighbors=k) == pytest.approx(icnn_ref(X, Y, k))
+    labels = np.array(["a", "a", "a", "b", "b", "c", "b", "d"])
+    assert icnn_score(X, labels, n_neighbors=k) == pytest.approx(icnn_ref(X, Y, k))
+
+
+def test_icnn_score_cosine_metric():
+    value = icnn_score(X, Y, n_neighbors=3, metric="cosine")
+    assert value == pytest.approx(icnn_ref(X, Y, 3, dist=_cosine_dist))
+    assert value != pytest.approx(icnn_score(X, Y, n_neighbors=3))
+
+
+def test_icnn_score_breaks_ties_by_index():
+    # Point 0 has three neighbours at distance 1: indices 1 (its class),
+    # 2 and 3 (other classes); k = 1 must pick index 1.
+    pts = np.array(
+        [[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [6.0, 5.0]]
+    )
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    value = icnn_score(pts, labels, n_neighbors=1)
+    assert value == pytest.approx(icnn_ref(pts, labels, 1))
+    # The same points listed in another order pick another tied neighbour,
+    # so the rule matters: moving index 2 first changes the score.
+    perm = np.array([2, 0, 1, 3, 4, 5])
+    moved = icnn_score(pts[perm], labels[perm], n_neighbors=1)
+    assert moved == pytest.approx(icnn_ref(pts[perm], labels[perm], 1))
+    assert moved != pytest.approx(value)
+
+
+def test_icnn_score_chunking_does_not_change_the_result():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(600, 5))
+    labels = rng.integers(0, 6, size=600)
+    full = icnn_score(pts, labels)
+    assert icnn_score(pts, labels, chunk_size=7) == pytest.approx(full, abs=1e-12)
+    small = rng.normal(size=(40, 5))
+    small_labels = rng.integers(0, 3, size=40)
+    assert icnn_score(small, small_labels, n_neighbors=5) == pytest.approx(
+        icnn_ref(small, small_labels, 5)
+    )
+
+
+def test_icnn_score_bounds():
+    sep = np.array([[0.0, 0.0], [0.0, 0.1], [5.0, 0.0], [5.0, 0.1]])
+    # Same-class neighbour at 0.1, nearest other class at 5: 1 - 0.02 / 4.
+    assert icnn_score(sep, [0, 0, 1, 1], n_neighbors=1) == pytest.approx(0.995)
+    assert icnn_score(sep, [0, 0, 0, 0]) == pytest.approx(1.0)
+    assert icnn_score(sep, [0, 1, 0, 1], n_neighbors=1) <= 0.25
+
+
+def test_icnn_score_errors():
+    with pytest.raises(ValueError, match="n_neighbors must be a positive integer"):
+        icnn_score(X, Y, n_neighbors=0)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        icnn_score(X, Y, metric="manhattan")
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        icnn_score(X[:1], Y[:1])
+    with pytest.raises(ValueError, match="labels has 3 entries"):
+        icnn_score(X, Y[:3])
