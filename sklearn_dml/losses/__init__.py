@@ -11,9 +11,9 @@ training.
 from ._base import BaseMetricLoss
 from ._combined import CombinedLoss
 from ._distill import MutualLearningLoss, RKDLoss
+from ._fewshot import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from ._hedged import HedgedInstanceLoss
 from ._matryoshka import MatryoshkaLoss
-from ._fewshot import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from ._newer import (
     EquiangularBasisLoss,
     MeanFieldClassWiseMultiSimilarityLoss,
