@@ -61,7 +61,7 @@ def test_training_options_follow_normalize_embeddings(cls):
     ]
     est = cls()
     assert est.get_params()["energy_confusion"] == 0.0
-    with pytest.raises(ValueError, match="mixup=0.2 is not supported yet"):
+    with pytest.raises(ValueError, match="mixup must be None"):
         cls(mixup=0.2, max_iter=1).fit(np.eye(4), [0, 0, 1, 1])
 
 
