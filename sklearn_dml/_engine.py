@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .backbones import L2Normalize
 from .samplers import MPerClassSampler
 
 INFERENCE_BATCH_SIZE = 8192
@@ -109,7 +110,26 @@ def batch_loss(state, config, xb, yb):
     """
     embeddings = state.backbone(xb)
     indices = state.miner(embeddings, yb) if state.miner is not None else None
-    return state.loss(embeddings, yb, indices)
+    loss = state.loss(embeddings, yb, indices)
+    penalty = backbone_penalty(state.backbone, xb, embeddings, yb)
+    return loss if penalty is None else loss + penalty
+
+
+def backbone_penalty(backbone, xb, embeddings, yb):
+    """The backbone's own regularisation term for a batch, or ``None``.
+
+    A backbone (or the first module of a ``Sequential`` whose other modules
+    are L2 normalisations, which the estimator appends) may define
+    ``training_penalty(x, embeddings, y)``: a term added to the loss, such as
+    the anchoring of :class:`~sklearn_dml.backbones.ResidualMLP`.
+    """
+    net = backbone
+    if isinstance(net, torch.nn.Sequential) and len(net):
+        if not all(isinstance(m, L2Normalize) for m in net[1:]):
+            return None
+        net = net[0]
+    penalty = getattr(net, "training_penalty", None)
+    return penalty(xb, embeddings, yb) if callable(penalty) else None
 
 
 def train_step(state, optimizer, xb, yb, config=None):
