@@ -261,10 +261,19 @@ def table(rows, dataset):
     names = list(dict.fromkeys(r["method"] for r in rows))
     for name in names:
         mine = sorted((r for r in rows if r["method"] == name), key=lambda r: r["seed"])
-        label = name if len(mine) == len(seeds) else f"{name} ({len(mine)} seeds)"
-        delta = [r["unseen_map"] - raw[r["seed"]] for r in mine]
+        label = (
+            name if len(mine) == len(seeds) else f"{name} ({len(mine)} of the seeds)"
+        )
+        delta = [r["unseen_map"] - raw[r["seed"]] for r in mine if r["seed"] in raw]
         cells = [_cell([r[key] for r in mine]) for key in ("unseen_map", "unseen_p1")]
-        cells.append(f"{np.mean(delta):+.3f} ± {np.std(delta):.3f}")
+        if not delta:
+            cells.append("n/a")
+        elif len(delta) < len(mine):
+            cells.append(
+                f"{np.mean(delta):+.3f} ± {np.std(delta):.3f} ({len(delta)} paired)"
+            )
+        else:
+            cells.append(f"{np.mean(delta):+.3f} ± {np.std(delta):.3f}")
         cells.append(_cell([r["closed_map"] for r in mine]))
         cells.append(f"{np.mean([r['fit_s'] for r in mine]):.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -298,7 +307,13 @@ def main():
     cached = []
     if BASELINES.exists() and not (args.quick or args.recompute_baselines):
         cached = json.loads(BASELINES.read_text())
-    have = {(r["dataset"], r["seed"]) for r in cached}
+    # A split is reused only when every baseline of it is stored.
+    names = set(baselines(N_COMPONENTS, 0, 1, 1))
+    have = {
+        key
+        for key in {(r["dataset"], r["seed"]) for r in cached}
+        if names <= {r["method"] for r in cached if (r["dataset"], r["seed"]) == key}
+    }
     wanted = [(d, s) for d in datasets for s in seeds]
     missing = [key for key in wanted if key not in have]
     results = Parallel(n_jobs=args.n_jobs)(
@@ -309,7 +324,8 @@ def main():
         keep = set(missing)
         kept = [r for r in cached if (r["dataset"], r["seed"]) not in keep]
         BASELINES.write_text(json.dumps(kept + fresh, indent=1) + "\n")
-    rows += fresh + [r for r in cached if (r["dataset"], r["seed"]) in set(wanted)]
+    reuse = set(wanted) & have
+    rows += fresh + [r for r in cached if (r["dataset"], r["seed"]) in reuse]
     reused = len(wanted) - len(missing)
     report(rows, datasets, n_seeds, time.perf_counter() - tic, reused, args.quick)
 
