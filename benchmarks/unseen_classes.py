@@ -355,8 +355,12 @@ def report(rows, datasets, n_seeds, elapsed, reused, quick=False):
     ]
     titles = {"digits": "load_digits (1,797 x 64)", "mnist5k": "MNIST 5k (5,000 x 784)"}
     for dataset in datasets:
-        lines, _ = table(rows, dataset)
-        out += ["", f"## {titles[dataset]}", ""] + lines
+        lines, n_found = table(rows, dataset)
+        out += ["", f"## {titles[dataset]}", ""]
+        if n_found != n_seeds:
+            seeds = sorted({r["seed"] for r in rows if r["dataset"] == dataset})
+            out += [f"Only seeds {', '.join(map(str, seeds))} were measured here.", ""]
+        out += lines
     text = "\n".join(out) + "\n"
     print(text)
     if not quick:
