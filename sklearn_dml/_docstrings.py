@@ -54,8 +54,12 @@ register_doc(
         object passed in is never modified. ``None`` builds a
         :class:`~sklearn_dml.backbones.ResidualMLP` from ``hidden_layer_sizes``
         and ``n_components`` whose linear path starts at the PCA projection of
-        the training data. A module with an ``initialize(X)`` method gets it
-        called on the training data before training.
+        the training data, and whose anchoring penalty keeps the embedding's
+        pairwise similarities close to that start (the default that protects
+        classes not seen in training; see :ref:`unseen_classes`). A module
+        with an ``initialize(X)`` method gets it called on the training data
+        before training; one with a ``training_penalty(x, embeddings, y)``
+        method has that term added to the loss of each batch.
 
     normalize_embeddings : bool, default=True
         L2-normalise the embeddings (unit hypersphere), also on top of a

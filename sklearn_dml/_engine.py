@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .backbones import L2Normalize
 from .samplers import MPerClassSampler
 
 INFERENCE_BATCH_SIZE = 8192
@@ -134,10 +135,30 @@ def batch_loss(state, config, xb, yb, tb=None):
         # Metrix: the soft-label loss of mixed samples against the clean batch.
         mixed = mixup.mixed_loss(state.backbone, state.loss, xb, yb, embeddings)
         loss = loss + mixup.metrix.weight * mixed
+    penalty = backbone_penalty(state.backbone, xb, embeddings, yb)
+    if penalty is not None:
+        loss = penalty if loss is None else loss + penalty
     ec_weight = extra.get("energy_confusion", 0.0)
     if ec_weight:
         loss = loss + ec_weight * _energy_confusion(state.backbone, embeddings, yb)
     return loss
+
+
+def backbone_penalty(backbone, xb, embeddings, yb):
+    """The backbone's own regularisation term for a batch, or ``None``.
+
+    A backbone (or the first module of a ``Sequential`` whose other modules
+    are L2 normalisations, which the estimator appends) may define
+    ``training_penalty(x, embeddings, y)``: a term added to the loss, such as
+    the anchoring of :class:`~sklearn_dml.backbones.ResidualMLP`.
+    """
+    net = backbone
+    if isinstance(net, torch.nn.Sequential) and len(net):
+        if not all(isinstance(m, L2Normalize) for m in net[1:]):
+            return None
+        net = net[0]
+    penalty = getattr(net, "training_penalty", None)
+    return penalty(xb, embeddings, yb) if callable(penalty) else None
 
 
 def metric_layer_parameters(backbone, n_out):

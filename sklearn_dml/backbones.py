@@ -126,6 +126,15 @@ class ResidualMLP(nn.Module):
     normalize_embeddings : bool, default=True
         L2-normalise the output.
 
+    anchor_weight : float, default=10.0
+        Weight of the anchoring penalty (:meth:`training_penalty`) that the
+        training engine adds to the loss: it keeps the pairwise cosine
+        similarities of each batch close to those of the starting linear map
+        (the PCA projection for ``init="pca"``), so that training refines the
+        starting geometry instead of collapsing it onto the training classes.
+        This is what keeps the embedding useful for classes not seen in
+        training (see :ref:`unseen_classes`); ``0`` disables it.
+
     Attributes
     ----------
     skip : torch.nn.Linear
@@ -154,6 +163,19 @@ class ResidualMLP(nn.Module):
     normalisation, distances between embeddings then equal distances
     between the projected inputs.
 
+    The anchoring penalty of a batch :math:`x_1, \\dots, x_n` compares the
+    cosine similarities :math:`c_{ij}` of the embeddings with those of the
+    start, :math:`c^0_{ij} = \\cos(W_0 x_i + b_0, W_0 x_j + b_0)`:
+
+    .. math::
+
+        R = \\lambda \\, \\frac{1}{n (n - 1)} \\sum_{i \\neq j}
+            \\big(c_{ij} - c^0_{ij}\\big)^2,
+
+    with :math:`\\lambda` = ``anchor_weight``; a relational (function-space)
+    version of L2-SP [3]_ in the spirit of relational knowledge
+    distillation [4]_, with the starting map as the teacher.
+
     References
     ----------
     .. [1] He, Zhang, Ren and Sun, "Deep Residual Learning for Image
@@ -161,6 +183,10 @@ class ResidualMLP(nn.Module):
     .. [2] Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in
        1 Hour", arXiv:1706.02677, 2017 (a residual branch that starts at
        zero).
+    .. [3] Li, Grandvalet and Davoine, "Explicit Inductive Bias for Transfer
+       Learning with Convolutional Networks", ICML 2018 (L2-SP).
+    .. [4] Park, Kim, Lu and Cho, "Relational Knowledge Distillation",
+       CVPR 2019.
 
     Examples
     --------
@@ -185,6 +211,7 @@ class ResidualMLP(nn.Module):
         init="pca",
         dropout=0.0,
         normalize_embeddings=True,
+        anchor_weight=10.0,
     ):
         super().__init__()
         if init not in _SKIP_INITS:
@@ -197,6 +224,9 @@ class ResidualMLP(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        if not anchor_weight >= 0.0:
+            raise ValueError(f"anchor_weight must be >= 0, got {anchor_weight!r}.")
+        self.anchor_weight = float(anchor_weight)
         self.n_features = n_features
         self.n_components = n_components
         self.init = init
@@ -222,6 +252,9 @@ class ResidualMLP(nn.Module):
         self.register_buffer(
             "_initialized", torch.tensor(init != "pca"), persistent=True
         )
+        # The starting linear map, which the anchoring penalty compares with.
+        self.register_buffer("_start_weight", self.skip.weight.detach().clone())
+        self.register_buffer("_start_bias", self.skip.bias.detach().clone())
 
     @property
     def initialized(self):
@@ -262,8 +295,43 @@ class ResidualMLP(nn.Module):
         weight[:k] = vh[:k]
         self.skip.weight.copy_(weight.to(self.skip.weight.dtype))
         self.skip.bias.copy_((-weight @ mean).to(self.skip.bias.dtype))
+        self._start_weight.copy_(self.skip.weight)
+        self._start_bias.copy_(self.skip.bias)
         self._initialized.fill_(True)
         return self
+
+    def training_penalty(self, x, embeddings, y=None):
+        """Anchoring term that the training engine adds to a batch's loss.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+            The batch.
+
+        embeddings : torch.Tensor of shape (n_samples, n_components)
+            This network's output for ``x`` (normalised or not: only cosine
+            similarities enter).
+
+        y : torch.Tensor, default=None
+            The batch's labels (unused).
+
+        Returns
+        -------
+        penalty : torch.Tensor or None
+            ``anchor_weight`` times the mean, over the ordered pairs of
+            distinct rows, of the squared difference between the cosine
+            similarities of ``embeddings`` and those of the starting linear
+            map applied to ``x``; ``None`` when ``anchor_weight`` is 0 or the
+            batch has fewer than 2 rows.
+        """
+        if self.anchor_weight == 0.0 or x.shape[0] < 2:
+            return None
+        start = nn.functional.linear(x, self._start_weight, self._start_bias)
+        start = nn.functional.normalize(start, dim=1)
+        current = nn.functional.normalize(embeddings, dim=1)
+        diff = current @ current.T - start @ start.T
+        n = x.shape[0]
+        return self.anchor_weight * diff.pow(2).sum() / (n * (n - 1))
 
     def forward(self, x):
         out = self.skip(x)

@@ -11,8 +11,8 @@ from sklearn_dml.backbones import MLP, ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score
 
-# The settings proposed as defaults (docs: user_guide/unseen_classes.rst).
-PROPOSED = dict(learning_rate_init=1e-4)
+# Epochs of the guard test (the default is 50; fewer keep the test cheap).
+MAX_ITER = 20
 
 
 def _numpy_pca(X, k):
@@ -107,6 +107,10 @@ def test_branch_starts_at_zero_but_receives_gradients():
         ),
         (dict(n_features=5, n_components=3, init="zeros"), "init must be one of"),
         (dict(n_features=5, n_components=3, dropout=1.0), "dropout must be in"),
+        (
+            dict(n_features=5, n_components=3, anchor_weight=-1.0),
+            "anchor_weight must be >= 0",
+        ),
     ],
 )
 def test_residual_mlp_rejects_bad_arguments(kwargs, match):
@@ -190,15 +194,82 @@ def test_engine_gives_back_the_start_when_every_epoch_scores_worse():
         assert torch.equal(value, start[key]), key
 
 
-def test_open_set_setting_does_not_lose_to_raw_features_on_unseen_digits():
+def _numpy_anchor_penalty(X, E, W0, b0, weight):
+    """Mean squared change of the pairwise cosines, NumPy float64."""
+    A = X @ W0.T + b0
+    A /= np.linalg.norm(A, axis=1, keepdims=True)
+    E = E / np.linalg.norm(E, axis=1, keepdims=True)
+    diff = E @ E.T - A @ A.T
+    n = len(X)
+    return weight * (diff**2).sum() / (n * (n - 1))
+
+
+def test_anchor_penalty_matches_numpy_and_is_zero_at_the_start():
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 6)
+    net = ResidualMLP(6, 3, hidden_layer_sizes=(8,), anchor_weight=2.5).initialize(X)
+    x = torch.tensor(X[:7], dtype=torch.float32)
+    start = net(x)
+    assert net.training_penalty(x, start).item() == pytest.approx(0.0, abs=1e-10)
+    E = rng.randn(7, 3)
+    got = net.training_penalty(x, torch.tensor(E, dtype=torch.float32))
+    W0 = net._start_weight.double().numpy()
+    b0 = net._start_bias.double().numpy()
+    expected = _numpy_anchor_penalty(X[:7], E, W0, b0, 2.5)
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    assert ResidualMLP(6, 3, anchor_weight=0.0).training_penalty(x, start) is None
+
+
+def test_anchor_penalty_gradcheck():
+    torch.manual_seed(0)
+    net = ResidualMLP(4, 3, hidden_layer_sizes=(), anchor_weight=1.5).double()
+    net.initialize(torch.randn(20, 4, dtype=torch.float64))
+    x = torch.randn(5, 4, dtype=torch.float64)
+    E = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e: net.training_penalty(x, e), (E,))
+
+
+def test_engine_adds_the_backbone_penalty_to_the_loss():
+    from sklearn_dml import _engine
+    from sklearn_dml.backbones import L2Normalize
+    from sklearn_dml.losses import ContrastiveLoss
+
+    torch.manual_seed(0)
+    rng = np.random.RandomState(0)
+    X = torch.tensor(rng.randn(12, 5), dtype=torch.float32)
+    y = torch.tensor(np.repeat(np.arange(3), 4))
+    net = ResidualMLP(5, 5, hidden_layer_sizes=(), init="identity", anchor_weight=3.0)
+    with torch.no_grad():
+        net.skip.weight.add_(0.3 * torch.randn(5, 5))  # move away from the start
+    loss = ContrastiveLoss()
+    for backbone in (net, torch.nn.Sequential(net, L2Normalize())):
+        state = _engine.TrainingState(backbone=backbone, loss=loss, miner=None)
+        E = backbone(X)
+        expected = loss(E, y) + net.training_penalty(X, E)
+        assert float(net.training_penalty(X, E)) > 0
+        got = _engine.batch_loss(state, _engine.TrainingConfig(), X, y)
+        assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    # A module after the network changes the embedding: no penalty then.
+    other = torch.nn.Sequential(net, torch.nn.Linear(5, 2))
+    assert _engine.backbone_penalty(other, X, other(X), y) is None
+
+
+def test_default_embedder_does_not_lose_to_raw_features_on_unseen_digits():
+    # The guard of the default (user_guide/unseen_classes.rst): trained on
+    # digits 0-4, the default embedder retrieves digits 5-9 at least as well
+    # as the raw standardised features; without the anchoring it does not.
     X, y = load_digits(return_X_y=True)
     X_seen, y_seen, X_new, y_new = split_classes(X, y, seen_classes=[0, 1, 2, 3, 4])
     scaler = StandardScaler().fit(X_seen)
     X_seen, X_new = scaler.transform(X_seen), scaler.transform(X_new)
-    emb = TripletEmbedder(max_iter=3, random_state=0, device="cpu", **PROPOSED)
-    emb.fit(X_seen, y_seen)
     raw = map_at_r_score(X_new, y_new)
+    params = dict(max_iter=MAX_ITER, random_state=0, device="cpu")
+    emb = TripletEmbedder(**params).fit(X_seen, y_seen)
+    assert emb.backbone_.anchor_weight > 0
     assert map_at_r_score(emb.transform(X_new), y_new) >= raw
+    loose = ResidualMLP(64, 64, anchor_weight=0.0, normalize_embeddings=False)
+    unanchored = TripletEmbedder(backbone=loose, **params).fit(X_seen, y_seen)
+    assert map_at_r_score(unanchored.transform(X_new), y_new) < raw
 
 
 def test_split_classes_separates_and_copies():
