@@ -74,7 +74,9 @@ register_doc(
         form a usable embedding on their own: get them with
         ``transform_nested(X, k)``. Losses with per-class parameters get one
         copy per prefix (see :class:`~sklearn_dml.losses.MatryoshkaLoss`).
-        ``None`` trains the full embedding only.
+        The default backbone is then not anchored to its PCA start (the
+        anchor would fight the reordering of the coordinates). ``None``
+        trains the full embedding only.
 
     mixup : None, {"embedding", "input", "feature"} or Metrix, default=None
         Metrix mixup (Venkataramanan et al., ICLR 2022): every training batch

@@ -168,6 +168,10 @@ class RKDEmbedder(BaseDeepMetricLearner):
     True
     """
 
+    # The student learns the teacher's relations: no anchoring of the default
+    # backbone to its PCA start, which would pull it back.
+    _default_anchor_weight = 0.0
+
     def __init__(
         self,
         teacher=None,
@@ -360,11 +364,31 @@ class _Cohort(torch.nn.Module):
         p = self.feature_dropout
         views = [F.dropout(x, p) if p > 0 else x for _ in self.members]
         outs = [m(v) for m, v in zip(self.members, views)]
+        # Kept for training_penalty, which the engine calls on this batch.
+        self._views = views
         if self.temporal is not None:
             self._update_temporal()
             with torch.no_grad():
                 outs += [m(v) for m, v in zip(self.temporal, views)]
         return torch.cat(outs, dim=1)
+
+    def training_penalty(self, x, embeddings, y=None):
+        """The sum of the members' own penalties (e.g. the anchoring of the
+        default backbone), each on its view and its part of the output."""
+        views = getattr(self, "_views", None) or [x] * len(self.members)
+        self._views = None
+        size = embeddings.shape[1] // (
+            len(self.members) * (1 if self.temporal is None else 2)
+        )
+        total = None
+        for i, (member, view) in enumerate(zip(self.members, views)):
+            penalty = getattr(member, "training_penalty", None)
+            if not callable(penalty):
+                continue
+            term = penalty(view, embeddings[:, i * size : (i + 1) * size], y)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
 
 
 def _reset_parameters(module):

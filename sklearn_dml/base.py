@@ -63,6 +63,11 @@ class BaseDeepMetricLearner(
     True
     """
 
+    # Weight of the default backbone's anchoring to its PCA start (see
+    # ResidualMLP); a method whose target is another geometry (distillation
+    # from a teacher) sets 0.
+    _default_anchor_weight = 10.0
+
     # ------------------------------------------------------------------ hooks
     def _build_loss(self, n_classes, n_components):
         """Return ``(loss, miner)`` fresh components for a new fit."""
@@ -238,6 +243,18 @@ class BaseDeepMetricLearner(
         return X, y
 
     # ------------------------------------------------------------- building
+    def _anchor_weight(self):
+        """Anchoring weight of the default backbone for this fit.
+
+        Off with ``nested_dims``: Matryoshka training reorders what the
+        leading coordinates carry, which an anchor on the starting geometry
+        of the whole embedding fights (the full embedding then loses most of
+        its quality).
+        """
+        if getattr(self, "nested_dims", None) is not None:
+            return 0.0
+        return self._default_anchor_weight
+
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``."""
         if self.backbone is None:
@@ -247,6 +264,7 @@ class BaseDeepMetricLearner(
                 tuple(self.hidden_layer_sizes),
                 init="pca",
                 normalize_embeddings=self.normalize_embeddings,
+                anchor_weight=self._anchor_weight(),
             )
         else:
             net = copy.deepcopy(self.backbone)
