@@ -56,7 +56,12 @@ register_doc(
         and ``n_components`` whose linear path starts at the PCA projection of
         the training data, and whose anchoring penalty keeps the embedding's
         pairwise similarities close to that start (the default that protects
-        classes not seen in training; see :ref:`unseen_classes`). A module
+        classes not seen in training; see :ref:`unseen_classes`). The
+        embedders trained with a softmax over class weights or prototypes
+        (normalized softmax, ProxyNCA, SoftTriple, ArcFace, CosFace,
+        sub-center ArcFace, equiangular basis, Proto-Triplet, ICNN) build
+        it without the anchor: on digits it bought them at most +0.03
+        unseen MAP@R for 0.09-0.25 of closed-set MAP@R. A module
         with an ``initialize(X)`` method gets it called on the training data
         before training; one with a ``training_penalty(x, embeddings, y)``
         method has that term added to the loss of each batch.
