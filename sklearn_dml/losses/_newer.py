@@ -680,17 +680,18 @@ class RKDDistanceLoss(_RelationalDistillationLoss):
 
 
 def _angle_huber_sum(student, teacher, vertices, delta):
-    """Huber sum of the angles at ``vertices`` over distinct (i, j, k)."""
-    n = student.shape[0]
+    """Huber sum of the angles at ``vertices`` over distinct (i, j, k).
+
+    No mask is needed: an entry with ``i`` or ``k`` at the vertex has
+    ``e = 0``, so both cosines are 0, and one with ``i == k`` has both
+    cosines 1; either way the student's and the teacher's entries agree and
+    add nothing (neither value nor gradient) to the Huber sum.
+    """
     e_s = F.normalize(student[None, :, :] - student[vertices, None, :], dim=2)
     e_t = F.normalize(teacher[None, :, :] - teacher[vertices, None, :], dim=2)
     cos_s = e_s @ e_s.transpose(1, 2)  # (chunk, n, n)
     cos_t = e_t @ e_t.transpose(1, 2)
-    ar = torch.arange(n, device=student.device)
-    valid = ar[None, :, None] != vertices[:, None, None]
-    valid = valid & (ar[None, None, :] != vertices[:, None, None])
-    valid = valid & (ar[None, :, None] != ar[None, None, :])
-    return F.huber_loss(cos_s[valid], cos_t[valid], delta=delta, reduction="sum")
+    return F.huber_loss(cos_s, cos_t, delta=delta, reduction="sum")
 
 
 @fill_doc
