@@ -30,12 +30,6 @@ from .miners import TripletMarginMiner
 __all__ = ["MutualLearningEmbedder", "RKDEmbedder"]
 
 _TRIPLET_MARGIN = 0.0961
-_OPTION_DEFAULTS = {
-    "nested_dims": None,
-    "mixup": None,
-    "energy_confusion": 0.0,
-    "procsim": None,
-}
 
 
 def _default_metric(loss, miner):
@@ -48,15 +42,6 @@ def _default_metric(loss, miner):
             )
         return loss, None if miner is None else fresh_component(miner)
     return fresh_component(loss), None if miner is None else fresh_component(miner)
-
-
-def _set_options(est):
-    return [
-        name
-        for name, default in _OPTION_DEFAULTS.items()
-        if getattr(est, name, default) is not default
-        and getattr(est, name, default) != default
-    ]
 
 
 @fill_doc
@@ -259,7 +244,7 @@ class RKDEmbedder(BaseDeepMetricLearner):
 
     def _check_training_options(self):
         super()._check_training_options()
-        used = _set_options(self)
+        used = self._training_options_in_use()
         if used and self.metric_weight == 0:
             raise ValueError(
                 f"{', '.join(used)} modify the metric loss, which metric_weight=0 "
@@ -596,7 +581,7 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
         check_component(self.miner, "miner", "miners")
 
     def _check_training_options(self):
-        used = _set_options(self)
+        used = self._training_options_in_use()
         if used:
             raise ValueError(
                 f"MutualLearningEmbedder does not support {', '.join(used)}: these "

@@ -12,6 +12,7 @@ from . import _engine
 from ._docstrings import fill_doc
 from ._embedders_common import MethodEmbedder
 from .backbones import GaussianHead, LogVarianceOf, constant_start_mlp
+from .base import TRAINING_OPTION_DEFAULTS
 from .losses import HedgedInstanceLoss
 
 __all__ = ["HedgedInstanceEmbedder"]
@@ -20,26 +21,22 @@ __all__ = ["HedgedInstanceEmbedder"]
 # probabilities at inference.
 _MATCH_CHUNK_CELLS = 2**22
 
-_UNSUPPORTED_OPTIONS = {
+_UNSUPPORTED_REASONS = {
     "nested_dims": (
-        None,
         "the hedged loss samples whole Gaussian embeddings (means and "
-        "variances together), not prefixes of a point embedding",
+        "variances together), not prefixes of a point embedding"
     ),
     "mixup": (
-        None,
         "mixup interpolates labels, while the match likelihood of the hedged "
-        "loss needs each pair to be either same-class or different-class",
+        "loss needs each pair to be either same-class or different-class"
     ),
     "energy_confusion": (
-        0.0,
         "the regulariser acts on point embeddings, and the hedged loss already "
-        "regularises through its KL bottleneck (beta)",
+        "regularises through its KL bottleneck (beta)"
     ),
     "procsim": (
-        None,
         "ProcSim weighs the samples of a point-embedding loss; the per-sample "
-        "variances of the hedged embedding already down-weight ambiguous samples",
+        "variances of the hedged embedding already down-weight ambiguous samples"
     ),
 }
 
@@ -235,13 +232,12 @@ class HedgedInstanceEmbedder(MethodEmbedder):
 
     # -------------------------------------------------------------- training
     def _check_training_options(self):
-        for name, (default, reason) in _UNSUPPORTED_OPTIONS.items():
-            value = getattr(self, name)
-            if value is not default and value != default:
-                raise ValueError(
-                    f"{type(self).__name__} does not support {name}={value!r}: "
-                    f"{reason}. Leave {name}={default!r}."
-                )
+        for name in self._training_options_in_use():
+            raise ValueError(
+                f"{type(self).__name__} does not support {name}="
+                f"{getattr(self, name)!r}: {_UNSUPPORTED_REASONS[name]}. Leave "
+                f"{name}={TRAINING_OPTION_DEFAULTS[name]!r}."
+            )
 
     def _check_extra(self):
         if isinstance(self.init_log_variance, bool):

@@ -27,6 +27,13 @@ from .mixup import MixupPlan, resolve_mixup
 __all__ = ["BaseDeepMetricLearner"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
+# The training options every embedder has, with their defaults (off).
+TRAINING_OPTION_DEFAULTS = {
+    "nested_dims": None,
+    "mixup": None,
+    "energy_confusion": 0.0,
+    "procsim": None,
+}
 _VALIDATION_SPLITS = ("stratified", "class_disjoint")
 
 
@@ -164,6 +171,15 @@ class BaseDeepMetricLearner(
         self._check_energy_confusion()
         self._procsim_weighting()
 
+    def _training_options_in_use(self):
+        """Names of the training options set to something other than off."""
+        return [
+            name
+            for name, default in TRAINING_OPTION_DEFAULTS.items()
+            if getattr(self, name, default) is not default
+            and getattr(self, name, default) != default
+        ]
+
     def _check_energy_confusion(self):
         """``energy_confusion``: a finite weight >= 0 (ECAML)."""
         value = getattr(self, "energy_confusion", 0.0)
@@ -202,6 +218,8 @@ class BaseDeepMetricLearner(
         exist, before any training step; raises ``ValueError`` for an option
         the components cannot honour.
         """
+        if getattr(self, "energy_confusion", 0.0):
+            config.extra["energy_confusion"] = float(self.energy_confusion)
         metrix = resolve_mixup(getattr(self, "mixup", None))
         if metrix is None:
             config.extra.pop("mixup", None)
@@ -298,7 +316,7 @@ class BaseDeepMetricLearner(
         return int(out.shape[1])
 
     def _training_config(self):
-        config = _engine.TrainingConfig(
+        return _engine.TrainingConfig(
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             samples_per_class=self.samples_per_class,
@@ -314,9 +332,6 @@ class BaseDeepMetricLearner(
             loss_learning_rate=self._loss_learning_rate(),
             name=type(self).__name__,
         )
-        if getattr(self, "energy_confusion", 0.0):
-            config.extra["energy_confusion"] = float(self.energy_confusion)
-        return config
 
     def _new_state(self, n_features, config, X=None):
         # Initialise under the fit's seed so the weights are reproducible.
