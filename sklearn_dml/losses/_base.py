@@ -1,5 +1,7 @@
 """Base class of the metric losses."""
 
+import numbers
+
 import torch
 
 from .._docstrings import fill_doc, register_doc
@@ -295,6 +297,22 @@ def weighted_mean_of_positive(terms, mask, weights, embeddings):
     if not bool(total > 0):
         return zero_loss(embeddings)
     return torch.where(active, weights * terms, torch.zeros_like(terms)).sum() / total
+
+
+def check_real(owner, name, low=None, strict=False):
+    """The number ``owner.<name>`` as a float; ``ValueError`` unless it is a
+    real number (not a bool) above ``low`` (or at it, unless ``strict``)."""
+    value = getattr(owner, name)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = "" if low is None else (f" > {low}" if strict else f" >= {low}")
+        raise ValueError(
+            f"{type(owner).__name__}: {name} must be a real number{bound}; "
+            f"got {value!r}."
+        )
+    return float(value)
 
 
 def zero_loss(embeddings):

@@ -14,19 +14,10 @@ import numbers
 import torch
 
 from .._params import ParamsMixin
-from ._base import zero_loss
+from ._base import check_real, zero_loss
 from ._newer import RKDAngleLoss, RKDDistanceLoss
 
 __all__ = ["MutualLearningLoss", "RKDLoss"]
-
-
-def _check_weight(owner, name):
-    value = getattr(owner, name)
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
-        raise ValueError(
-            f"{type(owner).__name__}: {name} must be a real number >= 0; got {value!r}."
-        )
-    return float(value)
 
 
 class RKDLoss(ParamsMixin, torch.nn.Module):
@@ -84,8 +75,8 @@ class RKDLoss(ParamsMixin, torch.nn.Module):
 
     def forward(self, student, teacher):
         """Weighted RKD loss of the student's batch toward the teacher's."""
-        w_d = _check_weight(self, "distance_weight")
-        w_a = _check_weight(self, "angle_weight")
+        w_d = check_real(self, "distance_weight", 0)
+        w_a = check_real(self, "angle_weight", 0)
         total = zero_loss(student) if isinstance(student, torch.Tensor) else None
         if w_d > 0:
             total = total + w_d * RKDDistanceLoss(delta=self.delta)(student, teacher)
@@ -221,7 +212,7 @@ class MutualLearningLoss(ParamsMixin, torch.nn.Module):
                 f"sklearn_dml.losses); got {type(self.loss).__name__}."
             )
         for name in ("metric_weight", "distance_weight", "angle_weight"):
-            _check_weight(self, name)
+            check_real(self, name, 0)
 
     def _parts(self):
         """Per-model clones of the metric loss and the miner (built once)."""

@@ -18,23 +18,9 @@ import torch
 from .._docstrings import fill_doc
 from .._tuples import check_embeddings_labels
 from ..distances import LpDistance
-from ._base import BaseMetricLoss, zero_loss
+from ._base import BaseMetricLoss, check_real, zero_loss
 
 __all__ = ["ICNNLoss", "ProtoTripletLoss", "PrototypicalLoss", "icnn_terms"]
-
-
-def _check_number(owner, name, low, strict):
-    value = getattr(owner, name)
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = value > low if strict else value >= low
-    if not ok:
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(
-            f"{type(owner).__name__}: {name} must be a real number {bound}; "
-            f"got {value!r}."
-        )
-    return float(value)
 
 
 def _anchors_of(indices_tuple, n, device):
@@ -142,7 +128,7 @@ class ProtoTripletLoss(BaseMetricLoss):
         self.margin = margin
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
-        margin = _check_number(self, "margin", 0.0, strict=False)
+        margin = check_real(self, "margin", 0.0, strict=False)
         found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
         if found is None:
             return zero_loss(embeddings)
@@ -255,7 +241,7 @@ class PrototypicalLoss(BaseMetricLoss):
         return LpDistance(power=2)
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
-        temperature = _check_number(self, "temperature", 0.0, strict=True)
+        temperature = check_real(self, "temperature", 0.0, strict=True)
         found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
         if found is None:
             return zero_loss(embeddings)

@@ -25,6 +25,7 @@ from .._params import ParamsMixin
 from .._tuples import convert_to_pairs, label_masks
 from ..distances import CosineSimilarity, LpDistance
 from ._base import BaseMetricLoss, zero_loss
+from ._base import check_real as _check_real
 from ._proxy import (
     _cosine_to_proxies,
     _ProxyLoss,
@@ -66,20 +67,6 @@ register_doc(
     empty tuple gives a zero loss, regulariser included.
     """,
 )
-
-
-def _check_real(owner, name, low=None, strict=False):
-    value = getattr(owner, name)
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and low is not None:
-        ok = value > low if strict else value >= low
-    if not ok:
-        bound = "" if low is None else (f" > {low}" if strict else f" >= {low}")
-        raise ValueError(
-            f"{type(owner).__name__}: {name} must be a real number{bound}; "
-            f"got {value!r}."
-        )
-    return float(value)
 
 
 def _masked_power(x, power):
