@@ -286,3 +286,56 @@ def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
     np.testing.assert_allclose(distances, expected_d, rtol=1e-15)
     # the shortlist holds k + 16 = 20 candidates; far fewer are recomputed
     assert widths and max(widths) < 20
+
+
+@pytest.mark.parametrize("width, n_take", [(1000, 7), (1003, 7), (5000, 40)])
+def test_grouped_selection_with_a_limit_keeps_what_can_enter(width, n_take):
+    # With a per-row limit (the current n_take-th best), the kept columns
+    # must hold every entry below the limit among the n_take smallest ones,
+    # without a repeated column; rows differ in how many entries pass.
+    rng = np.random.default_rng(width)
+    values = rng.integers(0, 400, size=(7, width)).astype(np.float32)
+    limit = np.array([[-1.0], [0.0], [1.0], [3.0], [5.0], [400.0], [2.0]], np.float32)
+    values[6, :] = 2.0  # the limit ties every entry: nothing passes
+    cols = _knn._smallest(torch.from_numpy(values), n_take, torch.from_numpy(limit))
+    cols = cols.numpy()
+    for row, chosen, bar in zip(values, cols, limit[:, 0]):
+        assert len(set(chosen.tolist())) == len(chosen)
+        assert chosen.min() >= 0 and chosen.max() < width
+        wanted = np.sort(row)[:n_take]
+        wanted = wanted[wanted < bar]
+        kept = np.sort(row[chosen])[: wanted.size]
+        np.testing.assert_array_equal(kept, wanted)
+
+
+def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
+    calls = []
+    original = _knn._groups_below
+
+    def spy(minima, limit, n_take):
+        chosen = original(minima, limit, n_take)
+        calls.append(chosen is not None)
+        return chosen
+
+    monkeypatch.setattr(_knn, "_groups_below", spy)
+    rng = np.random.default_rng(3)
+    # Rounded coordinates: exact ties across blocks and duplicated points.
+    X = np.round(rng.normal(size=(1500, 5)), 1).astype(np.float32)
+    X[700:760] = X[:60]
+    cases = [(X, None, True), (X[:300], X[::-1].copy(), False)]
+    for query, reference, exclude_self in cases:
+        distances, indices = chunked_knn(
+            query,
+            6,
+            reference,
+            exclude_self=exclude_self,
+            chunk_size=97,
+            block_size=500,
+        )
+        expected_d, expected_i = numpy_knn(
+            query, 6, reference, exclude_self=exclude_self
+        )
+        np.testing.assert_array_equal(indices, expected_i)
+        np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
+    # later blocks were searched through the limit, not a full top-k
+    assert any(calls)

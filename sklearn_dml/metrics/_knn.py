@@ -79,9 +79,26 @@ _PREPARE_ELEMENTS = 2**20
 _EXACT_ELEMENTS = 2**23
 
 
-def _row_steps(n_rows, n_features):
-    step = max(1, _PREPARE_ELEMENTS // n_features)
-    return ((start, min(start + step, n_rows)) for start in range(0, n_rows, step))
+def _float64_rows(tensor):
+    """Yield ``(start, stop, rows)``: ``tensor`` in float64, a few rows at a time.
+
+    ``rows`` is one buffer reused from step to step (fresh allocations of this
+    size cost more in page faults than the conversion itself); it is a copy,
+    so callers may change it in place.
+    """
+    n_rows, n_features = tensor.shape
+    step = max(1, min(n_rows, _PREPARE_ELEMENTS // n_features))
+    buffer = torch.empty((step, n_features), dtype=torch.float64, device=tensor.device)
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        rows = buffer[: stop - start]
+        rows.copy_(tensor[start:stop])
+        yield start, stop, rows
+
+
+def _squared_norms(rows):
+    """Squared norms of float64 rows, without a temporary the size of ``rows``."""
+    return torch.linalg.vector_norm(rows, dim=1).square_()
 
 
 class _Prepared:
@@ -102,9 +119,8 @@ class _Prepared:
         self.metric, self.reference = metric, reference
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
-        for start, stop in _row_steps(n_rows, n_features):
-            rows = reference[start:stop].to(torch.float64)
-            sq_norms[start:stop] = rows.square().sum(dim=1)
+        for start, stop, rows in _float64_rows(reference):
+            sq_norms[start:stop] = _squared_norms(rows)
             total += rows.sum(dim=0)
         self.shift = None
         if metric == "euclidean":
@@ -123,11 +139,12 @@ class _Prepared:
             or reference.dtype != torch.float32
         ):
             work = torch.empty((n_rows, n_features), dtype=torch.float32, device=device)
-            for start, stop in _row_steps(n_rows, n_features):
-                work[start:stop] = self.transform(
-                    reference[start:stop],
-                    self.reciprocal[start:stop, None] if metric == "cosine" else None,
-                )
+            for start, stop, rows in _float64_rows(reference):
+                if self.shift is not None:
+                    rows -= self.shift
+                if metric == "cosine":
+                    rows *= self.reciprocal[start:stop, None]
+                work[start:stop] = rows
         else:
             work = reference
         self.work = work
@@ -136,8 +153,8 @@ class _Prepared:
                 work_sq = sq_norms
             else:
                 work_sq = torch.empty_like(sq_norms)
-                for start, stop in _row_steps(n_rows, n_features):
-                    work_sq[start:stop] = work[start:stop].double().square().sum(dim=1)
+                for start, stop, rows in _float64_rows(work):
+                    work_sq[start:stop] = _squared_norms(rows)
             self.sq_norms = work_sq.to(torch.float32)
             self.largest = float(work_sq.max()) ** 0.5
         else:
@@ -232,18 +249,25 @@ def _exact_distances(query, candidates, prepared):
     step = max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features))
     out = torch.empty((n_rows, n_candidates), dtype=torch.float64, device=query.device)
     euclidean = prepared.metric == "euclidean"
+    # One float64 buffer for the gathered neighbours, reused: a fresh large
+    # allocation per step costs more in page faults than the copy itself.
+    buffer = torch.empty(
+        min(n_rows, step) * n_candidates * n_features,
+        dtype=torch.float64,
+        device=query.device,
+    )
     for start in range(0, n_rows, step):
         ind = candidates[start : start + step]
-        neighbours = reference.index_select(0, ind.reshape(-1))
-        neighbours = neighbours.view(*ind.shape, n_features)
+        neighbours = buffer[: ind.numel() * n_features].view(*ind.shape, n_features)
+        neighbours.view(-1, n_features).copy_(
+            reference.index_select(0, ind.reshape(-1))
+        )
         q = query[start : start + step].unsqueeze(1)
         if euclidean:
             # Batched pairwise kernel: sqrt(sum((q - r)^2)) per pair in one
             # pass, without storing the differences.
             value = torch.cdist(
-                q,
-                neighbours.to(torch.float64),
-                compute_mode="donot_use_mm_for_euclid_dist",
+                q, neighbours, compute_mode="donot_use_mm_for_euclid_dist"
             )
             out[start : start + step] = value.squeeze(1)
         else:
@@ -253,14 +277,22 @@ def _exact_distances(query, candidates, prepared):
     return out
 
 
-def _smallest(values, n_take):
-    """Columns of the ``n_take`` smallest entries of each row (any order).
+def _smallest(values, n_take, limit=None):
+    """Columns of at most ``n_take`` smallest entries of each row (any order).
 
     Rows are cut into groups of ``g`` columns (strided) and only the ``n_take`` groups
     with the smallest minima are searched: any entry outside them is at
     least the ``n_take``-th smallest group minimum, itself at least every
     value kept. :func:`torch.topk` then reads about ``width / g + n_take g``
     entries per row instead of ``width``.
+
+    ``limit`` (shape ``(n_rows, 1)``), when given, is a value per row that
+    no useful entry reaches (the row's current ``n_take``-th best value):
+    only the groups whose minimum is below it are searched
+    (:func:`_groups_below`), so every entry left out is either at least
+    ``limit`` or beyond the ``n_take`` smallest. The columns returned may
+    then be fewer than ``n_take`` per row, or hold entries at least
+    ``limit``.
     """
     n_rows, width = values.shape
     group = int(math.sqrt(width / n_take))
@@ -271,17 +303,51 @@ def _smallest(values, n_take):
     # Group j holds the columns j, j + n_groups, j + 2 n_groups, ...: the
     # minimum then runs over contiguous rows of the tile (vectorised).
     minima = values[:, :full].view(n_rows, group, n_groups).amin(dim=1)
-    chosen = torch.topk(minima, n_take, dim=1, largest=False, sorted=False)[1]
-    offsets = torch.arange(group, device=values.device)
-    offsets = offsets * n_groups
-    cols = (chosen.unsqueeze(2) + offsets).view(n_rows, n_take * group)
+    chosen = None if limit is None else _groups_below(minima, limit, n_take)
+    if chosen is None:
+        chosen = torch.topk(minima, n_take, dim=1, largest=False, sorted=False)[1]
+    offsets = torch.arange(group, device=values.device) * n_groups
+    cols = (chosen.unsqueeze(2) + offsets).view(n_rows, -1)
     if full < width:
         tail = torch.arange(full, width, device=values.device)
         cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
+    if cols.shape[1] <= n_take:
+        return cols
     keep = torch.topk(
         torch.gather(values, 1, cols), n_take, dim=1, largest=False, sorted=False
     )[1]
     return torch.gather(cols, 1, keep)
+
+
+def _groups_below(minima, limit, n_take):
+    """Per row, every group whose minimum is below ``limit``, padded.
+
+    Returns an int64 ``(n_rows, c)`` tensor of distinct groups per row, ``c``
+    the largest count of such groups in a row (at least 1); a row with fewer
+    is completed with its first groups not below the limit, whose entries
+    are all at least ``limit`` (real candidates, never a repeated column).
+    ``None`` when some row has ``n_take`` or more such groups (a plain top-k
+    is as cheap then). One comparison and a ``nonzero`` find the few groups
+    below the limit, much cheaper than :func:`torch.topk` over every minimum.
+    """
+    below = minima < limit
+    counts = below.sum(dim=1)
+    width = max(1, int(counts.max()))
+    if width >= n_take or 2 * width > minima.shape[1]:
+        return None
+    chosen = torch.empty(
+        (minima.shape[0], width), dtype=torch.int64, device=minima.device
+    )
+    rows, groups = torch.nonzero(below, as_tuple=True)
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.arange(rows.numel(), device=rows.device) - starts[rows]
+    chosen[rows, position] = groups
+    # Among the first 2 c groups at least c are not below: they fill the rest.
+    above = ~below[:, : 2 * width]
+    slot = counts.unsqueeze(1) + torch.cumsum(above, dim=1) - 1
+    fill_rows, fill_groups = torch.nonzero(above & (slot < width), as_tuple=True)
+    chosen[fill_rows, slot[fill_rows, fill_groups]] = fill_groups
+    return chosen
 
 
 def _shortlist(query_work, prepared, own, n_take, block_size, buffer):
@@ -305,7 +371,12 @@ def _shortlist(query_work, prepared, own, n_take, block_size, buffer):
             inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
             dist[inside, local[inside]] = torch.inf
         take = min(n_take, width)
-        cols = _smallest(dist, take)
+        # Once n_take candidates are held, a block's entries at least the
+        # row's current n_take-th value cannot enter the shortlist.
+        limit = None
+        if best_values is not None and best_values.shape[1] == n_take:
+            limit = best_values.amax(dim=1, keepdim=True)
+        cols = _smallest(dist, take, limit)
         values = torch.gather(dist, 1, cols)
         cols += r_start
         if best_values is not None:
