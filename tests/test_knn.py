@@ -341,14 +341,17 @@ def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
     assert any(calls)
 
 
-def test_huge_finite_values_are_accepted_and_nan_rejected():
-    # The sum of these entries overflows float32 although each is finite:
-    # the finiteness check must not mistake that for an infinity.
-    X = np.full((4, 3), 3e38, dtype=np.float32)
+@pytest.mark.parametrize("value", [3e38, 1e19, 1e-30, 1e-40])
+def test_huge_and_tiny_values_keep_exact_neighbours(value):
+    # Squared norms of 1e19 overflow float32 and those of 1e-30 underflow;
+    # the sum of 3e38 entries overflows although each is finite.
+    X = np.full((4, 3), value, dtype=np.float32)
     X[[1, 3]] *= -1
-    distances, indices = chunked_knn(X, 1, exclude_self=True)
-    np.testing.assert_array_equal(indices[:, 0], [2, 3, 0, 1])
-    assert np.all(distances[:, 0] == 0)
+    X[3, 0] *= 2
+    distances, indices = chunked_knn(X, 2, exclude_self=True)
+    expected_d, expected_i = numpy_knn(X, 2, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_i)
+    np.testing.assert_allclose(distances, expected_d, rtol=1e-12)
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         chunked_knn(X, 1)

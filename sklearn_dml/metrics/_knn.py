@@ -111,10 +111,12 @@ class _Prepared:
 
     Attributes set: ``work`` (float32 references the matrix product sees:
     centred on their mean for ``"euclidean"`` when that shrinks the norms,
+    and scaled by a power of two when the norms are huge or tiny,
     unit rows for ``"cosine"``; the input itself when it is float32 and
     nothing changes), ``sq_norms`` (float32 squared norms of ``work``,
     euclidean only), ``reciprocal`` (float64 inverse norms of the original
-    rows, cosine only), ``shift`` (float64 mean or None) and ``largest``
+    rows, cosine only), ``shift`` (float64 mean or None), ``scale`` (the
+    power of two, 1.0 when unused) and ``largest``
     (largest norm of a ``work`` row).
     """
 
@@ -127,7 +129,7 @@ class _Prepared:
         for start, stop, rows in _float64_rows(reference):
             sq_norms[start:stop] = _squared_norms(rows)
             total += rows.sum(dim=0)
-        self.shift = None
+        self.shift, self.scale = None, 1.0
         if metric == "euclidean":
             mean = total / n_rows
             mean_sq = float(mean.square().sum())
@@ -135,18 +137,25 @@ class _Prepared:
             # the rounding bound of the first pass grows with the norms.
             if mean_sq > float(sq_norms.mean()) - mean_sq:
                 self.shift = mean
+            # A power of two (exact) brings very large or very small norms
+            # to about 1: squared norms of 1e20 would overflow float32.
+            spread = math.sqrt(max(float(sq_norms.max()), 0.0))
+            if spread > 2.0**20 or 0.0 < spread < 2.0**-20:
+                self.scale = 2.0 ** -math.frexp(spread)[1]
         else:
             norms = sq_norms.sqrt()
             self.reciprocal = torch.where(norms > 0, norms.reciprocal(), norms)
         if (
             metric == "cosine"
             or self.shift is not None
+            or self.scale != 1.0
             or reference.dtype != torch.float32
         ):
             work = torch.empty((n_rows, n_features), dtype=torch.float32, device=device)
             for start, stop, rows in _float64_rows(reference):
                 if self.shift is not None:
                     rows -= self.shift
+                rows *= self.scale
                 if metric == "cosine":
                     rows *= self.reciprocal[start:stop, None]
                 work[start:stop] = rows
@@ -154,7 +163,7 @@ class _Prepared:
             work = reference
         self.work = work
         if metric == "euclidean":
-            if work is reference and self.shift is None:
+            if work is reference:
                 work_sq = sq_norms
             else:
                 work_sq = torch.empty_like(sq_norms)
@@ -172,7 +181,7 @@ class _Prepared:
             rows = rows - self.shift
         if reciprocal is not None:
             rows = rows * reciprocal
-        return rows.to(torch.float32)
+        return (rows * self.scale).to(torch.float32)
 
 
 def _unit_rows(rows):
