@@ -333,18 +333,20 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
 
     Parameters
     ----------
-    pos_margin : float, default=0.2652
-        Distance below which positive pairs are not penalised. Default: tuned
-        value of Musgrave et al. (2020), the median of the optimal values on
-        CUB200 / Cars196 / SOP (-0.2000, 0.2652, 0.2850; a negative margin acts
-        as 0); Hadsell et al. [1]_ use 0 (the previous default).
+    pos_margin : float, default=0.5
+        Distance below which positive pairs are not penalised (Euclidean, on
+        the unit sphere by default, where distances lie in [0, 2]).
+        Hadsell et al. [1]_ use 0.
 
-    neg_margin : float, default=0.513
-        Distance beyond which negative pairs are not penalised (Euclidean, on
-        the unit sphere by default, where distances lie in [0, 2]). Default:
-        tuned value of Musgrave et al. (2020), the median of the optimal values
-        on CUB200 / Cars196 / SOP (0.3841, 0.5409, 0.5130); the original margin
-        is problem-specific; the previous default was 0.8.
+    neg_margin : float, default=1.0
+        Distance beyond which negative pairs are not penalised. The defaults
+        suit the default backbone, which starts at the normalised PCA map:
+        there, on standardised ``load_digits``, no different-class pair is
+        closer than 0.513 (the margin tuned by Musgrave et al. (2020) for
+        image backbones, the previous default, with ``pos_margin=0.2652``),
+        so that loss only pulled classes together. 0.5 / 1.0 raised
+        unseen-class MAP@R by 0.08 on digits and 0.02 on MNIST-5k, and
+        closed-set MAP@R by 0.01-0.02 (see the unseen-classes guide).
 
     {backbone_params}
 
@@ -388,8 +390,8 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
 
     def __init__(
         self,
-        pos_margin=0.2652,
-        neg_margin=0.513,
+        pos_margin=0.5,
+        neg_margin=1.0,
         *,
         n_components=64,
         hidden_layer_sizes=(256,),
