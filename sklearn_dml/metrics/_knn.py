@@ -362,14 +362,16 @@ def _groups_below(minima, limit, n_take):
     below the limit, much cheaper than :func:`torch.topk` over every minimum.
     """
     below = minima < limit
-    counts = below.sum(dim=1)
+    rows, groups = torch.nonzero(below, as_tuple=True)
+    # Counting from the few pairs found is cheaper than summing ``below``
+    # (a sum over booleans first converts every entry to int64).
+    counts = torch.bincount(rows, minlength=minima.shape[0])
     width = max(1, int(counts.max()))
     if width >= n_take or 2 * width > minima.shape[1]:
         return None
     chosen = torch.empty(
         (minima.shape[0], width), dtype=torch.int64, device=minima.device
     )
-    rows, groups = torch.nonzero(below, as_tuple=True)
     starts = torch.cumsum(counts, 0) - counts
     position = torch.arange(rows.numel(), device=rows.device) - starts[rows]
     chosen[rows, position] = groups
