@@ -552,8 +552,13 @@ class SupConEmbedder(MethodEmbedder):
 
     Parameters
     ----------
-    temperature : float, default=0.1
-        Temperature :math:`\tau` dividing the similarities.
+    temperature : float, default=0.2
+        Temperature :math:`\tau` dividing the similarities. Khosla et al.
+        use 0.1 (the previous default, and
+        :class:`~sklearn_dml.losses.SupConLoss`'s); with the anchored,
+        PCA-initialised default backbone 0.2 retrieved unseen classes
+        better (+0.027 MAP@R on digits, +0.015 on MNIST-5k) for at most
+        0.02 of closed-set MAP@R (see the unseen-classes guide).
 
     {miner_param}
 
@@ -614,7 +619,7 @@ class SupConEmbedder(MethodEmbedder):
 
     def __init__(
         self,
-        temperature=0.1,
+        temperature=0.2,
         miner=None,
         *,
         n_components=64,
