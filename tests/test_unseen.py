@@ -6,7 +6,12 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_dml import ContrastiveEmbedder, TripletEmbedder
+from sklearn_dml import (
+    ContrastiveEmbedder,
+    MultiSimilarityEmbedder,
+    SupConEmbedder,
+    TripletEmbedder,
+)
 from sklearn_dml.backbones import MLP, ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score
@@ -272,22 +277,33 @@ def test_default_embedder_does_not_lose_to_raw_features_on_unseen_digits():
     assert map_at_r_score(unanchored.transform(X_new), y_new) < raw
 
 
-def test_default_contrastive_margins_do_not_lose_to_raw_features_on_unseen_digits():
-    # The margins that fit the PCA start (0.5 / 1.0, user_guide/unseen_classes.rst)
-    # retrieve unseen digits at least as well as the raw features; the
-    # previous ones (0.2652 / 0.513, where no negative pair starts within the
-    # margin) lose to them.
+@pytest.mark.parametrize(
+    "embedder, previous",
+    [
+        # The margins that fit the PCA start (0.5 / 1.2) against the previous
+        # ones (0.2652 / 0.513, where no negative pair starts within the margin).
+        (ContrastiveEmbedder, {"pos_margin": 0.2652, "neg_margin": 0.513}),
+        (SupConEmbedder, None),
+        (MultiSimilarityEmbedder, None),
+    ],
+)
+def test_other_defaults_do_not_lose_to_raw_features_on_unseen_digits(
+    embedder, previous
+):
+    # user_guide/unseen_classes.rst: these defaults retrieve unseen digits at
+    # least as well as the raw features; the previous contrastive margins
+    # lose to them.
     X, y = load_digits(return_X_y=True)
     X_seen, y_seen, X_new, y_new = split_classes(X, y, seen_classes=[0, 1, 2, 3, 4])
     scaler = StandardScaler().fit(X_seen)
     X_seen, X_new = scaler.transform(X_seen), scaler.transform(X_new)
     raw = map_at_r_score(X_new, y_new)
     params = dict(max_iter=MAX_ITER, random_state=0, device="cpu")
-    emb = ContrastiveEmbedder(**params).fit(X_seen, y_seen)
+    emb = embedder(**params).fit(X_seen, y_seen)
     assert map_at_r_score(emb.transform(X_new), y_new) >= raw
-    old = ContrastiveEmbedder(pos_margin=0.2652, neg_margin=0.513, **params)
-    old.fit(X_seen, y_seen)
-    assert map_at_r_score(old.transform(X_new), y_new) < raw
+    if previous is not None:
+        old = embedder(**previous, **params).fit(X_seen, y_seen)
+        assert map_at_r_score(old.transform(X_new), y_new) < raw
 
 
 def test_split_classes_separates_and_copies():
