@@ -7,6 +7,7 @@ n_references`` matrix: queries are processed in chunks, references in blocks,
 and a running top-k per query is merged block after block.
 """
 
+import contextlib
 import math
 import numbers
 
@@ -75,6 +76,9 @@ def _check_positive_int(value, name, allow_none=True):
     return int(value)
 
 
+# Multiply-adds of a whole search (queries x references x features) from
+# which its products go through NumPy's BLAS (about a second of products).
+_NUMPY_GEMM_WORK = 2**36
 # Unit roundoff of float32, the precision of the first pass.
 _U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
@@ -124,6 +128,7 @@ class _Prepared:
         n_rows, n_features = reference.shape
         device = reference.device
         self.metric, self.reference = metric, reference
+        self.numpy_gemm = False
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
         for start, stop, rows in _float64_rows(reference):
@@ -210,21 +215,23 @@ def _distance_block(query_work, prepared, start, stop, out=None):
         )
     # Scaling by -2 or -1 is exact in floating point.
     scale = -2.0 if prepared.metric == "euclidean" else -1.0
-    _matmul_into(query_work * scale, block, out)
+    _matmul_into(query_work * scale, block, out, prepared.numpy_gemm)
     if prepared.metric == "euclidean":
         out += prepared.sq_norms[start:stop]
     return out
 
 
-def _matmul_into(left, right, out):
+def _matmul_into(left, right, out, numpy_gemm=False):
     """``out = left @ right.T`` for float32 matrices.
 
-    On the CPU the product goes through NumPy's BLAS: scikit-learn's OpenBLAS
-    runs this float32 product 1.5-1.7x faster than torch's MKL on the AMD
-    processors measured (``benchmarks/bench_retrieval.py``), with the same
-    float32 rounding guarantees. Elsewhere (CUDA) it is :func:`torch.mm`.
+    With ``numpy_gemm`` (large searches on the CPU, see :func:`_knn`) the
+    product goes through NumPy's BLAS: on the AMD processor measured,
+    scikit-learn's OpenBLAS runs one 1001 x 65536 x 128 float32 tile in
+    253 ms against 346 ms for torch's MKL on one thread (127 against 218 ms
+    on two), with the same float32 rounding guarantees. Otherwise (small
+    searches, CUDA) it is :func:`torch.mm`.
     """
-    if out.device.type == "cpu" and out.dtype == torch.float32:
+    if numpy_gemm and out.device.type == "cpu" and out.dtype == torch.float32:
         np.matmul(left.numpy(), right.numpy().T, out=out.numpy())
     else:
         torch.mm(left, right.T, out=out)
@@ -459,8 +466,15 @@ def _knn(
     out_ind = torch.empty((n_queries, k), dtype=torch.int64)
     rows_max = min(chunk_size, n_queries)
     buffer = torch.empty(rows_max * block_size, dtype=torch.float32, device=device)
-    # NumPy's BLAS (see _matmul_into) uses as many threads as torch.
-    with torch.inference_mode(), threadpool_limits(torch.get_num_threads(), "blas"):
+    # Large products on the CPU go through NumPy's BLAS (see _matmul_into),
+    # with as many threads as torch; small ones stay in torch, where the
+    # BLAS thread hand-over and the thread-limit set-up would dominate.
+    work = n_queries * n_references * reference.shape[1]
+    prepared.numpy_gemm = device.type == "cpu" and work >= _NUMPY_GEMM_WORK
+    limits = contextlib.nullcontext()
+    if prepared.numpy_gemm:
+        limits = threadpool_limits(torch.get_num_threads(), "blas")
+    with torch.inference_mode(), limits:
         for q_start in range(0, n_queries, chunk_size):
             q_stop = min(q_start + chunk_size, n_queries)
             own = None if self_index is None else self_index[q_start:q_stop]
