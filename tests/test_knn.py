@@ -355,3 +355,34 @@ def test_huge_and_tiny_values_keep_exact_neighbours(value):
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         chunked_knn(X, 1)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_numpy_blas_product_gives_the_same_exact_neighbours(monkeypatch, metric):
+    # Large searches multiply through NumPy's BLAS; force that path on small
+    # data and check it against brute force and against the torch path.
+    X = DATA[metric](5, 400)  # exact ties and duplicates
+    calls = []
+    original = _knn._matmul_into
+
+    def spy(left, right, out, numpy_gemm=False):
+        calls.append(numpy_gemm)
+        return original(left, right, out, numpy_gemm)
+
+    monkeypatch.setattr(_knn, "_matmul_into", spy)
+    monkeypatch.setattr(_knn, "_NUMPY_GEMM_WORK", 0)
+    distances, indices = chunked_knn(
+        X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=128
+    )
+    assert calls and all(calls)
+    expected_d, expected_i = numpy_knn(X, 7, metric=metric, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_i)
+    np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(_knn, "_NUMPY_GEMM_WORK", 2**62)
+    calls.clear()
+    torch_d, torch_i = chunked_knn(
+        X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=128
+    )
+    assert calls and not any(calls)
+    np.testing.assert_array_equal(torch_i, indices)
+    np.testing.assert_array_equal(torch_d, distances)
