@@ -195,24 +195,18 @@ def _unit_rows(rows):
     return rows * torch.where(norms > 0, norms.reciprocal(), norms)
 
 
-def _distance_block(query_work, prepared, start, stop, out=None):
+def _distance_block(query_work, prepared, start, stop, out):
     """First-pass values of a query chunk against references ``start:stop``.
 
     One float32 matrix product: ``||r||^2 - 2 q.r`` for ``"euclidean"``
     (the query's squared norm does not change a row's order and is left
-    out), ``-q.r`` on unit rows for ``"cosine"``. Shape ``(n_queries, stop -
-    start)``; this is the only array whose size grows with the number of
-    references. ``out`` is an optional contiguous float32 tensor of that
-    shape to write into (reusing one buffer spares the page faults of a
-    fresh large allocation on every tile).
+    out), ``-q.r`` on unit rows for ``"cosine"``, written into ``out``, a
+    contiguous float32 tensor of shape ``(n_queries, stop - start)`` (the
+    only array whose size grows with the number of references; reusing one
+    buffer spares the page faults of a fresh large allocation on every
+    tile), which is returned.
     """
     block = prepared.work[start:stop]
-    if out is None:
-        out = torch.empty(
-            (query_work.shape[0], stop - start),
-            dtype=torch.float32,
-            device=block.device,
-        )
     # Scaling by -2 or -1 is exact in floating point.
     scale = -2.0 if prepared.metric == "euclidean" else -1.0
     _matmul_into(query_work * scale, block, out, prepared.numpy_gemm)
