@@ -2,7 +2,9 @@
 
 Every method is fitted on the samples of the "seen" classes (digits 0-4),
 inside a ``Pipeline`` that starts with a ``StandardScaler`` fitted on those
-samples, and then embeds the samples of the "unseen" classes (digits 5-9).
+samples, and then embeds the samples of the "unseen" classes (digits 5-9);
+then the same with the roles swapped (trained on 5-9, unseen 0-4), so that
+each data set gives two class splits.
 Reported, as mean +- standard deviation over seeds (a seed draws the 70 %
 training part of the seen classes and initialises the model):
 
@@ -36,7 +38,7 @@ test on digits only that writes no file; ``--n-jobs 2`` runs seeds in
 parallel processes):
 
     python benchmarks/unseen_classes.py [--quick] [--seeds 5] [--n-jobs 1]
-        [--recompute-baselines]
+        [--splits 0-4 5-9] [--recompute-baselines]
 """
 
 import argparse
@@ -68,7 +70,8 @@ from sklearn_dml.backbones import MLP, ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 
-SEEN = [0, 1, 2, 3, 4]
+# The seen classes of each class split; the other digits are the unseen ones.
+SPLITS = {"0-4": [0, 1, 2, 3, 4], "5-9": [5, 6, 7, 8, 9]}
 N_COMPONENTS = 64
 RESULTS = Path(__file__).parent / "results" / "unseen_classes.md"
 # The baseline rows do not depend on sklearn-dml's defaults: computed once, reused.
@@ -200,8 +203,9 @@ CHEAP = (
 )
 
 
-def run_one(dataset, seed, which, max_iter, linear_iter):
-    """Rows of one split for the embedders (``which="embedders"``), the
+def run_one(dataset, split, seed, which, max_iter, linear_iter):
+    """Rows of one class split (``split``, a key of ``SPLITS``) and seed for
+    the embedders (``which="embedders"``), the
     baselines (``"baselines"``), or only the cheap or the costly baselines
     (``"cheap"``, ``"costly"``)."""
     torch.set_num_threads(1)
@@ -210,7 +214,7 @@ def run_one(dataset, seed, which, max_iter, linear_iter):
         if dataset == "digits"
         else load_mnist_5k(return_X_y=True)
     )
-    X_seen, y_seen, X_new, y_new = split_classes(X, y, SEEN)
+    X_seen, y_seen, X_new, y_new = split_classes(X, y, SPLITS[split])
     X_tr, X_te, y_tr, y_te = train_test_split(
         X_seen, y_seen, test_size=0.3, stratify=y_seen, random_state=seed
     )
@@ -230,6 +234,7 @@ def run_one(dataset, seed, which, max_iter, linear_iter):
         rows.append(
             dict(
                 dataset=dataset,
+                split=split,
                 seed=seed,
                 method=name,
                 unseen_map=float(map_at_r_score(E_new, y_new)),
@@ -245,8 +250,8 @@ def _cell(values, digits=3):
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
-def table(rows, dataset):
-    rows = [r for r in rows if r["dataset"] == dataset]
+def table(rows, dataset, split):
+    rows = [r for r in rows if (r["dataset"], r["split"]) == (dataset, split)]
     seeds = sorted({r["seed"] for r in rows})
     raw = {
         r["seed"]: r["unseen_map"]
@@ -286,6 +291,13 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=sorted(SPLITS),
+        default=sorted(SPLITS),
+        help="the seen classes of each class split to run",
+    )
+    parser.add_argument(
         "--recompute-baselines",
         action="store_true",
         help=f"refit the baselines instead of reading {BASELINES.name}",
@@ -295,11 +307,13 @@ def main():
     max_iter = 2 if args.quick else None  # None: the embedders' default
     linear_iter = 5 if args.quick else 50
     datasets = ("digits",) if args.quick else ("digits", "mnist5k")
+    splits = ("0-4",) if args.quick else tuple(args.splits)
+    settings = [(d, split) for d in datasets for split in splits]
     seeds = range(n_seeds)
     tic = time.perf_counter()
     results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_one)(d, s, "embedders", max_iter, linear_iter)
-        for d in datasets
+        delayed(run_one)(d, split, s, "embedders", max_iter, linear_iter)
+        for d, split in settings
         for s in seeds
     )
     rows = [row for part in results for row in part]
@@ -307,36 +321,41 @@ def main():
     cached = []
     if BASELINES.exists() and not (args.quick or args.recompute_baselines):
         cached = json.loads(BASELINES.read_text())
-    # A split is reused only when every baseline of it is stored.
+    for row in cached:  # rows stored before the second split trained on 0-4
+        row.setdefault("split", "0-4")
+    # A (data set, split, seed) is reused only when every baseline of it is stored.
+
+    def key(row):
+        return row["dataset"], row["split"], row["seed"]
+
     names = set(baselines(N_COMPONENTS, 0, 1, 1))
     have = {
-        key
-        for key in {(r["dataset"], r["seed"]) for r in cached}
-        if names <= {r["method"] for r in cached if (r["dataset"], r["seed"]) == key}
+        k
+        for k in map(key, cached)
+        if names <= {r["method"] for r in cached if key(r) == k}
     }
-    wanted = [(d, s) for d in datasets for s in seeds]
-    missing = [key for key in wanted if key not in have]
+    wanted = [(d, split, s) for d, split in settings for s in seeds]
+    missing = [k for k in wanted if k not in have]
     results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_one)(d, s, "baselines", max_iter, linear_iter) for d, s in missing
+        delayed(run_one)(d, split, s, "baselines", max_iter, linear_iter)
+        for d, split, s in missing
     )
     fresh = [row for part in results for row in part]
     if fresh and not args.quick:
-        keep = set(missing)
-        kept = [r for r in cached if (r["dataset"], r["seed"]) not in keep]
+        kept = [r for r in cached if key(r) not in set(missing)]
         BASELINES.write_text(json.dumps(kept + fresh, indent=1) + "\n")
-    reuse = set(wanted) & have
-    rows += fresh + [r for r in cached if (r["dataset"], r["seed"]) in reuse]
+    rows += fresh + [r for r in cached if key(r) in set(wanted) & have]
     reused = len(wanted) - len(missing)
-    report(rows, datasets, n_seeds, time.perf_counter() - tic, reused, args.quick)
+    report(rows, settings, n_seeds, time.perf_counter() - tic, reused, args.quick)
 
 
-def report(rows, datasets, n_seeds, elapsed, reused, quick=False):
+def report(rows, settings, n_seeds, elapsed, reused, quick=False):
     """Print the Markdown tables of ``rows`` and write them unless ``quick``."""
-    n_splits = len(datasets) * n_seeds
+    n_runs = len(settings) * n_seeds
     out = [
         "# Retrieval of unseen classes",
         "",
-        f"Trained on digits {SEEN[0]}-{SEEN[-1]}, retrieval among digits 5-9; mean ± "
+        "Trained on five digit classes, retrieval among the other five; mean ± "
         f"std over {n_seeds} seeds; the sklearn-dml embedders at their defaults "
         "(50 epochs, learning rate 1e-3, the PCA-initialised, anchored `ResidualMLP` "
         f"backbone){' but 2 epochs' if quick else ''}; "
@@ -346,19 +365,31 @@ def report(rows, datasets, n_seeds, elapsed, reused, quick=False):
         "are indicative only: the machine was shared), "
         f"{elapsed:.0f} s in all"
         + (
-            f"; the baseline rows of {reused} of the {n_splits} splits come from "
-            f"`{BASELINES.name}` (rerun with `--recompute-baselines` to refit them)"
+            f"; the baseline rows of {reused} of the {n_runs} (data set, split, seed) "
+            f"runs come from `{BASELINES.name}` (rerun with `--recompute-baselines` "
+            "to refit them)"
             if reused
             else ""
         )
         + (" (--quick: a smoke test, not results)." if quick else "."),
     ]
     titles = {"digits": "load_digits (1,797 x 64)", "mnist5k": "MNIST 5k (5,000 x 784)"}
-    for dataset in datasets:
-        lines, n_found = table(rows, dataset)
-        out += ["", f"## {titles[dataset]}", ""]
+    for dataset, split in settings:
+        unseen = sorted(set(range(10)) - set(SPLITS[split]))
+        lines, n_found = table(rows, dataset, split)
+        out += [
+            "",
+            f"## {titles[dataset]}: trained on {split}, unseen {unseen[0]}-{unseen[-1]}",
+            "",
+        ]
         if n_found != n_seeds:
-            seeds = sorted({r["seed"] for r in rows if r["dataset"] == dataset})
+            seeds = sorted(
+                {
+                    r["seed"]
+                    for r in rows
+                    if (r["dataset"], r["split"]) == (dataset, split)
+                }
+            )
             out += [f"Only seeds {', '.join(map(str, seeds))} were measured here.", ""]
         out += lines
     text = "\n".join(out) + "\n"
