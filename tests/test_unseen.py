@@ -251,11 +251,12 @@ def test_engine_adds_the_backbone_penalty_to_the_loss():
     loss = ContrastiveLoss()
     for backbone in (net, torch.nn.Sequential(net, L2Normalize())):
         state = _engine.TrainingState(backbone=backbone, loss=loss, miner=None)
-        E = backbone(X)
-        expected = loss(E, y) + net.training_penalty(X, E)
-        assert float(net.training_penalty(X, E)) > 0
-        got = _engine.batch_loss(state, _engine.TrainingConfig(), X, y)
-        assert float(got) == pytest.approx(float(expected), rel=1e-6)
+        with torch.no_grad():
+            E = backbone(X)
+            expected = loss(E, y) + net.training_penalty(X, E)
+            assert net.training_penalty(X, E).item() > 0
+            got = _engine.batch_loss(state, _engine.TrainingConfig(), X, y)
+        assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     # A module after the network changes the embedding: no penalty then.
     other = torch.nn.Sequential(net, torch.nn.Linear(5, 2))
     assert _engine.backbone_penalty(other, X, other(X), y) is None
