@@ -10,6 +10,22 @@ unchanged under the same attribute name.
 """
 
 import inspect
+import math
+import numbers
+
+
+def is_positive_finite(value):
+    """Whether ``value`` is a real number (not a bool), finite and > 0.
+
+    The check of the components' positive hyper-parameters; each caller
+    raises its own message.
+    """
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 class ParamsMixin:

@@ -7,14 +7,12 @@ samples with interpolated (soft) labels, computed by the training engine
 with the loss's :meth:`~sklearn_dml.losses.BaseMetricLoss.soft_forward`.
 """
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ._params import ParamsMixin
+from ._params import ParamsMixin, is_positive_finite
 
 __all__ = ["Metrix", "mix_batch"]
 
@@ -127,12 +125,7 @@ class Metrix(ParamsMixin):
             )
         for name in ("alpha", "weight"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not is_positive_finite(value):
                 raise ValueError(
                     f"Metrix: {name} must be a positive number, got {value!r}."
                 )

@@ -2,12 +2,11 @@
 ECAML and the ProcSim proxy-based confidence weighting for noisy labels."""
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 
-from .._params import ParamsMixin
+from .._params import ParamsMixin, is_positive_finite
 from .._tuples import check_embeddings_labels, convert_to_pairs
 from ._base import BaseMetricLoss, zero_loss
 from ._regularizers import not_configured_error, resolve_size
@@ -290,12 +289,7 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
         """Raise ``ValueError`` for invalid hyper-parameters."""
         for name in ("threshold", "regularization", "proxy_scale"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if not is_positive_finite(value):
                 raise ValueError(
                     f"ProcSimWeighting.{name} must be a positive finite number; "
                     f"got {value!r}."

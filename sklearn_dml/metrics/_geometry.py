@@ -9,12 +9,12 @@ block: memory grows with ``chunk_size x n_samples``, never with the square of
 """
 
 import math
-import numbers
 
 import numpy as np
 import torch
 
 from .._docstrings import fill_doc, register_doc
+from .._params import is_positive_finite
 from ._knn import _as_2d_float, _check_positive_int
 from ._retrieval import _check_labels, _prepare
 
@@ -134,12 +134,7 @@ def alignment_loss(embeddings, labels, *, alpha=2.0, chunk_size=None):
     Class 0 has two points at squared distance 2, class 1 two equal points:
     the mean over the four ordered pairs is :math:`(2 + 2 + 0 + 0) / 4`.
     """
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not math.isfinite(alpha)
-        or alpha <= 0
-    ):
+    if not is_positive_finite(alpha):
         raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
     points = _as_2d_float(embeddings, "embeddings")
@@ -212,12 +207,7 @@ def uniformity_loss(embeddings, *, t=2.0, chunk_size=None):
     >>> uniformity_loss(X) == -8.0  # log exp(-2 * 2**2)
     True
     """
-    if (
-        isinstance(t, bool)
-        or not isinstance(t, numbers.Real)
-        or not math.isfinite(t)
-        or t <= 0
-    ):
+    if not is_positive_finite(t):
         raise ValueError(f"t must be a positive number, got {t!r}.")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
     points = _as_2d_float(embeddings, "embeddings")
