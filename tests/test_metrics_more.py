@@ -413,6 +413,8 @@ def test_alignment_and_uniformity_order_embeddings():
         (lambda: alignment_loss(np.ones((3, 2)), [0, 0, 1], alpha=0), "alpha must"),
         (lambda: uniformity_loss(np.ones((1, 2))), "at least 2 samples"),
         (lambda: uniformity_loss(np.ones((3, 2)), t=-1.0), "t must be"),
+        (lambda: uniformity_loss(np.ones((3, 2)), t=np.inf), "t must be"),
+        (lambda: alignment_loss(np.ones((3, 2)), [0, 0, 1], alpha=True), "alpha must"),
         (lambda: uniformity_loss(np.ones((3, 2)), chunk_size=0), "chunk_size must"),
         (lambda: uniformity_loss([[0.0, np.nan]] * 3), "NaN or infinity"),
     ],
