@@ -7,8 +7,12 @@ A distance object turns embeddings into a matrix of dissimilarities
 they ask the distance through :meth:`BaseDistance.margin`.
 """
 
+import math
+from numbers import Real
+
 import torch
 
+from ._param_validation import Interval, Options
 from ._params import ParamsMixin
 
 __all__ = [
@@ -37,6 +41,14 @@ class BaseDistance(ParamsMixin, torch.nn.Module):
         Class attribute: ``False`` for distances (small = close), ``True`` for
         similarities (large = close).
 
+    Notes
+    -----
+    The parameters are checked against the class's ``_parameter_constraints``
+    once the object is built and by ``set_params``, never at every call. A
+    subclass with parameters of its own declares them there too
+    (``{**BaseDistance._parameter_constraints, "q": [Interval(Real, 0, None,
+    closed="neither")]}``).
+
     Examples
     --------
     A Manhattan distance needs the matrix and the row-wise versions:
@@ -59,6 +71,8 @@ class BaseDistance(ParamsMixin, torch.nn.Module):
 
     is_inverted = False
     _norm_p = 2
+
+    _parameter_constraints = {"normalize_embeddings": ["boolean"]}
 
     def __init__(self, normalize_embeddings=True):
         super().__init__()
@@ -153,6 +167,40 @@ def _check_2d(x, name):
         )
 
 
+class DistanceConstraint:
+    """Parameter constraint: a distance of a given class with given attributes.
+
+    For the ``distance`` parameter of a loss or miner defined for one kind of
+    comparison only, e.g. ``DistanceConstraint(LpDistance, p=2,
+    normalize_embeddings=True)`` or ``DistanceConstraint(is_inverted=True)``
+    (any similarity).
+
+    Parameters
+    ----------
+    kind : type, default=BaseDistance
+        The accepted class (subclasses included).
+    **attributes : dict
+        Attribute names mapped to the value each must equal.
+    """
+
+    def __init__(self, kind=None, **attributes):
+        self.kind = BaseDistance if kind is None else kind
+        self.attributes = attributes
+
+    def is_satisfied_by(self, value):
+        missing = object()
+        return isinstance(value, self.kind) and all(
+            getattr(value, key, missing) == wanted
+            for key, wanted in self.attributes.items()
+        )
+
+    def __str__(self):
+        if not self.attributes:
+            return f"an instance of {self.kind.__name__}"
+        wanted = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        return f"a {self.kind.__name__} with {wanted}"
+
+
 class _SafeSqrt(torch.autograd.Function):
     """Square root of a non-negative tensor with a zero gradient at zero.
 
@@ -223,6 +271,12 @@ class LpDistance(BaseDistance):
     """
 
     is_inverted = False
+
+    _parameter_constraints = {
+        **BaseDistance._parameter_constraints,
+        "p": [Interval(Real, 0, None, closed="neither"), Options(float, {math.inf})],
+        "power": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(self, p=2, power=1, normalize_embeddings=True):
         super().__init__(normalize_embeddings=normalize_embeddings)

@@ -7,12 +7,16 @@ to: ``loss(embeddings, labels, miner(embeddings, labels))``. Mining runs
 under :func:`torch.no_grad`; gradients flow through the loss only.
 """
 
+import math
+from numbers import Real
+
 import torch
 
 from ._docstrings import fill_doc, register_doc
+from ._param_validation import Interval, InvalidParameterError, StrOptions
 from ._params import ParamsMixin
 from ._tuples import check_embeddings_labels, label_masks
-from .distances import CosineSimilarity, LpDistance
+from .distances import BaseDistance, CosineSimilarity, DistanceConstraint, LpDistance
 
 __all__ = [
     "BaseMiner",
@@ -63,6 +67,14 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
     distance : BaseDistance, default=None
         How embeddings are compared; ``None`` uses the miner's default.
 
+    Notes
+    -----
+    The parameters are checked against the class's ``_parameter_constraints``
+    once the miner is built and by ``set_params``, never at every call. A
+    subclass with parameters of its own declares them there too
+    (``{**BaseMiner._parameter_constraints, "threshold": [Interval(Real,
+    None, None, closed="neither")]}``).
+
     Examples
     --------
     A miner that keeps every negative pair closer than 0.5:
@@ -81,6 +93,8 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
     (tensor([0, 1]), tensor([1, 0]))
     """
 
+    _parameter_constraints = {"distance": [None, BaseDistance]}
+
     def __init__(self, distance=None):
         super().__init__()
         self.distance = distance
@@ -89,7 +103,34 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
         return LpDistance()
 
     def _get_distance(self):
-        return self._default_distance() if self.distance is None else self.distance
+        if self.distance is not None:
+            return self.distance
+        # Built once and reused: no distance is constructed at every batch.
+        default = self.__dict__.get("_default_distance_cache")
+        if default is None:
+            default = self._default_distance()
+            object.__setattr__(self, "_default_distance_cache", default)
+        return default
+
+    def set_params(self, **params):
+        """Set constructor parameters, nested ones with ``<component>__<name>``.
+
+        The new values are validated before anything is set (an invalid one
+        raises ``InvalidParameterError`` and leaves the miner unchanged).
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names mapped to their new values.
+
+        Returns
+        -------
+        self : object
+            This miner.
+        """
+        super().set_params(**params)
+        self.__dict__.pop("_default_distance_cache", None)
+        return self
 
     @fill_doc
     def forward(self, embeddings, labels):
@@ -106,12 +147,8 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
             ``(a1, p, a2, n)`` or triplets ``(a, p, n)`` depending on the miner.
         """
         check_embeddings_labels(embeddings, labels)
-        self._validate_params()
         with torch.no_grad():
             return self._mine(embeddings.detach(), labels, self._get_distance())
-
-    def _validate_params(self):
-        pass
 
     def _mine(self, embeddings, labels, distance):
         raise NotImplementedError
@@ -236,17 +273,16 @@ class TripletMarginMiner(BaseMiner):
 
     _TYPES = ("all", "hard", "semihard", "easy")
 
+    _parameter_constraints = {
+        **BaseMiner._parameter_constraints,
+        "margin": [Interval(Real, None, None, closed="neither")],
+        "type_of_triplets": [StrOptions(_TYPES)],
+    }
+
     def __init__(self, margin=0.2, type_of_triplets="all", distance=None):
         super().__init__(distance=distance)
         self.margin = margin
         self.type_of_triplets = type_of_triplets
-
-    def _validate_params(self):
-        if self.type_of_triplets not in self._TYPES:
-            raise ValueError(
-                f"type_of_triplets must be one of {self._TYPES}; "
-                f"got {self.type_of_triplets!r}."
-            )
 
     def _select(self, t):
         if self.type_of_triplets == "easy":
@@ -330,6 +366,11 @@ class MultiSimilarityMiner(BaseMiner):
     ([0, 1], [1, 0], [0, 1], [2, 2])
     """
 
+    _parameter_constraints = {
+        **BaseMiner._parameter_constraints,
+        "epsilon": [Interval(Real, None, None, closed="neither")],
+    }
+
     def __init__(self, epsilon=0.1, distance=None):
         super().__init__(distance=distance)
         self.epsilon = epsilon
@@ -347,6 +388,26 @@ class MultiSimilarityMiner(BaseMiner):
         a1, p = torch.nonzero(keep_pos, as_tuple=True)
         a2, n = torch.nonzero(keep_neg, as_tuple=True)
         return a1, p, a2, n
+
+
+class _RangeConstraint:
+    """A ``(low, high)`` pair of real numbers, ``low <= high`` (infinities allowed)."""
+
+    def is_satisfied_by(self, value):
+        if isinstance(value, str):
+            return False
+        try:
+            low, high = value
+        except (TypeError, ValueError):
+            return False
+        ok = all(
+            isinstance(v, Real) and not isinstance(v, bool) and not math.isnan(v)
+            for v in (low, high)
+        )
+        return ok and low <= high
+
+    def __str__(self):
+        return "a (low, high) pair of real numbers with low <= high"
 
 
 def _pick_per_row(dist, mask, largest):
@@ -430,6 +491,14 @@ class BatchEasyHardMiner(BaseMiner):
 
     _STRATEGIES = ("easy", "hard", "semihard", "all")
 
+    _parameter_constraints = {
+        **BaseMiner._parameter_constraints,
+        "pos_strategy": [StrOptions(_STRATEGIES)],
+        "neg_strategy": [StrOptions(_STRATEGIES)],
+        "allowed_pos_range": [None, _RangeConstraint()],
+        "allowed_neg_range": [None, _RangeConstraint()],
+    }
+
     def __init__(
         self,
         pos_strategy="easy",
@@ -444,31 +513,21 @@ class BatchEasyHardMiner(BaseMiner):
         self.allowed_pos_range = allowed_pos_range
         self.allowed_neg_range = allowed_neg_range
 
-    def _validate_params(self):
-        for name in ("pos_strategy", "neg_strategy"):
-            if getattr(self, name) not in self._STRATEGIES:
-                raise ValueError(
-                    f"{name} must be one of {self._STRATEGIES}; "
-                    f"got {getattr(self, name)!r}."
-                )
-        pair = {self.pos_strategy, self.neg_strategy}
-        if self.pos_strategy == self.neg_strategy == "semihard":
-            raise ValueError(
-                'pos_strategy and neg_strategy cannot both be "semihard": each '
-                "is defined relative to the other side's choice."
+    def _check_param_relations(self, params):
+        pos, neg = params["pos_strategy"], params["neg_strategy"]
+        if pos == neg == "semihard":
+            raise InvalidParameterError(
+                "The 'pos_strategy' and 'neg_strategy' parameters of "
+                'BatchEasyHardMiner cannot both be "semihard": each is defined '
+                "relative to the other side's choice."
             )
-        if pair == {"semihard", "all"}:
-            raise ValueError(
-                '"semihard" cannot be combined with "all": it needs one chosen '
+        if {pos, neg} == {"semihard", "all"}:
+            name = "pos_strategy" if pos == "semihard" else "neg_strategy"
+            raise InvalidParameterError(
+                f"The {name!r} parameter of BatchEasyHardMiner cannot be "
+                '"semihard" when the other side is "all": it needs one chosen '
                 "pair on the other side."
             )
-        for name in ("allowed_pos_range", "allowed_neg_range"):
-            value = getattr(self, name)
-            if value is not None and (len(value) != 2 or value[0] > value[1]):
-                raise ValueError(
-                    f"{name} must be None or a (low, high) pair with low <= "
-                    f"high; got {value!r}."
-                )
 
     @staticmethod
     def _in_range(mat, value_range):
@@ -584,23 +643,21 @@ class DistanceWeightedMiner(BaseMiner):
     True
     """
 
+    _parameter_constraints = {
+        "cutoff": [Interval(Real, 0, None, closed="left")],
+        "nonzero_loss_cutoff": [Interval(Real, 0, None, closed="left")],
+        "distance": [
+            None,
+            DistanceConstraint(LpDistance, p=2, power=1, normalize_embeddings=True),
+        ],
+    }
+
     def __init__(self, cutoff=0.5, nonzero_loss_cutoff=1.4, distance=None):
         super().__init__(distance=distance)
         self.cutoff = cutoff
         self.nonzero_loss_cutoff = nonzero_loss_cutoff
 
     def _mine(self, embeddings, labels, distance):
-        ok = (
-            isinstance(distance, LpDistance)
-            and distance.p == 2
-            and distance.power == 1
-            and distance.normalize_embeddings
-        )
-        if not ok:
-            raise ValueError(
-                "DistanceWeightedMiner needs LpDistance(p=2, power=1, "
-                f"normalize_embeddings=True); got {distance!r}."
-            )
         weights = self.weights(embeddings, labels, distance)
         pos_mask, _ = label_masks(labels)
         usable = weights.sum(dim=1) > 0
@@ -698,6 +755,12 @@ class PairMarginMiner(BaseMiner):
     >>> a1.tolist(), p.tolist(), a2.tolist(), n.tolist()
     ([0, 1], [1, 0], [1, 2], [2, 1])
     """
+
+    _parameter_constraints = {
+        **BaseMiner._parameter_constraints,
+        "pos_margin": [Interval(Real, None, None, closed="neither")],
+        "neg_margin": [Interval(Real, None, None, closed="neither")],
+    }
 
     def __init__(self, pos_margin=0.2, neg_margin=0.8, distance=None):
         super().__init__(distance=distance)

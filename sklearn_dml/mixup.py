@@ -8,11 +8,13 @@ with the loss's :meth:`~sklearn_dml.losses.BaseMetricLoss.soft_forward`.
 """
 
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
-from ._params import ParamsMixin, is_positive_finite
+from ._param_validation import Interval, StrOptions
+from ._params import ParamsMixin
 
 __all__ = ["Metrix", "mix_batch"]
 
@@ -110,6 +112,12 @@ class Metrix(ParamsMixin):
     1.0
     """
 
+    _parameter_constraints = {
+        "on": [StrOptions(MIXUP_PLACES)],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "weight": [Interval(Real, 0, None, closed="neither")],
+    }
+
     def __init__(self, on="embedding", alpha=2.0, weight=1.0):
         self.on = on
         self.alpha = alpha
@@ -119,16 +127,12 @@ class Metrix(ParamsMixin):
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def _validate(self):
-        if self.on not in MIXUP_PLACES:
-            raise ValueError(
-                f"Metrix: on must be one of {MIXUP_PLACES}, got {self.on!r}."
-            )
-        for name in ("alpha", "weight"):
-            value = getattr(self, name)
-            if not is_positive_finite(value):
-                raise ValueError(
-                    f"Metrix: {name} must be a positive number, got {value!r}."
-                )
+        """Re-validate the parameters (``InvalidParameterError``) and return self.
+
+        The parameters are checked at construction and by ``set_params``;
+        this catches attributes assigned directly since.
+        """
+        self._validate_params()
         return self
 
 

@@ -284,10 +284,10 @@ def test_wrong_feature_count_and_unfitted(small):
     "params, match",
     [
         ({"margin": -1.0}, "margin"),
-        ({"mining": "nope"}, "mining must be one of"),
+        ({"mining": "nope"}, "'mining' parameter"),
         ({"max_iter": 0}, "max_iter"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
-        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"optimizer": "lbfgs"}, "'optimizer' parameter"),
         (
             {"device": "cuda:0" if not torch.cuda.is_available() else "nonsense"},
             "device|Expected",

@@ -13,7 +13,7 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml import TripletEmbedder
-from sklearn_dml.backbones import (
+from sklearn_dml.backbones._set_pooling import (
     AveragePooling,
     GeneralizedSumPooling,
     SetPoolingMLP,

@@ -13,7 +13,8 @@ from sklearn.datasets import load_digits
 from torch.func import functional_call
 
 from sklearn_dml import HedgedInstanceEmbedder
-from sklearn_dml.backbones import GaussianHead, ResidualMLP
+from sklearn_dml.backbones._gaussian import GaussianHead
+from sklearn_dml.backbones._mlp import ResidualMLP
 from sklearn_dml.losses import HedgedInstanceLoss
 
 MU = np.array(

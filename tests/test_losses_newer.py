@@ -15,15 +15,14 @@ from scipy.special import logsumexp
 from sklearn.base import clone
 from torch.func import functional_call
 
-from sklearn_dml.losses import _newer
-from sklearn_dml.losses._newer import (
-    EquiangularBasisLoss,
+from sklearn_dml.losses import _distillation
+from sklearn_dml.losses._classification import EquiangularBasisLoss
+from sklearn_dml.losses._distillation import RKDAngleLoss, RKDDistanceLoss
+from sklearn_dml.losses._proxy import (
     MeanFieldClassWiseMultiSimilarityLoss,
     MeanFieldContrastiveLoss,
-    RKDAngleLoss,
-    RKDDistanceLoss,
-    TCMRegularizer,
 )
+from sklearn_dml.losses._regularizers import TCMRegularizer
 from sklearn_dml.miners import BatchHardMiner
 
 X = np.array(
@@ -466,7 +465,7 @@ def test_rkd_angle_chunks_give_the_same_value(monkeypatch):
     s, t = _t(S, requires_grad=True), _t(T)
     whole = RKDAngleLoss()(s, t)
     (grad_whole,) = torch.autograd.grad(whole, s)
-    monkeypatch.setattr(_newer, "_ANGLE_CHUNK_CELLS", 30)  # one vertex a chunk
+    monkeypatch.setattr(_distillation, "_ANGLE_CHUNK_CELLS", 30)  # one vertex a chunk
     chunked = RKDAngleLoss()(s, t)
     (grad_chunked,) = torch.autograd.grad(chunked, s)
     np.testing.assert_allclose(chunked.item(), whole.item(), rtol=1e-12)

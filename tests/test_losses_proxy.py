@@ -29,18 +29,16 @@ from sklearn.base import clone
 
 from sklearn_dml.distances import CosineSimilarity, DotProductSimilarity, LpDistance
 from sklearn_dml.losses import ContrastiveLoss, TripletMarginLoss
-from sklearn_dml.losses._proxy import (
+from sklearn_dml.losses._batch_softmax import NCALoss
+from sklearn_dml.losses._classification import (
     ArcFaceLoss,
     CosFaceLoss,
     LargeMarginSoftmaxLoss,
-    NCALoss,
     NormalizedSoftmaxLoss,
-    ProxyAnchorLoss,
-    ProxyNCALoss,
-    SoftTripleLoss,
     SphereFaceLoss,
     SubCenterArcFaceLoss,
 )
+from sklearn_dml.losses._proxy import ProxyAnchorLoss, ProxyNCALoss, SoftTripleLoss
 from sklearn_dml.miners import BatchHardMiner, MultiSimilarityMiner
 
 X = np.array(

@@ -17,22 +17,19 @@ from sklearn_dml.distances import (
     LpDistance,
     SNRDistance,
 )
-from sklearn_dml.losses import _tuple
-from sklearn_dml.losses._regularizers import CenterLoss
-from sklearn_dml.losses._tuple import (
+from sklearn_dml.losses import _pair
+from sklearn_dml.losses._batch_softmax import NPairsLoss, NTXentLoss, SupConLoss
+from sklearn_dml.losses._pair import (
     AngularLoss,
     CircleLoss,
-    FastAPLoss,
     GeneralizedLiftedStructureLoss,
-    HistogramLoss,
     LiftedStructureLoss,
     MarginLoss,
-    NPairsLoss,
-    NTXentLoss,
     SignalToNoiseRatioContrastiveLoss,
-    SupConLoss,
     TupletMarginLoss,
 )
+from sklearn_dml.losses._ranking import FastAPLoss, HistogramLoss
+from sklearn_dml.losses._regularizers import CenterLoss
 from sklearn_dml.miners import MultiSimilarityMiner, TripletMarginMiner
 
 # A hand-built batch: three classes, the last one a single sample.
@@ -584,7 +581,7 @@ def test_angular_chunks_agree(monkeypatch):
     x = rng.normal(size=(30, 4))
     labels = _l(rng.integers(0, 4, size=30))
     whole = AngularLoss(30)(_t(x), labels).item()
-    monkeypatch.setattr(_tuple, "_ANGULAR_CHUNK_CELLS", 60)  # 2 pairs a chunk
+    monkeypatch.setattr(_pair, "_ANGULAR_CHUNK_CELLS", 60)  # 2 pairs a chunk
     np.testing.assert_allclose(AngularLoss(30)(_t(x), labels).item(), whole, rtol=1e-12)
     np.testing.assert_allclose(whole, np_angular(x, labels.tolist(), 30), rtol=1e-10)
 
@@ -595,13 +592,15 @@ def test_configure_contract():
         with pytest.raises(RuntimeError, match=r"call configure\(num_classes"):
             loss(_t(), _l(Y))
         assert list(loss.parameters()) == []
-    with pytest.raises(ValueError, match="num_classes is unknown"):
+    with pytest.raises(ValueError, match="CenterLoss.configure needs num_classes"):
         CenterLoss(embedding_size=3).configure()
-    with pytest.raises(ValueError, match="differs from num_classes=4"):
+    with pytest.raises(ValueError, match="built with num_classes=4 but configure got"):
         CenterLoss(num_classes=4).configure(3, 3)
-    with pytest.raises(ValueError, match="must be a positive integer"):
+    with pytest.raises(
+        ValueError, match="'num_classes' parameter of CenterLoss.configure must be"
+    ):
         CenterLoss().configure(0, 3)
-    with pytest.raises(ValueError, match="num_classes is unknown"):
+    with pytest.raises(ValueError, match="MarginLoss.configure needs num_classes"):
         MarginLoss(learn_beta=True, per_class_beta=True).configure()
     # A fixed boundary needs no configure; configure leaves no parameter.
     assert list(MarginLoss().configure(3, 2).parameters()) == []
@@ -655,21 +654,35 @@ def test_label_and_size_errors():
 
 
 @pytest.mark.parametrize(
-    "loss, message",
+    "cls, params, message",
     [
-        (CircleLoss(distance=LpDistance()), "needs a similarity"),
-        (TupletMarginLoss(distance=LpDistance()), "TupletMarginLoss is defined for"),
-        (HistogramLoss(distance=DotProductSimilarity()), "HistogramLoss is defined"),
-        (FastAPLoss(distance=LpDistance(p=1)), r"FastAPLoss is defined for LpDistance"),
-        (AngularLoss(distance=LpDistance(power=2)), "power=1"),
-        (SignalToNoiseRatioContrastiveLoss(distance=LpDistance()), "SNRDistance"),
-        (FastAPLoss(num_bins=0), "num_bins must be a positive integer"),
-        (HistogramLoss(n_bins=0), "n_bins must be a positive integer"),
+        (CircleLoss, {"distance": LpDistance()}, "'distance' .* with is_inverted=True"),
+        (TupletMarginLoss, {"distance": LpDistance()}, "'distance' .* CosineSimilarity"),
+        (HistogramLoss, {"distance": DotProductSimilarity()}, "CosineSimilarity"),
+        (
+            FastAPLoss,
+            {"distance": LpDistance(p=1)},
+            "'distance' parameter of FastAPLoss must be None or a LpDistance with p=2",
+        ),
+        (AngularLoss, {"distance": LpDistance(power=2)}, "'distance' .*power=1"),
+        (
+            SignalToNoiseRatioContrastiveLoss,
+            {"distance": LpDistance()},
+            "'distance' .*SNRDistance",
+        ),
+        (FastAPLoss, {"num_bins": 0}, "'num_bins' parameter of FastAPLoss must be"),
+        (HistogramLoss, {"n_bins": 0}, "'n_bins' parameter of HistogramLoss must be"),
+        (HistogramLoss, {"n_bins": 2.5}, "'n_bins' parameter of HistogramLoss must be"),
     ],
 )
-def test_invalid_distance_or_parameter(loss, message):
+def test_invalid_distance_or_parameter(cls, params, message):
+    # Rejected when the loss is built, not at its first call.
     with pytest.raises(ValueError, match=message):
-        loss(_t(), _l(Y))
+        cls(**params)
+    loss = cls()
+    with pytest.raises(ValueError, match=message):
+        loss.set_params(**params)
+    assert loss.get_params(deep=False) == cls().get_params(deep=False)
 
 
 def test_params_and_clone():

@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dml import DeepMetricEmbedder, ProxyAnchorEmbedder, TripletEmbedder
-from sklearn_dml.backbones import MLP
+from sklearn_dml.backbones._mlp import MLP
 from sklearn_dml.losses import (
     CenterLoss,
     MatryoshkaLoss,

@@ -23,7 +23,7 @@ from sklearn_dml import (
     TripletEmbedder,
     _engine,
 )
-from sklearn_dml.backbones import MLP, ResidualMLP
+from sklearn_dml.backbones._mlp import MLP, ResidualMLP
 from sklearn_dml.distances import LpDistance
 from sklearn_dml.losses import (
     ContrastiveLoss,

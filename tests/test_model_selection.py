@@ -17,6 +17,7 @@ from sklearn_dml import (
 from sklearn_dml.losses import TripletMarginLoss
 from sklearn_dml.metrics import map_at_r_score, map_at_r_scorer
 from sklearn_dml.model_selection import ClassDisjointKFold, ClassDisjointShuffleSplit
+from sklearn_dml.training.validation import validation_split
 
 
 def _labels():
@@ -252,10 +253,7 @@ def test_class_disjoint_early_stopping_validates_on_unseen_classes(eight_classes
 )
 def test_class_disjoint_hold_out_size(n_classes, fraction, n_val):
     codes = np.repeat(np.arange(n_classes), 3)
-    emb = TripletEmbedder(
-        validation_fraction=fraction, validation_split="class_disjoint"
-    )
-    train, val = emb._validation_split(np.zeros((codes.size, 1)), codes, seed=3)
+    train, val = validation_split(codes, fraction, "class_disjoint", seed=3)
     assert np.unique(codes[val]).size == n_val
     assert np.intersect1d(codes[train], codes[val]).size == 0
     assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(codes.size))
@@ -274,5 +272,5 @@ def test_class_disjoint_early_stopping_needs_four_classes(eight_classes):
 
 def test_bad_validation_split_rejected(eight_classes):
     X, y = eight_classes
-    with pytest.raises(ValueError, match="validation_split must be one of"):
+    with pytest.raises(ValueError, match="'validation_split' parameter"):
         TripletEmbedder(max_iter=1, validation_split="random").fit(X, y)

@@ -33,7 +33,7 @@ from sklearn_dml.losses import (
     ProcSimWeighting,
     TripletMarginLoss,
 )
-from sklearn_dml.losses._robust import lambertw
+from sklearn_dml.losses._wrappers import lambertw
 
 X = np.array(
     [

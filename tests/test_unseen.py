@@ -14,7 +14,7 @@ from sklearn_dml import (
     SupConEmbedder,
     TripletEmbedder,
 )
-from sklearn_dml.backbones import MLP, ResidualMLP
+from sklearn_dml.backbones._mlp import MLP, ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score
 
@@ -238,7 +238,7 @@ def test_anchor_penalty_gradcheck():
 
 def test_engine_adds_the_backbone_penalty_to_the_loss():
     from sklearn_dml import _engine
-    from sklearn_dml.backbones import L2Normalize
+    from sklearn_dml.backbones._mlp import L2Normalize
     from sklearn_dml.losses import ContrastiveLoss
 
     torch.manual_seed(0)

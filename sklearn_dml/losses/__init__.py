@@ -9,52 +9,41 @@ training.
 """
 
 from ._base import BaseMetricLoss
-from ._combined import CombinedLoss
-from ._distill import MutualLearningLoss, RKDLoss
-from ._fewshot import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
-from ._hedged import HedgedInstanceLoss
-from ._matryoshka import MatryoshkaLoss
-from ._newer import (
-    EquiangularBasisLoss,
-    MeanFieldClassWiseMultiSimilarityLoss,
-    MeanFieldContrastiveLoss,
-    RKDAngleLoss,
-    RKDDistanceLoss,
-    TCMRegularizer,
-)
-from ._pair import ContrastiveLoss, MultiSimilarityLoss, TripletMarginLoss
-from ._proxy import (
+from ._batch_softmax import NCALoss, NPairsLoss, NTXentLoss, SupConLoss
+from ._classification import (
     ArcFaceLoss,
     CosFaceLoss,
+    EquiangularBasisLoss,
     LargeMarginSoftmaxLoss,
-    NCALoss,
     NormalizedSoftmaxLoss,
-    ProxyAnchorLoss,
-    ProxyNCALoss,
-    SoftTripleLoss,
     SphereFaceLoss,
     SubCenterArcFaceLoss,
 )
-from ._regularizers import CenterLoss
-from ._robust import (
-    EnergyConfusionRegularizer,
-    ProcSimLoss,
-    ProcSimWeighting,
-)
-from ._tuple import (
+from ._distillation import MutualLearningLoss, RKDAngleLoss, RKDDistanceLoss, RKDLoss
+from ._pair import (
     AngularLoss,
     CircleLoss,
-    FastAPLoss,
+    ContrastiveLoss,
     GeneralizedLiftedStructureLoss,
-    HistogramLoss,
     LiftedStructureLoss,
     MarginLoss,
-    NPairsLoss,
-    NTXentLoss,
+    MultiSimilarityLoss,
     SignalToNoiseRatioContrastiveLoss,
-    SupConLoss,
+    TripletMarginLoss,
     TupletMarginLoss,
 )
+from ._probabilistic import HedgedInstanceLoss
+from ._prototype import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from ._proxy import (
+    MeanFieldClassWiseMultiSimilarityLoss,
+    MeanFieldContrastiveLoss,
+    ProxyAnchorLoss,
+    ProxyNCALoss,
+    SoftTripleLoss,
+)
+from ._ranking import FastAPLoss, HistogramLoss
+from ._regularizers import CenterLoss, EnergyConfusionRegularizer, TCMRegularizer
+from ._wrappers import CombinedLoss, MatryoshkaLoss, ProcSimLoss, ProcSimWeighting
 
 __all__ = [
     "AngularLoss",

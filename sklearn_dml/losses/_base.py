@@ -1,13 +1,34 @@
-"""Base class of the metric losses."""
+"""Base class of the metric losses and the helpers the loss families share."""
 
-import numbers
+from numbers import Integral
 
 import torch
+import torch.nn.functional as F
 
 from .._docstrings import fill_doc, register_doc
+from .._param_validation import Interval, validate_params
 from .._params import ParamsMixin
-from .._tuples import check_embeddings_labels
-from ..distances import LpDistance
+from .._tuples import (
+    _check_tuple,
+    check_embeddings_labels,
+    convert_to_pairs,
+    label_masks,
+)
+from ..distances import BaseDistance, DistanceConstraint, LpDistance
+
+#: Constraint of a positive integer (sizes, counts).
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+
+#: Constraint of ``num_classes`` / ``embedding_size``: ``None`` leaves the
+#: value to :meth:`BaseMetricLoss.configure` (see :func:`resolve_size`).
+SIZE_CONSTRAINT = [None, POSITIVE_INT]
+
+#: ``distance`` of the losses defined on the Euclidean distance of unit-norm
+#: embeddings (any power) and on that distance itself.
+UNIT_EUCLIDEAN = DistanceConstraint(LpDistance, p=2, normalize_embeddings=True)
+UNIT_EUCLIDEAN_POWER_1 = DistanceConstraint(
+    LpDistance, p=2, power=1, normalize_embeddings=True
+)
 
 register_doc(
     "loss_forward_params",
@@ -24,6 +45,7 @@ register_doc(
     """,
 )
 
+
 register_doc(
     "loss_distance_lp",
     """
@@ -37,6 +59,7 @@ register_doc(
     """,
 )
 
+
 register_doc(
     "loss_distance_cosine",
     """
@@ -47,6 +70,252 @@ register_doc(
         ``S - base`` becomes ``base - d``.
     """,
 )
+
+
+def _check_soft_targets(mixed, targets, embeddings, labels):
+    if not (torch.is_tensor(mixed) and mixed.ndim == 2):
+        raise ValueError("mixed_embeddings must be a 2-D tensor (n_mixed, n_dims).")
+    if mixed.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"mixed_embeddings have {mixed.shape[1]} columns but the embeddings "
+            f"have {embeddings.shape[1]}."
+        )
+    if not (torch.is_tensor(targets) and targets.ndim == 2):
+        raise ValueError(
+            "mixed_targets must be a 2-D tensor (n_mixed, n_classes) of soft labels."
+        )
+    if targets.shape[0] != mixed.shape[0]:
+        raise ValueError(
+            f"mixed_targets has {targets.shape[0]} rows for {mixed.shape[0]} "
+            "mixed embeddings."
+        )
+    if labels.numel() and int(labels.max()) >= targets.shape[1]:
+        raise ValueError(
+            f"labels go up to {int(labels.max())} but mixed_targets has only "
+            f"{targets.shape[1]} class columns."
+        )
+
+
+register_doc(
+    "proxy_size_params",
+    """
+    num_classes : int, default=None
+        Number of classes; labels must be integers in
+        ``0 .. num_classes - 1``. ``None`` leaves it to :meth:`configure`
+        (estimators pass the number of classes of ``y``).
+
+    embedding_size : int, default=None
+        Dimension of the embeddings. ``None`` leaves it to :meth:`configure`
+        (estimators pass the output size of the backbone).
+    """,
+)
+
+
+register_doc(
+    "proxy_loss_notes",
+    """
+    **Learnable parameters.** The loss owns a :class:`torch.nn.Parameter`
+    ``proxies`` that exists only after :meth:`configure` (a forward call
+    before it raises ``RuntimeError``). Estimators call ``configure`` before
+    training; a hand-written training loop must call it itself, *before*
+    building the optimizer and before ``.to(device)``. The parameter is
+    created in the default dtype and cast to the embeddings' dtype at every
+    call, so float64 embeddings also work (the gradient still reaches the
+    parameter).
+
+    **Mined tuples.** ``indices_tuple`` weights samples rather than pairs:
+    sample :math:`i` gets :math:`w_i = c_i / \\max_j c_j`, where :math:`c_i`
+    counts its occurrences in the tuple (pytorch-metric-learning's
+    ``convert_to_weights``); without a tuple every :math:`w_i = 1`. An empty
+    tuple gives a zero loss (pytorch-metric-learning treats it as "no
+    tuple").
+    """,
+)
+
+
+register_doc(
+    "proxy_learning_rate_note",
+    """
+    **Learning rate of the loss parameters.** Proxy and classification
+    losses are usually trained with a separate, larger learning rate for
+    their parameters: Proxy-Anchor uses 100 times the backbone's (1e-2 for
+    proxies with 1e-4 for the network), and SoftTriple 1e-2 for the centres
+    with 1e-4 for the network. "A Metric Learning Reality Check" (Musgrave,
+    Belongie and Lim, ECCV 2020) trains every loss's parameters with their own
+    RMSprop optimizer (benchmark configuration ``with_metric_loss_optimizer``:
+    learning rate 1e-6, weight decay 5e-5, momentum 0.9, the same settings as
+    the network). The training engine puts these parameters in their own
+    optimizer group for this purpose.
+    """,
+)
+
+
+# ----------------------------------------------------------------- helpers
+def _sample_weights(indices_tuple, labels, dtype):
+    """Per-sample weights of a mined tuple, or ``None`` without a tuple."""
+    if indices_tuple is None:
+        return None
+    _check_tuple(indices_tuple)
+    flat = torch.cat([t.reshape(-1) for t in indices_tuple]).to(labels.device)
+    if flat.numel() == 0:
+        return torch.zeros(labels.shape[0], dtype=dtype, device=labels.device)
+    counts = torch.bincount(flat, minlength=labels.shape[0]).to(dtype)
+    return counts / counts.max()
+
+
+def _weighted_mean(terms, weights):
+    """``mean(w_i * terms_i)`` over every sample (pml's ``MeanReducer``)."""
+    if weights is None:
+        return terms.mean()
+    return (terms * weights).sum() / terms.shape[0]
+
+
+def resolve_size(owner, name, given):
+    """The size ``name`` to configure with: ``given`` or the constructor's value.
+
+    The one resolution of ``num_classes`` / ``embedding_size`` for every
+    component that creates parameters in ``configure``. The constructor's
+    value was validated with the component (``None`` or a positive int);
+    ``given``, the argument of ``configure``, is checked here.
+
+    Raises
+    ------
+    InvalidParameterError
+        When ``given`` is not ``None`` and not a positive integer.
+    ValueError
+        When neither value is known, or both are and they differ.
+    """
+    owner_name = type(owner).__name__
+    stored = getattr(owner, name)
+    if given is None:
+        if stored is None:
+            raise ValueError(
+                f"{owner_name}.configure needs {name}: pass it to configure or "
+                "to the constructor."
+            )
+        return int(stored)
+    validate_params({name: [POSITIVE_INT]}, {name: given}, f"{owner_name}.configure")
+    if stored is not None and stored != given:
+        raise ValueError(
+            f"{owner_name} was built with {name}={stored} but configure got "
+            f"{name}={given}; pass the same value or leave {name}=None in the "
+            "constructor to let configure decide."
+        )
+    return int(given)
+
+
+def not_configured_error(obj, names):
+    """The ``RuntimeError`` of a forward call before ``configure``."""
+    return RuntimeError(
+        f"{type(obj).__name__} has no {names} yet: call "
+        "configure(num_classes, embedding_size) before the first forward "
+        "(estimators do this before building the optimizer)."
+    )
+
+
+def _cosine_to_proxies(embeddings, proxies):
+    """Cosine similarity of every embedding with every (flattened) proxy."""
+    flat = proxies.reshape(-1, proxies.shape[-1])
+    return F.normalize(embeddings, dim=1) @ F.normalize(flat, dim=1).T
+
+
+def _logits_from(distance, mat, factor):
+    """``factor * similarity``: a distance enters with its sign flipped."""
+    return factor * mat if distance.is_inverted else -factor * mat
+
+
+def _softmax_logits(distance, query, ref, scale):
+    """Logits ``scale * S`` (or ``-scale * d``) of a softmax over ``ref``.
+
+    For the squared Euclidean distance, ``-scale * d_ij`` is replaced by
+    ``scale * (2 q_i . r_j - |r_j|^2)``: it differs by the row constant
+    ``scale * |q_i|^2``, which a softmax over ``j`` ignores, and costs one
+    matrix product instead of a distance matrix, a root and a square.
+    """
+    if type(distance) is LpDistance and distance.p == 2 and distance.power == 2:
+        if distance.normalize_embeddings:
+            query = F.normalize(query, dim=1)
+            ref = None if ref is None else F.normalize(ref, dim=1)
+            other = query if ref is None else ref
+            return (2.0 * scale) * (query @ other.T)
+        other = query if ref is None else ref
+        sq = (other * other).sum(dim=1)
+        return scale * (2.0 * (query @ other.T) - sq[None, :])
+    mat = distance(query, ref)
+    return _logits_from(distance, mat, scale)
+
+
+def _soft_cross_entropy(logits, targets):
+    """Mean over rows of ``-sum_c t_c log softmax(logits)_c`` (0 * -inf is 0)."""
+    log_p = F.log_softmax(logits, dim=1)
+    terms = torch.where(targets > 0, targets * log_p, torch.zeros_like(log_p))
+    return -terms.sum(dim=1).mean()
+
+
+register_doc(
+    "pml_single_pair_note",
+    """
+    Unlike pytorch-metric-learning, a batch whose index tensors hold a single
+    pair is scored (pml returns zero when every index tensor has at most one
+    element), and triplets given as ``indices_tuple`` become *distinct* pairs.
+    """,
+)
+
+
+register_doc(
+    "loss_distance_cosine_only",
+    """
+    distance : CosineSimilarity, default=None
+        ``None`` means :class:`~sklearn_dml.distances.CosineSimilarity`, the
+        only comparison this loss is defined for (a ``ValueError`` says so
+        otherwise).
+    """,
+)
+
+
+# --------------------------------------------------------------- helpers
+def _pair_masks(indices_tuple, labels):
+    """Dense ``(n, n)`` boolean masks of the positive and negative pairs."""
+    if indices_tuple is None:
+        return label_masks(labels)
+    a1, p, a2, n = convert_to_pairs(indices_tuple, labels)
+    size = labels.shape[0]
+    pos = torch.zeros(size, size, dtype=torch.bool, device=labels.device)
+    neg = torch.zeros_like(pos)
+    pos[a1, p] = True
+    neg[a2, n] = True
+    return pos, neg
+
+
+def _pos_pairs_and_neg_mask(indices_tuple, labels):
+    """Positive pairs as index vectors (duplicates kept) and the negative mask."""
+    if indices_tuple is None:
+        pos, neg = label_masks(labels)
+        a1, p = torch.nonzero(pos, as_tuple=True)
+        return a1, p, neg
+    a1, p, a2, n = convert_to_pairs(indices_tuple, labels)
+    size = labels.shape[0]
+    neg = torch.zeros(size, size, dtype=torch.bool, device=labels.device)
+    neg[a2, n] = True
+    return a1, p, neg
+
+
+def _masked_logsumexp(x, mask):
+    """Row-wise log-sum-exp of ``x`` over ``mask``; ``-inf`` for empty rows.
+
+    Empty rows are computed on zeros and then replaced, so the backward pass
+    never meets ``exp(-inf - -inf)`` (NaN).
+    """
+    has = mask.any(dim=1, keepdim=True)
+    filled = x.masked_fill(~mask, float("-inf"))
+    filled = torch.where(has, filled, torch.zeros_like(filled))
+    out = torch.logsumexp(filled, dim=1)
+    return torch.where(has[:, 0], out, torch.full_like(out, float("-inf")))
+
+
+def _log1p_exp(x):
+    """``log(1 + exp(x))``: exact for large ``x``, 0 (zero gradient) at -inf."""
+    return torch.logaddexp(x, torch.zeros_like(x))
 
 
 class BaseMetricLoss(ParamsMixin, torch.nn.Module):
@@ -62,6 +331,16 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     ----------
     distance : BaseDistance, default=None
         How embeddings are compared; ``None`` uses the loss's default.
+
+    Notes
+    -----
+    The parameters are checked against the class's ``_parameter_constraints``
+    once the loss is built, by ``set_params`` (before anything changes) and
+    by :meth:`configure`; never by :meth:`forward`, so a training step pays
+    nothing for them. A subclass with parameters of its own declares them
+    there too: ``_parameter_constraints = {**BaseMetricLoss._parameter_constraints,
+    "margin": [Interval(Real, 0, None, closed="left")]}`` (``Interval`` from
+    ``sklearn_dml._param_validation``).
 
     Examples
     --------
@@ -88,6 +367,8 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     #: ``_compute`` then takes a ``sample_weight`` keyword).
     supports_sample_weight = False
 
+    _parameter_constraints = {"distance": [None, BaseDistance]}
+
     def __init__(self, distance=None):
         super().__init__()
         self.distance = distance
@@ -96,15 +377,42 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
         return LpDistance()
 
     def _get_distance(self):
-        return self._default_distance() if self.distance is None else self.distance
+        if self.distance is not None:
+            return self.distance
+        # Built once and reused: no distance is constructed at every batch.
+        default = self.__dict__.get("_default_distance_cache")
+        if default is None:
+            default = self._default_distance()
+            object.__setattr__(self, "_default_distance_cache", default)
+        return default
+
+    def set_params(self, **params):
+        """Set constructor parameters, nested ones with ``<component>__<name>``.
+
+        The new values are validated before anything is set (an invalid one
+        raises ``InvalidParameterError`` and leaves the loss unchanged).
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names mapped to their new values.
+
+        Returns
+        -------
+        self : object
+            This loss.
+        """
+        super().set_params(**params)
+        self.__dict__.pop("_default_distance_cache", None)
+        return self
 
     def configure(self, num_classes, embedding_size):
         """Create the loss's learnable parameters, if it has any.
 
         Losses with proxies, class weights or centres override this; the base
-        version does nothing. Estimators call it once before training so that
-        the optimizer sees every parameter; it draws from the caller's torch
-        random state.
+        version only re-validates the hyper-parameters. Estimators call it
+        once before training so that the optimizer sees every parameter; it
+        draws from the caller's torch random state.
 
         Parameters
         ----------
@@ -118,6 +426,7 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
         self : BaseMetricLoss
             This loss.
         """
+        self._validate_params()
         return self
 
     @fill_doc
@@ -228,30 +537,6 @@ def soft_label_losses():
     )
 
 
-def _check_soft_targets(mixed, targets, embeddings, labels):
-    if not (torch.is_tensor(mixed) and mixed.ndim == 2):
-        raise ValueError("mixed_embeddings must be a 2-D tensor (n_mixed, n_dims).")
-    if mixed.shape[1] != embeddings.shape[1]:
-        raise ValueError(
-            f"mixed_embeddings have {mixed.shape[1]} columns but the embeddings "
-            f"have {embeddings.shape[1]}."
-        )
-    if not (torch.is_tensor(targets) and targets.ndim == 2):
-        raise ValueError(
-            "mixed_targets must be a 2-D tensor (n_mixed, n_classes) of soft labels."
-        )
-    if targets.shape[0] != mixed.shape[0]:
-        raise ValueError(
-            f"mixed_targets has {targets.shape[0]} rows for {mixed.shape[0]} "
-            "mixed embeddings."
-        )
-    if labels.numel() and int(labels.max()) >= targets.shape[1]:
-        raise ValueError(
-            f"labels go up to {int(labels.max())} but mixed_targets has only "
-            f"{targets.shape[1]} class columns."
-        )
-
-
 class SoftPairLossMixin:
     """Soft labels for a pair-based loss: anchors x mixed samples.
 
@@ -297,22 +582,6 @@ def weighted_mean_of_positive(terms, mask, weights, embeddings):
     if not bool(total > 0):
         return zero_loss(embeddings)
     return torch.where(active, weights * terms, torch.zeros_like(terms)).sum() / total
-
-
-def check_real(owner, name, low=None, strict=False):
-    """The number ``owner.<name>`` as a float; ``ValueError`` unless it is a
-    real number (not a bool) above ``low`` (or at it, unless ``strict``)."""
-    value = getattr(owner, name)
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and low is not None:
-        ok = value > low if strict else value >= low
-    if not ok:
-        bound = "" if low is None else (f" > {low}" if strict else f" >= {low}")
-        raise ValueError(
-            f"{type(owner).__name__}: {name} must be a real number{bound}; "
-            f"got {value!r}."
-        )
-    return float(value)
 
 
 def zero_loss(embeddings):

@@ -1,139 +1,85 @@
-"""Proxy and classification losses, and the (proxy-free) NCA loss.
-
-Proxy losses compare every embedding with learnable class representatives
-("proxies", class weights, centres) instead of with the other embeddings of
-the batch, so their cost is linear in the batch size. Those parameters only
-exist once :meth:`configure` has been called with the number of classes and
-the embedding size: estimators do this before building the optimizer, so that
-the optimizer sees them.
+"""Losses against learned class proxies (Proxy-NCA, Proxy-Anchor, SoftTriple, mean-
+field losses).
 """
 
 import math
-import numbers
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
 from .._docstrings import fill_doc, register_doc
-from .._tuples import _check_tuple, label_masks
+from .._param_validation import Interval
 from ..distances import CosineSimilarity, LpDistance, _safe_sqrt
-from ._base import BaseMetricLoss, zero_loss
-
-__all__ = [
-    "ArcFaceLoss",
-    "CosFaceLoss",
-    "LargeMarginSoftmaxLoss",
-    "NCALoss",
-    "NormalizedSoftmaxLoss",
-    "ProxyAnchorLoss",
-    "ProxyNCALoss",
-    "SoftTripleLoss",
-    "SphereFaceLoss",
-    "SubCenterArcFaceLoss",
-]
-
-register_doc(
-    "proxy_size_params",
-    """
-    num_classes : int, default=None
-        Number of classes; labels must be integers in
-        ``0 .. num_classes - 1``. ``None`` leaves it to :meth:`configure`
-        (estimators pass the number of classes of ``y``).
-
-    embedding_size : int, default=None
-        Dimension of the embeddings. ``None`` leaves it to :meth:`configure`
-        (estimators pass the output size of the backbone).
-    """,
+from ._base import (
+    POSITIVE_INT,
+    SIZE_CONSTRAINT,
+    BaseMetricLoss,
+    _cosine_to_proxies,
+    _sample_weights,
+    _soft_cross_entropy,
+    _softmax_logits,
+    _weighted_mean,
+    resolve_size,
+    zero_loss,
 )
 
-register_doc(
-    "proxy_loss_notes",
-    """
-    **Learnable parameters.** The loss owns a :class:`torch.nn.Parameter`
-    ``proxies`` that exists only after :meth:`configure` (a forward call
-    before it raises ``RuntimeError``). Estimators call ``configure`` before
-    training; a hand-written training loop must call it itself, *before*
-    building the optimizer and before ``.to(device)``. The parameter is
-    created in the default dtype and cast to the embeddings' dtype at every
-    call, so float64 embeddings also work (the gradient still reaches the
-    parameter).
-
-    **Mined tuples.** ``indices_tuple`` weights samples rather than pairs:
-    sample :math:`i` gets :math:`w_i = c_i / \\max_j c_j`, where :math:`c_i`
-    counts its occurrences in the tuple (pytorch-metric-learning's
-    ``convert_to_weights``); without a tuple every :math:`w_i = 1`. An empty
-    tuple gives a zero loss (pytorch-metric-learning treats it as "no
-    tuple").
-    """,
-)
+_ANY_REAL = Interval(Real, None, None, closed="neither")
+_POSITIVE_REAL = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE_REAL = Interval(Real, 0, None, closed="left")
 
 register_doc(
-    "proxy_learning_rate_note",
+    "mean_field_notes",
     """
-    **Learning rate of the loss parameters.** Proxy and classification
-    losses are usually trained with a separate, larger learning rate for
-    their parameters: Proxy-Anchor uses 100 times the backbone's (1e-2 for
-    proxies with 1e-4 for the network), and SoftTriple 1e-2 for the centres
-    with 1e-4 for the network. "A Metric Learning Reality Check" (Musgrave,
-    Belongie and Lim, ECCV 2020) trains every loss's parameters with their own
-    RMSprop optimizer (benchmark configuration ``with_metric_loss_optimizer``:
-    learning rate 1e-6, weight decay 5e-5, momentum 0.9, the same settings as
-    the network). The training engine puts these parameters in their own
-    optimizer group for this purpose.
+    **Mean fields.** The parameter ``proxies`` holds the mean fields
+    :math:`\\Psi_c`, one per class, created by :meth:`configure` (standard
+    normal initialisation, as the authors' code). Embeddings and mean fields
+    are compared by their cosine :math:`s_{ic} = \\cos(x_i, \\Psi_c)`, the
+    paper's distance being :math:`d_{ic} = 1 - s_{ic}`; the loss takes no
+    ``distance``. A forward call before :meth:`configure` raises
+    ``RuntimeError``; estimators call it before building the optimizer.
+
+    **Mined tuples.** ``indices_tuple`` weights samples: sample :math:`i`
+    gets :math:`w_i = c_i / \\max_j c_j`, where :math:`c_i` counts its
+    occurrences in the tuple (``1`` for every sample without a tuple). An
+    empty tuple gives a zero loss, regulariser included.
     """,
 )
 
 
-# ----------------------------------------------------------------- helpers
-def _sample_weights(indices_tuple, labels, dtype):
-    """Per-sample weights of a mined tuple, or ``None`` without a tuple."""
-    if indices_tuple is None:
-        return None
-    _check_tuple(indices_tuple)
-    flat = torch.cat([t.reshape(-1) for t in indices_tuple]).to(labels.device)
-    if flat.numel() == 0:
-        return torch.zeros(labels.shape[0], dtype=dtype, device=labels.device)
-    counts = torch.bincount(flat, minlength=labels.shape[0]).to(dtype)
-    return counts / counts.max()
+def _masked_power(x, power):
+    """``max(x, 0) ** power`` with a zero (never NaN) gradient where ``x <= 0``."""
+    active = x > 0
+    safe = torch.where(active, x, torch.ones_like(x))
+    return torch.where(active, safe**power, torch.zeros_like(x))
 
 
-def _weighted_mean(terms, weights):
-    """``mean(w_i * terms_i)`` over every sample (pml's ``MeanReducer``)."""
-    if weights is None:
-        return terms.mean()
-    return (terms * weights).sum() / terms.shape[0]
+def _off_diagonal(square):
+    n = square.shape[0]
+    return ~torch.eye(n, dtype=torch.bool, device=square.device)
 
 
-def _check_positive_int(value, name, owner):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or int(value) < 1
-    ):
-        raise ValueError(
-            f"{type(owner).__name__}: {name} must be a positive integer; got {value!r}."
-        )
-    return int(value)
+def _class_log_mean_exp(z, rows, weights, membership, counts):
+    """``log((1 / n_c) * sum_{i in c} w_i * exp(z[i, k]))`` for every class row.
 
-
-def _resolve_size(owner, name, value):
-    """The size given to ``configure``, reconciled with the constructor's."""
-    stored = getattr(owner, name)
-    if value is None:
-        value = stored
-    if value is None:
-        raise ValueError(
-            f"{type(owner).__name__}.configure needs {name}: pass it to "
-            f"configure or to the constructor."
-        )
-    value = _check_positive_int(value, name, owner)
-    if stored is not None and int(stored) != value:
-        raise ValueError(
-            f"{type(owner).__name__} was built with {name}={stored} but "
-            f"configure got {name}={value}; leave {name}=None in the "
-            "constructor to let configure decide."
-        )
-    return value
+    ``z`` is ``(n, K)``; ``rows`` ``(n,)`` gives every sample's row of the
+    output (any row for a sample of weight 0), ``membership`` is the
+    ``(B, n)`` 0/1 matrix of the rows' samples and ``counts`` their numbers
+    ``n_c``. Every entry is shifted by the maximum of its own class and
+    column over the samples of non-zero weight, so one term of each sum is
+    ``w_i * 1``: no overflow, and no row is lost to underflow.
+    """
+    active = (weights > 0)[:, None]
+    masked = torch.where(active, z.detach(), torch.full_like(z, float("-inf")))
+    index = rows[:, None].expand_as(z)
+    shift = torch.full(
+        (membership.shape[0], z.shape[1]), float("-inf"), dtype=z.dtype, device=z.device
+    ).scatter_reduce(0, index, masked, reduce="amax")
+    own_shift = shift[rows]
+    safe = torch.where(active, z, own_shift)
+    terms = torch.exp(safe - own_shift) * weights[:, None]
+    sums = (membership @ terms).clamp_min(torch.finfo(z.dtype).tiny)
+    return torch.log(sums) + shift - torch.log(counts)[:, None]
 
 
 def _log1p_sum_exp_columns(x, mask):
@@ -157,6 +103,12 @@ class _ProxyLoss(BaseMetricLoss):
 
     _extra_dims = ()
 
+    _parameter_constraints = {
+        **BaseMetricLoss._parameter_constraints,
+        "num_classes": SIZE_CONSTRAINT,
+        "embedding_size": SIZE_CONSTRAINT,
+    }
+
     def __init__(self, num_classes=None, embedding_size=None, distance=None):
         super().__init__(distance=distance)
         self.num_classes = num_classes
@@ -166,10 +118,7 @@ class _ProxyLoss(BaseMetricLoss):
         torch.nn.init.normal_(proxies)
 
     def _proxy_shape(self, num_classes, embedding_size):
-        extra = tuple(
-            _check_positive_int(getattr(self, name), name, self)
-            for name in self._extra_dims
-        )
+        extra = tuple(int(getattr(self, name)) for name in self._extra_dims)
         return (num_classes, *extra, embedding_size)
 
     def configure(self, num_classes=None, embedding_size=None):
@@ -190,8 +139,9 @@ class _ProxyLoss(BaseMetricLoss):
             This loss, with a freshly initialised ``proxies`` parameter drawn
             from the caller's torch random state.
         """
-        num_classes = _resolve_size(self, "num_classes", num_classes)
-        embedding_size = _resolve_size(self, "embedding_size", embedding_size)
+        self._validate_params()
+        num_classes = resolve_size(self, "num_classes", num_classes)
+        embedding_size = resolve_size(self, "embedding_size", embedding_size)
         shape = self._proxy_shape(num_classes, embedding_size)
         proxies = torch.empty(shape)
         with torch.no_grad():
@@ -259,148 +209,6 @@ class _ProxyLoss(BaseMetricLoss):
             return zero_loss(mixed) + 0.0 * proxies.sum()
         targets = targets.to(mixed.dtype)
         return self._soft_proxy_compute(mixed, targets, proxies, distance)
-
-
-def _cosine_to_proxies(embeddings, proxies):
-    """Cosine similarity of every embedding with every (flattened) proxy."""
-    flat = proxies.reshape(-1, proxies.shape[-1])
-    return F.normalize(embeddings, dim=1) @ F.normalize(flat, dim=1).T
-
-
-def _logits_from(distance, mat, factor):
-    """``factor * similarity``: a distance enters with its sign flipped."""
-    return factor * mat if distance.is_inverted else -factor * mat
-
-
-# -------------------------------------------------------------------- NCA
-@fill_doc
-class NCALoss(BaseMetricLoss):
-    """Neighbourhood components analysis loss within the batch.
-
-    Every sample picks a neighbour among the other samples of the batch with a
-    softmax over their (negative, scaled) distances; the loss is the negative
-    log-probability that the neighbour has the sample's class. Not a proxy
-    loss: it needs no learnable parameter.
-
-    Parameters
-    ----------
-    softmax_scale : float, default=1
-        Multiplies the distances inside the softmax (an inverse temperature).
-
-    distance : BaseDistance, default=None
-        How embeddings are compared. ``None`` means
-        ``LpDistance(power=2)``: the squared Euclidean distance of
-        L2-normalised embeddings, as in NCA. A similarity enters the softmax
-        with a positive sign.
-
-    See Also
-    --------
-    ProxyNCALoss : The same softmax over class proxies instead of samples.
-    sklearn.neighbors.NeighborhoodComponentsAnalysis : Linear NCA on the
-        full data set.
-
-    Notes
-    -----
-    With :math:`P_i` the other samples of :math:`i`'s class and
-    :math:`s` the ``softmax_scale``:
-
-    .. math::
-
-        L = -\\frac{1}{|V|} \\sum_{i \\in V} w_i
-            \\log \\frac{\\sum_{j \\in P_i} e^{-s\\, d_{ij}}}
-                        {\\sum_{k \\neq i} e^{-s\\, d_{ik}}}
-
-    where :math:`V` holds the samples with at least one positive (a sample
-    alone in its class is skipped; ``0`` if none) and :math:`w_i` are the
-    sample weights of a mined ``indices_tuple`` (``1`` without one; see
-    :class:`ProxyNCALoss` for the weighting rule). Both sums are computed as
-    log-sum-exp, so large scales do not underflow; pytorch-metric-learning
-    takes the log of a softmax and drops rows whose probability underflows
-    to 0, which otherwise gives the same value. For a similarity :math:`S`
-    the exponents are :math:`s\\, S_{ij}`.
-
-    References
-    ----------
-    .. [1] Goldberger, J., Roweis, S., Hinton, G. and Salakhutdinov, R.
-       "Neighbourhood Components Analysis", NIPS 2004.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import NCALoss
-    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
-    >>> labels = torch.tensor([0, 0, 1])
-    >>> loss = NCALoss(softmax_scale=2.0)(embeddings, labels)
-    >>> round(loss.item(), 4)
-    0.629
-    """
-
-    def __init__(self, softmax_scale=1, distance=None):
-        super().__init__(distance=distance)
-        self.softmax_scale = softmax_scale
-
-    def _default_distance(self):
-        return LpDistance(power=2)
-
-    def _compute(self, embeddings, labels, indices_tuple, distance):
-        weights = _sample_weights(indices_tuple, labels, embeddings.dtype)
-        if labels.shape[0] < 2 or (weights is not None and not weights.any()):
-            return zero_loss(embeddings)
-        pos_mask, _ = label_masks(labels)
-        has_pos = pos_mask.any(dim=1)
-        if not has_pos.any():
-            return zero_loss(embeddings)
-        logits = _softmax_logits(distance, embeddings, None, self.softmax_scale)
-        eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
-        logits = logits.masked_fill(eye, float("-inf"))
-        terms = _neg_log_positive_mass(logits, pos_mask, has_pos)
-        if weights is not None:
-            terms = terms * weights
-        terms = torch.where(has_pos, terms, torch.zeros_like(terms))
-        return terms.sum() / has_pos.sum()
-
-
-def _softmax_logits(distance, query, ref, scale):
-    """Logits ``scale * S`` (or ``-scale * d``) of a softmax over ``ref``.
-
-    For the squared Euclidean distance, ``-scale * d_ij`` is replaced by
-    ``scale * (2 q_i . r_j - |r_j|^2)``: it differs by the row constant
-    ``scale * |q_i|^2``, which a softmax over ``j`` ignores, and costs one
-    matrix product instead of a distance matrix, a root and a square.
-    """
-    if type(distance) is LpDistance and distance.p == 2 and distance.power == 2:
-        if distance.normalize_embeddings:
-            query = F.normalize(query, dim=1)
-            ref = None if ref is None else F.normalize(ref, dim=1)
-            other = query if ref is None else ref
-            return (2.0 * scale) * (query @ other.T)
-        other = query if ref is None else ref
-        sq = (other * other).sum(dim=1)
-        return scale * (2.0 * (query @ other.T) - sq[None, :])
-    mat = distance(query, ref)
-    return _logits_from(distance, mat, scale)
-
-
-def _neg_log_positive_mass(logits, pos_mask, has_pos):
-    """Row-wise ``-log(sum_pos softmax(logits))`` with a single exponential.
-
-    Rows without a positive give 0. A row whose positive mass underflows
-    (a loss above about 87 in float32) is recomputed with two log-sum-exps,
-    so the result is always finite.
-    """
-    shift = logits.detach().amax(dim=1, keepdim=True)
-    expo = torch.exp(logits - shift)
-    total = expo.sum(dim=1)
-    positive = (expo * pos_mask).sum(dim=1)
-    tiny = torch.finfo(logits.dtype).tiny
-    terms = torch.log(total) - torch.log(positive.clamp_min(tiny))
-    underflow = has_pos & (positive < tiny)
-    if underflow.any():
-        rows = logits[underflow]
-        pos_rows = rows.masked_fill(~pos_mask[underflow], float("-inf"))
-        exact = torch.logsumexp(rows, dim=1) - torch.logsumexp(pos_rows, dim=1)
-        terms = terms.index_put((torch.nonzero(underflow, as_tuple=True)[0],), exact)
-    return torch.where(has_pos, terms, torch.zeros_like(terms))
 
 
 # -------------------------------------------------------------- ProxyNCA
@@ -475,7 +283,7 @@ class ProxyNCALoss(_ProxyLoss):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_dml.losses._proxy import ProxyNCALoss
+    >>> from sklearn_dml.losses import ProxyNCALoss
     >>> loss = ProxyNCALoss().configure(num_classes=2, embedding_size=2)
     >>> with torch.no_grad():
     ...     _ = loss.proxies.copy_(torch.eye(2))
@@ -483,6 +291,11 @@ class ProxyNCALoss(_ProxyLoss):
     >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
     0.1269
     """
+
+    _parameter_constraints = {
+        **_ProxyLoss._parameter_constraints,
+        "softmax_scale": [_POSITIVE_REAL],
+    }
 
     def __init__(
         self, num_classes=None, embedding_size=None, softmax_scale=1, distance=None
@@ -587,7 +400,7 @@ class ProxyAnchorLoss(_ProxyLoss):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_dml.losses._proxy import ProxyAnchorLoss
+    >>> from sklearn_dml.losses import ProxyAnchorLoss
     >>> loss = ProxyAnchorLoss(margin=0.1, alpha=4.0).configure(2, 2)
     >>> with torch.no_grad():
     ...     _ = loss.proxies.copy_(torch.eye(2))
@@ -595,6 +408,12 @@ class ProxyAnchorLoss(_ProxyLoss):
     >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
     1.929
     """
+
+    _parameter_constraints = {
+        **_ProxyLoss._parameter_constraints,
+        "margin": [_ANY_REAL],
+        "alpha": [_POSITIVE_REAL],
+    }
 
     def __init__(
         self, num_classes=None, embedding_size=None, margin=0.1, alpha=32, distance=None
@@ -641,561 +460,6 @@ class ProxyAnchorLoss(_ProxyLoss):
         neg_term = _log1p_sum_exp_columns(neg_exp, neg_mask)
         n_with_pos = pos_mask.any(dim=0).sum().clamp_min(1)
         return pos_term.sum() / n_with_pos + neg_term.sum() / proxies.shape[0]
-
-
-# ------------------------------------------------------ NormalizedSoftmax
-@fill_doc
-class NormalizedSoftmaxLoss(_ProxyLoss):
-    """Normalized softmax: cross-entropy on cosine logits with a temperature.
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    temperature : float, default=0.05
-        Divides the logits.
-
-    {loss_distance_cosine}
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
-        The class weights (one row per class), created by :meth:`configure`
-        (standard normal initialisation) and L2-normalised at every call.
-
-    See Also
-    --------
-    CosFaceLoss : The same logits with an additive margin.
-    ProxyNCALoss : A softmax over distances to proxies.
-
-    Notes
-    -----
-    With :math:`\\hat W_c` the L2-normalised weight of class :math:`c` and
-    :math:`T` the ``temperature``:
-
-    .. math::
-
-        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i
-            \\log \\frac{e^{S(x_i, \\hat W_{y_i}) / T}}
-                        {\\sum_c e^{S(x_i, \\hat W_c) / T}}
-
-    For a distance the logits are :math:`-d(x_i, \\hat W_c) / T`. The default
-    cosine similarity is pytorch-metric-learning's default
-    ``DotProductSimilarity()`` (which normalises embeddings by default;
-    ours does not).
-
-    Soft labels (:meth:`soft_forward`, Metrix mixup [2]_): a mixed sample
-    with soft label :math:`t` has the cross-entropy
-    :math:`-\\sum_c t_c \\log \\mathrm{softmax}_c`, averaged over the mixed
-    samples; a one-hot :math:`t` gives the term above.
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Zhai, A. and Wu, H.-Y. "Classification is a Strong Baseline for
-       Deep Metric Learning", BMVC 2019.
-    .. [2] Venkataramanan, S., Psomas, B., Kijak, E., Amsaleg, L.,
-       Karantzalos, K. and Avrithis, Y. "It Takes Two to Tango: Mixup for
-       Deep Metric Learning", ICLR 2022.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import NormalizedSoftmaxLoss
-    >>> loss = NormalizedSoftmaxLoss(temperature=0.5).configure(2, 2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(torch.eye(2))
-    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.32
-    """
-
-    def __init__(
-        self, num_classes=None, embedding_size=None, temperature=0.05, distance=None
-    ):
-        super().__init__(
-            num_classes=num_classes, embedding_size=embedding_size, distance=distance
-        )
-        self.temperature = temperature
-
-    def _default_distance(self):
-        return CosineSimilarity()
-
-    def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
-        mat = distance(embeddings, F.normalize(proxies, dim=1))
-        logits = _logits_from(distance, mat, 1.0 / self.temperature)
-        terms = F.cross_entropy(logits, labels, reduction="none")
-        return _weighted_mean(terms, weights)
-
-    supports_soft_labels = True
-
-    def _soft_proxy_compute(self, mixed, targets, proxies, distance):
-        mat = distance(mixed, F.normalize(proxies, dim=1))
-        logits = _logits_from(distance, mat, 1.0 / self.temperature)
-        return _soft_cross_entropy(logits, targets)
-
-
-def _soft_cross_entropy(logits, targets):
-    """Mean over rows of ``-sum_c t_c log softmax(logits)_c`` (0 * -inf is 0)."""
-    log_p = F.log_softmax(logits, dim=1)
-    terms = torch.where(targets > 0, targets * log_p, torch.zeros_like(log_p))
-    return -terms.sum(dim=1).mean()
-
-
-# ------------------------------------------------- angular margin losses
-class _AngularMarginLoss(_ProxyLoss):
-    """Cross-entropy on scaled cosine logits whose target entry is modified.
-
-    Subclasses implement ``_target_logit(cos_target)`` (the modified cosine of
-    the target class) and may override ``_cosine`` and ``_scale_logits``.
-    These losses are defined on the cosine: they take no ``distance``.
-    """
-
-    def _default_distance(self):
-        return CosineSimilarity()
-
-    def _cosine(self, embeddings, proxies):
-        return _cosine_to_proxies(embeddings, proxies)
-
-    def _scale_logits(self, logits, embeddings, proxies):
-        return logits * self.scale
-
-    def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
-        cosine = self._cosine(embeddings, proxies)
-        rows = torch.arange(labels.shape[0], device=labels.device)
-        target = self._target_logit(cosine[rows, labels])
-        logits = cosine.scatter(1, labels[:, None], target[:, None])
-        logits = self._scale_logits(logits, embeddings, proxies)
-        terms = F.cross_entropy(logits, labels, reduction="none")
-        return _weighted_mean(terms, weights)
-
-
-def _chebyshev(cosine, order):
-    """``cos(order * theta)`` from ``cos(theta)``: the Chebyshev polynomial.
-
-    The recurrence ``T_{k+1} = 2 c T_k - T_{k-1}`` has a finite gradient
-    everywhere (``cos(m * acos(c))`` does not at ``c = +-1``).
-    """
-    previous, current = torch.ones_like(cosine), cosine
-    if order == 0:
-        return previous
-    for _ in range(order - 1):
-        previous, current = current, 2.0 * cosine * current - previous
-    return current
-
-
-@fill_doc
-class LargeMarginSoftmaxLoss(_AngularMarginLoss):
-    """Large-margin softmax (L-Softmax): a multiplicative angular margin.
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    margin : int, default=4
-        The integer angle multiplier :math:`m` (``1`` gives the plain softmax
-        without bias).
-
-    scale : float, default=1
-        Extra factor on every logit.
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
-        The class weights :math:`W_c` (not normalised), created by
-        :meth:`configure` (standard normal initialisation).
-
-    See Also
-    --------
-    SphereFaceLoss : The same margin with normalised class weights.
-    ArcFaceLoss : An additive angular margin.
-
-    Notes
-    -----
-    With :math:`\\theta_{ic}` the angle between :math:`x_i` and :math:`W_c`,
-    the logits are :math:`f_{ic} = s\\, \\|W_c\\| \\|x_i\\| \\cos\\theta_{ic}`
-    for :math:`c \\neq y_i` and
-    :math:`f_{iy_i} = s\\, \\|W_{y_i}\\| \\|x_i\\| \\psi(\\theta_{iy_i})` with
-
-    .. math::
-
-        \\psi(\\theta) = (-1)^k \\cos(m\\theta) - 2k, \\qquad
-        \\theta \\in \\Big[\\frac{k\\pi}{m}, \\frac{(k+1)\\pi}{m}\\Big],
-
-        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i
-            \\log \\frac{e^{f_{iy_i}}}{\\sum_c e^{f_{ic}}}
-
-    :math:`\\cos(m\\theta)` is the Chebyshev polynomial :math:`T_m(\\cos\\theta)`
-    (exact gradient everywhere); :math:`k` is not differentiated. The
-    embeddings are compared by cosine: the loss takes no ``distance``.
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Liu, W., Wen, Y., Yu, Z. and Yang, M. "Large-Margin Softmax Loss
-       for Convolutional Neural Networks", ICML 2016.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import LargeMarginSoftmaxLoss
-    >>> loss = LargeMarginSoftmaxLoss(margin=2).configure(2, 2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(torch.eye(2))
-    >>> embeddings = torch.tensor([[2.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.4964
-    """
-
-    def __init__(self, num_classes=None, embedding_size=None, margin=4, scale=1):
-        super().__init__(num_classes=num_classes, embedding_size=embedding_size)
-        self.margin = margin
-        self.scale = scale
-
-    def _target_logit(self, cos_target):
-        m = self.margin
-        if isinstance(m, float) and m.is_integer():
-            m = int(m)
-        m = _check_positive_int(m, "margin", self)
-        with torch.no_grad():
-            angle = torch.acos(cos_target.clamp(-1.0, 1.0))
-            k = torch.floor(angle * (m / math.pi))
-            sign = 1.0 - 2.0 * torch.remainder(k, 2.0)
-        return sign * _chebyshev(cos_target, m) - 2.0 * k
-
-    def _class_weights(self, proxies):
-        return proxies
-
-    def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
-        # Logits are ||x|| ||W_c|| cos = x . W_c: one matrix product; only the
-        # target entry needs the cosine itself.
-        class_weights = self._class_weights(proxies)
-        raw = embeddings @ class_weights.T
-        rows = torch.arange(labels.shape[0], device=labels.device)
-        magnitude = (
-            torch.linalg.vector_norm(embeddings, dim=1)
-            * (torch.linalg.vector_norm(class_weights, dim=1)[labels])
-        )
-        magnitude = magnitude.clamp_min(torch.finfo(raw.dtype).tiny)
-        target = self._target_logit(raw[rows, labels] / magnitude) * magnitude
-        logits = raw.scatter(1, labels[:, None], target[:, None]) * self.scale
-        terms = F.cross_entropy(logits, labels, reduction="none")
-        return _weighted_mean(terms, weights)
-
-
-@fill_doc
-class SphereFaceLoss(LargeMarginSoftmaxLoss):
-    """SphereFace (A-Softmax): L-Softmax with normalised class weights.
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    margin : int, default=4
-        The integer angle multiplier :math:`m`.
-
-    scale : float, default=1
-        Extra factor on every logit.
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
-        The class weights, created by :meth:`configure` (standard normal
-        initialisation); only their direction matters.
-
-    See Also
-    --------
-    LargeMarginSoftmaxLoss : The same margin with weight norms in the logits.
-
-    Notes
-    -----
-    As :class:`LargeMarginSoftmaxLoss` with :math:`\\|W_c\\| = 1`: the logits
-    are :math:`s\\, \\|x_i\\| \\cos\\theta_{ic}`, with
-    :math:`\\psi(\\theta_{iy_i})` in place of the target cosine:
-
-    .. math::
-
-        L = -\\frac{1}{n} \\sum_{i} w_i \\log
-            \\frac{e^{s \\|x_i\\| \\psi(\\theta_{iy_i})}}
-                 {e^{s \\|x_i\\| \\psi(\\theta_{iy_i})}
-                  + \\sum_{c \\neq y_i} e^{s \\|x_i\\| \\cos\\theta_{ic}}}
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Liu, W., Wen, Y., Yu, Z., Li, M., Raj, B. and Song, L.
-       "SphereFace: Deep Hypersphere Embedding for Face Recognition",
-       CVPR 2017.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import SphereFaceLoss
-    >>> loss = SphereFaceLoss(margin=2).configure(2, 2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(3 * torch.eye(2))
-    >>> embeddings = torch.tensor([[2.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.4964
-    """
-
-    def _class_weights(self, proxies):
-        return F.normalize(proxies, dim=1)
-
-
-@fill_doc
-class CosFaceLoss(_AngularMarginLoss):
-    """CosFace (large margin cosine loss, AM-Softmax): an additive cosine margin.
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    margin : float, default=0.35
-        Subtracted from the cosine of the target class.
-
-    scale : float, default=64
-        Multiplies every logit (the radius of the hypersphere).
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
-        The class weights, created by :meth:`configure` (standard normal
-        initialisation) and L2-normalised at every call.
-
-    See Also
-    --------
-    ArcFaceLoss : The margin on the angle instead of the cosine.
-    NormalizedSoftmaxLoss : The same logits without margin.
-
-    Notes
-    -----
-    With :math:`\\cos\\theta_{ic}` the cosine between :math:`x_i` and
-    :math:`W_c`, :math:`s` the ``scale`` and :math:`m` the ``margin``:
-
-    .. math::
-
-        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i \\log
-            \\frac{e^{s (\\cos\\theta_{iy_i} - m)}}
-                 {e^{s (\\cos\\theta_{iy_i} - m)}
-                  + \\sum_{c \\neq y_i} e^{s \\cos\\theta_{ic}}}
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Wang, H., Wang, Y., Zhou, Z., Ji, X., Gong, D., Zhou, J., Li, Z.
-       and Liu, W. "CosFace: Large Margin Cosine Loss for Deep Face
-       Recognition", CVPR 2018.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import CosFaceLoss
-    >>> loss = CosFaceLoss(margin=0.2, scale=4.0).configure(2, 2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(torch.eye(2))
-    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.3666
-    """
-
-    def __init__(self, num_classes=None, embedding_size=None, margin=0.35, scale=64):
-        super().__init__(num_classes=num_classes, embedding_size=embedding_size)
-        self.margin = margin
-        self.scale = scale
-
-    def _target_logit(self, cos_target):
-        return cos_target - self.margin
-
-
-@fill_doc
-class ArcFaceLoss(_AngularMarginLoss):
-    """ArcFace (additive angular margin loss).
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    margin : float, default=28.6
-        Angular margin in **degrees** (as pytorch-metric-learning; 28.6
-        degrees is the paper's 0.5 radian).
-
-    scale : float, default=64
-        Multiplies every logit (the radius of the hypersphere).
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
-        The class weights, created by :meth:`configure` (standard normal
-        initialisation) and L2-normalised at every call.
-
-    See Also
-    --------
-    SubCenterArcFaceLoss : Several weights per class.
-    CosFaceLoss : The margin on the cosine.
-
-    Notes
-    -----
-    With :math:`\\theta_{ic}` the angle between :math:`x_i` and :math:`W_c`,
-    :math:`m` the margin in radians and :math:`s` the ``scale``:
-
-    .. math::
-
-        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i \\log
-            \\frac{e^{s\\, \\phi(\\theta_{iy_i})}}
-                 {e^{s\\, \\phi(\\theta_{iy_i})}
-                  + \\sum_{c \\neq y_i} e^{s \\cos\\theta_{ic}}},
-        \\qquad
-        \\phi(\\theta) = \\begin{cases}
-            \\cos(\\theta + m) & \\theta \\le \\pi - m \\\\
-            \\cos\\theta - m \\sin m & \\text{otherwise}
-        \\end{cases}
-
-    (the second branch keeps the target logit decreasing in
-    :math:`\\theta`, as in the authors' code). :math:`\\cos(\\theta + m)` is
-    computed as :math:`\\cos\\theta \\cos m - \\sqrt{1 - \\cos^2\\theta}\\,
-    \\sin m`, whose gradient is finite (zero through the root) at
-    :math:`\\cos\\theta = \\pm 1`, where the ``acos`` of pytorch-metric-learning
-    gives an infinite one.
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Deng, J., Guo, J., Xue, N. and Zafeiriou, S. "ArcFace: Additive
-       Angular Margin Loss for Deep Face Recognition", CVPR 2019.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import ArcFaceLoss
-    >>> loss = ArcFaceLoss(margin=30.0, scale=4.0).configure(2, 2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(torch.eye(2))
-    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.6109
-    """
-
-    def __init__(self, num_classes=None, embedding_size=None, margin=28.6, scale=64):
-        super().__init__(num_classes=num_classes, embedding_size=embedding_size)
-        self.margin = margin
-        self.scale = scale
-
-    def _target_logit(self, cos_target):
-        m = math.radians(self.margin)
-        cos_m, sin_m = math.cos(m), math.sin(m)
-        sine = _safe_sqrt((1.0 - cos_target * cos_target).clamp_min(0.0))
-        shifted = cos_target * cos_m - sine * sin_m
-        # theta <= pi - m  <=>  cos(theta) >= cos(pi - m) = -cos(m)
-        return torch.where(cos_target >= -cos_m, shifted, cos_target - m * sin_m)
-
-
-@fill_doc
-class SubCenterArcFaceLoss(ArcFaceLoss):
-    """Sub-center ArcFace: ArcFace with several weight vectors per class.
-
-    Parameters
-    ----------
-    {proxy_size_params}
-
-    margin : float, default=28.6
-        Angular margin in degrees.
-
-    scale : float, default=64
-        Multiplies every logit.
-
-    sub_centers : int, default=3
-        Number of weight vectors (sub-centres) :math:`K` per class.
-
-    Attributes
-    ----------
-    proxies : torch.nn.Parameter of shape (num_classes, sub_centers, embedding_size)
-        The sub-centres, created by :meth:`configure` (standard normal
-        initialisation) and L2-normalised at every call.
-
-    See Also
-    --------
-    ArcFaceLoss : One weight vector per class.
-    SoftTripleLoss : Several centres per class, softly combined.
-
-    Notes
-    -----
-    The cosine of a sample to a class is its largest cosine to the class's
-    sub-centres, :math:`\\cos\\theta_{ic} = \\max_k \\cos(x_i, W_{ck})`; the
-    loss is then :class:`ArcFaceLoss`:
-
-    .. math::
-
-        L = -\\frac{1}{n} \\sum_{i=1}^{n} w_i \\log
-            \\frac{e^{s\\, \\phi(\\theta_{iy_i})}}
-                 {e^{s\\, \\phi(\\theta_{iy_i})}
-                  + \\sum_{c \\neq y_i} e^{s \\cos\\theta_{ic}}}
-
-    pytorch-metric-learning stores the sub-centres as the columns of a
-    ``(embedding_size, num_classes * sub_centers)`` matrix, class-major;
-    ``proxies.reshape(-1, embedding_size).T`` is that matrix. Its
-    ``get_outliers`` helper is not provided.
-
-    {proxy_loss_notes}
-
-    {proxy_learning_rate_note}
-
-    References
-    ----------
-    .. [1] Deng, J., Guo, J., Liu, T., Gong, M. and Zafeiriou, S. "Sub-center
-       ArcFace: Boosting Face Recognition by Large-Scale Noisy Web Faces",
-       ECCV 2020.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_dml.losses._proxy import SubCenterArcFaceLoss
-    >>> loss = SubCenterArcFaceLoss(margin=30.0, scale=4.0, sub_centers=2)
-    >>> loss = loss.configure(num_classes=2, embedding_size=2)
-    >>> with torch.no_grad():
-    ...     _ = loss.proxies.copy_(torch.tensor([[[1.0, 0.0], [-1.0, 0.0]],
-    ...                                          [[0.0, 1.0], [0.0, -1.0]]]))
-    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
-    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
-    0.6109
-    """
-
-    _extra_dims = ("sub_centers",)
-
-    def __init__(
-        self,
-        num_classes=None,
-        embedding_size=None,
-        margin=28.6,
-        scale=64,
-        sub_centers=3,
-    ):
-        super().__init__(
-            num_classes=num_classes,
-            embedding_size=embedding_size,
-            margin=margin,
-            scale=scale,
-        )
-        self.sub_centers = sub_centers
-
-    def _cosine(self, embeddings, proxies):
-        cosine = _cosine_to_proxies(embeddings, proxies)
-        return cosine.reshape(-1, proxies.shape[0], proxies.shape[1]).amax(dim=2)
 
 
 # ------------------------------------------------------------- SoftTriple
@@ -1276,7 +540,7 @@ class SoftTripleLoss(_ProxyLoss):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_dml.losses._proxy import SoftTripleLoss
+    >>> from sklearn_dml.losses import SoftTripleLoss
     >>> loss = SoftTripleLoss(centers_per_class=1, la=4.0, margin=0.1)
     >>> loss = loss.configure(num_classes=2, embedding_size=2)
     >>> with torch.no_grad():
@@ -1287,6 +551,16 @@ class SoftTripleLoss(_ProxyLoss):
     """
 
     _extra_dims = ("centers_per_class",)
+
+    _parameter_constraints = {
+        "num_classes": SIZE_CONSTRAINT,
+        "embedding_size": SIZE_CONSTRAINT,
+        "centers_per_class": [POSITIVE_INT],
+        "la": [_POSITIVE_REAL],
+        "gamma": [_POSITIVE_REAL],
+        "margin": [_ANY_REAL],
+        "tau": [_NON_NEGATIVE_REAL],
+    }
 
     def __init__(
         self,
@@ -1333,3 +607,312 @@ class SoftTripleLoss(_ProxyLoss):
             denom = n_classes * n_centers * (n_centers - 1)
             loss = loss + self.tau * dist.sum() / denom
         return loss
+
+
+class _MeanFieldLoss(_ProxyLoss):
+    """Mean-field losses: a ``_ProxyLoss`` plus a mean-field regulariser."""
+
+    _parameter_constraints = {
+        "num_classes": SIZE_CONSTRAINT,
+        "embedding_size": SIZE_CONSTRAINT,
+        "mf_reg": [_NON_NEGATIVE_REAL],
+        "mf_power": [_POSITIVE_REAL],
+    }
+
+    def __init__(
+        self,
+        num_classes=None,
+        embedding_size=None,
+        mf_reg=0.0,
+        mf_power=2,
+    ):
+        super().__init__(num_classes=num_classes, embedding_size=embedding_size)
+        self.mf_reg = mf_reg
+        self.mf_power = mf_power
+
+    def _default_distance(self):
+        return CosineSimilarity()
+
+    def _proxy_compute(self, embeddings, labels, proxies, weights, distance):
+        mf_reg, mf_power = float(self.mf_reg), float(self.mf_power)
+        cosine = _cosine_to_proxies(embeddings, proxies)
+        loss = self._data_term(cosine, labels, weights)
+        if mf_reg > 0 and proxies.shape[0] > 1:
+            unit = F.normalize(proxies, dim=1)
+            gram = unit @ unit.T
+            terms = _masked_power(self._field_penalty(gram), mf_power)
+            terms = terms * _off_diagonal(gram)
+            loss = loss + mf_reg * terms.sum() / proxies.shape[0]
+        return loss
+
+    def _data_term(self, cosine, labels, weights):
+        raise NotImplementedError
+
+    def _field_penalty(self, gram):
+        raise NotImplementedError
+
+
+@fill_doc
+class MeanFieldContrastiveLoss(_MeanFieldLoss):
+    """Mean-field contrastive loss: the contrastive loss against class mean fields.
+
+    Mean field theory replaces the pairs of a contrastive loss by the
+    interaction of every sample with a learnable mean field per class, so the
+    cost is linear in the batch size, as for proxy losses.
+
+    Parameters
+    ----------
+    {proxy_size_params}
+
+    pos_margin : float, default=0.02
+        Margin :math:`m_+` on the distance :math:`1 - \\cos` to the sample's
+        own mean field (the default of the authors' training script).
+
+    neg_margin : float, default=0.3
+        Margin :math:`m_-` on the distance to the other mean fields, and
+        between mean fields in the regulariser.
+
+    mf_reg : float, default=0.0
+        Weight :math:`\\lambda_{MF}` of the mean-field regulariser (``0``
+        leaves it out; it costs a ``num_classes x num_classes`` matrix).
+
+    mf_power : float, default=2
+        Power :math:`p` of the regulariser's hinge (the authors' code uses 2).
+
+    Attributes
+    ----------
+    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
+        The mean fields :math:`\\Psi_c`, created by :meth:`configure`.
+
+    See Also
+    --------
+    sklearn_dml.losses.ContrastiveLoss : The pair loss it is derived from.
+    MeanFieldClassWiseMultiSimilarityLoss : The multi-similarity analogue.
+
+    Notes
+    -----
+    With :math:`d_{ic} = 1 - \\cos(x_i, \\Psi_c)`,
+    :math:`D_{cc'} = 1 - \\cos(\\Psi_c, \\Psi_{c'})` and :math:`C` the
+    number of classes (every configured class, present in the batch or not):
+
+    .. math::
+
+        L = \\frac{1}{n} \\sum_{i=1}^{n} w_i \\Big( [d_{iy_i} - m_+]_+
+              + \\sum_{c \\neq y_i} [m_- - d_{ic}]_+ \\Big)
+          + \\frac{\\lambda_{MF}}{C} \\sum_{c} \\sum_{c' \\neq c}
+              [m_- - D_{cc'}]_+^{p}
+
+    The first term is the contrastive loss with every partner of a pair
+    replaced by its class's mean field; the second keeps mean fields of
+    different classes apart. The reductions (mean over samples, sum over
+    classes, mean over mean fields of the regulariser) follow the authors'
+    code, since the paper leaves them implicit.
+
+    {mean_field_notes}
+
+    References
+    ----------
+    .. [1] Furusawa, T. "Mean Field Theory in Deep Metric Learning", ICLR
+       2024, arXiv:2306.15368.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import MeanFieldContrastiveLoss
+    >>> loss = MeanFieldContrastiveLoss(pos_margin=0.0, neg_margin=0.5)
+    >>> loss = loss.configure(num_classes=2, embedding_size=2)
+    >>> with torch.no_grad():
+    ...     _ = loss.proxies.copy_(torch.eye(2))
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
+    0.15
+    """
+
+    _parameter_constraints = {
+        **_MeanFieldLoss._parameter_constraints,
+        "pos_margin": [_ANY_REAL],
+        "neg_margin": [_ANY_REAL],
+    }
+
+    def __init__(
+        self,
+        num_classes=None,
+        embedding_size=None,
+        pos_margin=0.02,
+        neg_margin=0.3,
+        mf_reg=0.0,
+        mf_power=2,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            embedding_size=embedding_size,
+            mf_reg=mf_reg,
+            mf_power=mf_power,
+        )
+        self.pos_margin = pos_margin
+        self.neg_margin = neg_margin
+
+    def _data_term(self, cosine, labels, weights):
+        dist = 1.0 - cosine
+        target = F.one_hot(labels, cosine.shape[1]).to(torch.bool)
+        pos = F.relu(dist - self.pos_margin)
+        neg = F.relu(self.neg_margin - dist)
+        terms = torch.where(target, pos, neg).sum(dim=1)
+        return _weighted_mean(terms, weights)
+
+    def _field_penalty(self, gram):
+        return self.neg_margin - (1.0 - gram)
+
+
+@fill_doc
+class MeanFieldClassWiseMultiSimilarityLoss(_MeanFieldLoss):
+    """Mean-field class-wise multi-similarity loss.
+
+    The class-wise multi-similarity loss (a multi-similarity loss between
+    classes of the batch) with every class's samples replaced, as partners,
+    by a learnable mean field: each class's samples are pulled towards their
+    mean field and pushed away from the mean fields of the other classes.
+
+    Parameters
+    ----------
+    {proxy_size_params}
+
+    alpha : float, default=0.01
+        Scale :math:`\\alpha > 0` of the positive exponents (the authors'
+        setting for every benchmark).
+
+    beta : float, default=80
+        Scale :math:`\\beta > 0` of the negative exponents.
+
+    base : float, default=0.8
+        Similarity offset :math:`\\lambda` (the authors' ``mrg``).
+
+    mf_reg : float, default=0.0
+        Weight :math:`\\lambda_{MF}` of the mean-field regulariser (the
+        authors use 0 in every published run).
+
+    mf_power : float, default=2
+        Power :math:`p` of the regulariser.
+
+    Attributes
+    ----------
+    proxies : torch.nn.Parameter of shape (num_classes, embedding_size)
+        The mean fields :math:`\\Psi_c`, created by :meth:`configure`.
+
+    See Also
+    --------
+    MeanFieldContrastiveLoss : The contrastive analogue.
+    sklearn_dml.losses.MultiSimilarityLoss : The pair loss it descends from.
+
+    Notes
+    -----
+    With :math:`s_{ic} = \\cos(x_i, \\Psi_c)`, :math:`B` the classes of the
+    batch, :math:`n_c` the number of samples of class :math:`c` and
+
+    .. math::
+
+        P_c = \\frac{1}{n_c} \\sum_{y_i = c} w_i e^{-\\alpha (s_{ic} - \\lambda)},
+        \\qquad
+        N_{cc'} = \\frac{1}{n_c} \\sum_{y_i = c} w_i e^{\\beta (s_{ic'} - \\lambda)}
+
+    (:math:`N_{cc'} = 0` for a class :math:`c` absent from the batch), the
+    loss is
+
+    .. math::
+
+        L = \\frac{1}{\\alpha |B|} \\sum_{c \\in B} \\log(1 + P_c)
+          + \\frac{1}{\\beta |B|} \\sum_{\\{c, c'\\},\\, c \\neq c'}
+              \\log(1 + N_{cc'} + N_{c'c})
+          + \\frac{\\lambda_{MF}}{C} \\sum_{c} \\sum_{c' \\neq c}
+              \\Big[\\tfrac{1}{\\beta}
+              \\log\\big(1 + e^{\\beta (\\cos(\\Psi_c, \\Psi_{c'}) - \\lambda)}\\big)
+              \\Big]^{p}
+
+    where the second sum runs over unordered pairs of distinct classes among
+    all :math:`C` configured classes (a pair with neither class in the batch
+    contributes 0). This follows the authors' code: the paper writes the
+    sums over classes without fixing the normalisation. :math:`B` holds the
+    classes with a non-zero total weight. Both exponential sums are computed
+    in log space (shifted log-sum-exp), so a large ``beta`` does not
+    overflow.
+
+    {mean_field_notes}
+
+    References
+    ----------
+    .. [1] Furusawa, T. "Mean Field Theory in Deep Metric Learning", ICLR
+       2024, arXiv:2306.15368.
+    .. [2] Wang, X., Han, X., Huang, W., Dong, D. and Scott, M. R.
+       "Multi-Similarity Loss with General Pair Weighting for Deep Metric
+       Learning", CVPR 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import MeanFieldClassWiseMultiSimilarityLoss
+    >>> loss = MeanFieldClassWiseMultiSimilarityLoss(alpha=1.0, beta=1.0, base=0.5)
+    >>> loss = loss.configure(num_classes=2, embedding_size=2)
+    >>> with torch.no_grad():
+    ...     _ = loss.proxies.copy_(torch.eye(2))
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> round(loss(embeddings, torch.tensor([0, 1])).item(), 4)
+    0.8713
+    """
+
+    _parameter_constraints = {
+        **_MeanFieldLoss._parameter_constraints,
+        "alpha": [_POSITIVE_REAL],
+        "beta": [_POSITIVE_REAL],
+        "base": [_ANY_REAL],
+    }
+
+    def __init__(
+        self,
+        num_classes=None,
+        embedding_size=None,
+        alpha=0.01,
+        beta=80,
+        base=0.8,
+        mf_reg=0.0,
+        mf_power=2,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            embedding_size=embedding_size,
+            mf_reg=mf_reg,
+            mf_power=mf_power,
+        )
+        self.alpha = alpha
+        self.beta = beta
+        self.base = base
+
+    def _data_term(self, cosine, labels, weights):
+        n, n_classes = cosine.shape
+        if weights is None:
+            weights = torch.ones(n, dtype=cosine.dtype, device=cosine.device)
+        onehot = F.one_hot(labels, n_classes).to(cosine.dtype)  # (n, C)
+        total = (onehot * weights[:, None]).sum(dim=0)
+        present = total > 0
+        n_present = int(present.sum())
+        membership = onehot.T[present]  # (B, n)
+        counts = membership.sum(dim=1)
+        rows = (torch.cumsum(present, 0) - 1).clamp_min(0)[labels]
+        group = (rows, weights, membership, counts)
+        # positive part: log(1 + P_c) for the classes of the batch
+        own = (cosine * onehot).sum(dim=1, keepdim=True)  # s_{i, y_i}
+        log_p = _class_log_mean_exp(-self.alpha * (own - self.base), *group)[:, 0]
+        pos = F.softplus(log_p).sum() / (self.alpha * n_present)
+        # negative part: log N_{cc'} for c in the batch, every c'
+        log_n = _class_log_mean_exp(self.beta * (cosine - self.base), *group)
+        idx = torch.nonzero(present, as_tuple=True)[0]
+        inside = log_n[:, idx]  # (B, B): both classes in the batch
+        upper = torch.triu(torch.ones_like(inside, dtype=torch.bool), diagonal=1)
+        both = torch.logsumexp(
+            torch.stack([inside, inside.T, torch.zeros_like(inside)]), dim=0
+        )
+        neg = both[upper].sum() + F.softplus(log_n[:, ~present]).sum()
+        return pos + neg / (self.beta * n_present)
+
+    def _field_penalty(self, gram):
+        beta = float(self.beta)
+        return torch.logaddexp(torch.zeros_like(gram), beta * (gram - self.base)) / beta

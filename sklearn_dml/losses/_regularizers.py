@@ -1,14 +1,24 @@
-"""Regularising losses with learnable parameters: center loss."""
+"""Regularisers added to a metric loss: class centres, threshold-consistent margins,
+energy confusion.
+"""
 
-import numbers
+from numbers import Real
 
 import torch
+import torch.nn.functional as F
 
 from .._docstrings import fill_doc, register_doc
-from ..distances import LpDistance
-from ._base import BaseMetricLoss, zero_loss
-
-__all__ = ["CenterLoss"]
+from .._param_validation import Interval
+from .._params import ParamsMixin
+from .._tuples import check_embeddings_labels, convert_to_pairs, label_masks
+from ..distances import CosineSimilarity, LpDistance
+from ._base import (
+    SIZE_CONSTRAINT,
+    BaseMetricLoss,
+    not_configured_error,
+    resolve_size,
+    zero_loss,
+)
 
 register_doc(
     "loss_configure_note",
@@ -24,35 +34,15 @@ register_doc(
 )
 
 
-def resolve_size(stored, given, name):
-    """The size to configure with: ``given`` or the one stored at ``__init__``.
-
-    Raises ``ValueError`` when neither is known, when both are known and
-    differ, or when the value is not a positive integer.
-    """
-    if given is None:
-        given = stored
-    elif stored is not None and stored != given:
-        raise ValueError(
-            f"{name}={given} passed to configure differs from {name}={stored} "
-            "given to the constructor; pass the same value or leave one as None."
-        )
-    if given is None:
-        raise ValueError(
-            f"{name} is unknown: pass it to the constructor or to "
-            f"configure({name}=...)."
-        )
-    if not isinstance(given, numbers.Integral) or isinstance(given, bool) or given < 1:
-        raise ValueError(f"{name} must be a positive integer; got {given!r}.")
-    return int(given)
+# Floor of the energy inside the logarithm: a batch whose negative pairs all
+# coincide gives a finite (very negative) term, not -inf.
+_ENERGY_FLOOR = 1e-12
 
 
-def not_configured_error(obj, names):
-    return RuntimeError(
-        f"{type(obj).__name__} has no {names} yet: call "
-        "configure(num_classes, embedding_size) before the first forward "
-        "(estimators do this before building the optimizer)."
-    )
+def _squared_distances(x):
+    """Pairwise squared Euclidean distances (Gram form, clamped at 0)."""
+    sq = (x * x).sum(dim=1)
+    return (sq[:, None] + sq[None, :] - 2.0 * x @ x.T).clamp_min(0.0)
 
 
 @fill_doc
@@ -131,6 +121,12 @@ class CenterLoss(BaseMetricLoss):
     1.0
     """
 
+    _parameter_constraints = {
+        **BaseMetricLoss._parameter_constraints,
+        "num_classes": SIZE_CONSTRAINT,
+        "embedding_size": SIZE_CONSTRAINT,
+    }
+
     def __init__(self, num_classes=None, embedding_size=None, distance=None):
         super().__init__(distance=distance)
         self.num_classes = num_classes
@@ -156,8 +152,9 @@ class CenterLoss(BaseMetricLoss):
             This loss, with ``centers`` of shape ``(num_classes,
             embedding_size)`` drawn from the caller's torch random state.
         """
-        n = resolve_size(self.num_classes, num_classes, "num_classes")
-        d = resolve_size(self.embedding_size, embedding_size, "embedding_size")
+        self._validate_params()
+        n = resolve_size(self, "num_classes", num_classes)
+        d = resolve_size(self, "embedding_size", embedding_size)
         self.centers = torch.nn.Parameter(torch.randn(n, d))
         return self
 
@@ -191,3 +188,211 @@ class CenterLoss(BaseMetricLoss):
         if distance.is_inverted:
             values = -values
         return 0.5 * values.mean()
+
+
+# ------------------------------------------------------------------ TCM
+@fill_doc
+class TCMRegularizer(BaseMetricLoss):
+    """Threshold-consistent margin (TCM) regulariser.
+
+    Penalises the hard pairs of the batch: positive pairs whose cosine is
+    below :math:`m_+` and negative pairs whose cosine is above :math:`m_-`.
+    It computes **only the regulariser**; it is meant to be added, with a
+    weight, to a base loss (``total = base_loss(e, y) + tcm(e, y)``, the
+    weights being ``lambda_plus`` and ``lambda_minus``), which makes the
+    distance threshold that separates same from different classes more
+    uniform across classes.
+
+    Parameters
+    ----------
+    margin_plus : float, default=0.9
+        Cosine margin :math:`m_+`: positive pairs with a cosine at or below
+        it are penalised.
+
+    margin_minus : float, default=0.5
+        Cosine margin :math:`m_-`: negative pairs with a cosine at or above
+        it are penalised.
+
+    lambda_plus : float, default=1.0
+        Weight :math:`\\lambda_+` of the positive part.
+
+    lambda_minus : float, default=1.0
+        Weight :math:`\\lambda_-` of the negative part.
+
+    See Also
+    --------
+    sklearn_dml.losses.ContrastiveLoss : A similar hinge on every pair,
+        averaged over active pairs.
+
+    Notes
+    -----
+    With :math:`S_{ij}` the cosine similarity, :math:`P` the positive and
+    :math:`N` the negative pairs (all pairs of the batch, or the pairs of
+    ``indices_tuple``; triplets become their distinct pairs):
+
+    .. math::
+
+        L_{TCM} = \\lambda_+
+            \\frac{\\sum_{(i,j) \\in P} (m_+ - S_{ij})\\, \\mathbb{1}[S_{ij} \\le m_+]}
+                 {\\sum_{(i,j) \\in P} \\mathbb{1}[S_{ij} \\le m_+]}
+          + \\lambda_-
+            \\frac{\\sum_{(i,j) \\in N} (S_{ij} - m_-)\\, \\mathbb{1}[S_{ij} \\ge m_-]}
+                 {\\sum_{(i,j) \\in N} \\mathbb{1}[S_{ij} \\ge m_-]}
+
+    A part with no hard pair contributes 0 (with a zero gradient). The
+    comparison is the cosine of the embeddings; the regulariser takes no
+    ``distance``. Pairs at exactly the margin count in the denominator with
+    a zero term, as in the paper's indicator :math:`\\le` / :math:`\\ge` and
+    in pytorch-metric-learning's ``ThresholdConsistentMarginLoss``.
+
+    References
+    ----------
+    .. [1] Zhang, Q., Xu, L., Tang, Q., Fang, J., Wu, Y. N., Tighe, J. and
+       Xing, Y. "Threshold-Consistent Margin Loss for Open-World Deep Metric
+       Learning", ICLR 2024, arXiv:2307.04047.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import TCMRegularizer
+    >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
+    >>> labels = torch.tensor([0, 0, 1])
+    >>> round(TCMRegularizer()(embeddings, labels).item(), 4)
+    0.68
+    """
+
+    _parameter_constraints = {
+        "margin_plus": [Interval(Real, None, None, closed="neither")],
+        "margin_minus": [Interval(Real, None, None, closed="neither")],
+        "lambda_plus": [Interval(Real, 0, None, closed="left")],
+        "lambda_minus": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self, margin_plus=0.9, margin_minus=0.5, lambda_plus=1.0, lambda_minus=1.0
+    ):
+        super().__init__()
+        self.margin_plus = margin_plus
+        self.margin_minus = margin_minus
+        self.lambda_plus = lambda_plus
+        self.lambda_minus = lambda_minus
+
+    def _default_distance(self):
+        return CosineSimilarity()
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        m_plus, m_minus = float(self.margin_plus), float(self.margin_minus)
+        lam_plus, lam_minus = float(self.lambda_plus), float(self.lambda_minus)
+        unit = F.normalize(embeddings, dim=1)
+        if indices_tuple is None:
+            pos_mask, neg_mask = label_masks(labels)
+            sim = unit @ unit.T
+            pos_sim, neg_sim = sim[pos_mask], sim[neg_mask]
+        else:
+            a1, p, a2, n = convert_to_pairs(indices_tuple, labels)
+            pos_sim = (unit[a1] * unit[p]).sum(dim=1)
+            neg_sim = (unit[a2] * unit[n]).sum(dim=1)
+        loss = zero_loss(embeddings)
+        hard_pos = pos_sim <= m_plus
+        if hard_pos.any():
+            loss = loss + lam_plus * (m_plus - pos_sim[hard_pos]).mean()
+        hard_neg = neg_sim >= m_minus
+        if hard_neg.any():
+            loss = loss + lam_minus * (neg_sim[hard_neg] - m_minus).mean()
+        return loss
+
+
+class EnergyConfusionRegularizer(ParamsMixin, torch.nn.Module):
+    r"""Energy-confusion term of Energy Confused Adversarial Metric Learning.
+
+    The logarithm of the mean "energy" of the pairs of samples from
+    different classes. Minimising it *pulls different classes together*: it
+    confuses the metric on the seen classes, against the metric loss that
+    separates them, so that the embedding cannot rely on the few features
+    that separate the training classes most easily [1]_.
+
+    The component has no hyper-parameters; its weight is set where it is
+    used (``CombinedLoss`` weights, or the estimators' ``energy_confusion``).
+
+    See Also
+    --------
+    sklearn_dml.losses.CombinedLoss : Adds it to a metric loss.
+
+    Notes
+    -----
+    With :math:`N` the pairs :math:`i < j` of the batch with
+    :math:`y_i \neq y_j` (or the negative pairs of ``indices_tuple``):
+
+    .. math::
+
+        L_{EC} = \log E, \qquad
+        E = \frac{1}{|N|} \sum_{(i,j) \in N} \tfrac{1}{2}
+            \lVert f_i - f_j \rVert_2^2
+
+    (0 when the batch has no negative pair; :math:`E` is floored at
+    :math:`10^{-12}` inside the logarithm).
+
+    The paper trains the two terms adversarially by letting them act on
+    different parameters: the metric loss trains the whole network, the
+    energy-confusion term trains only the embedding layer (the "metric"
+    :math:`W`), its gradient stopped at the features entering that layer.
+    The estimators' ``energy_confusion=lambda`` option does exactly that
+    (see the engine); used inside :class:`CombinedLoss`, or on its own, the
+    term is a plain regulariser whose gradient reaches every parameter that
+    produced the embeddings. The authors' implementation draws a few random
+    partners per sample instead of using every pair; this is the exact
+    (all-pairs) mean. The authors' released configuration weighs the
+    term 0.13, next to a binomial-deviance metric loss.
+
+    References
+    ----------
+    .. [1] Chen, B. and Deng, W. "Energy Confused Adversarial Metric Learning
+       for Zero-Shot Image Retrieval and Clustering", AAAI 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import EnergyConfusionRegularizer
+    >>> emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    >>> labels = torch.tensor([0, 1, 1])
+    >>> # negative pairs (0, 1) and (0, 2): energies 1 and 1, log(1) = 0
+    >>> EnergyConfusionRegularizer()(emb, labels).item()
+    0.0
+    """
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, embeddings, labels, indices_tuple=None):
+        """Energy-confusion term of one batch.
+
+        Parameters
+        ----------
+        embeddings : torch.Tensor of shape (batch_size, n_dims)
+            Embeddings of the batch.
+        labels : torch.Tensor of shape (batch_size,)
+            Class index of every embedding.
+        indices_tuple : tuple of torch.Tensor, default=None
+            Mined pairs or triplets: their negative pairs are used; ``None``
+            uses every pair of different classes.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            :math:`\\log E` (0 without negative pairs).
+        """
+        check_embeddings_labels(embeddings, labels)
+        if indices_tuple is None:
+            neg = labels[:, None] != labels[None, :]
+            count = neg.sum() // 2
+            if int(count) == 0:
+                return zero_loss(embeddings)
+            sq = _squared_distances(embeddings)
+            energy = 0.25 * torch.where(neg, sq, 0.0).sum() / count
+        else:
+            _, _, a2, n = convert_to_pairs(indices_tuple, labels)
+            if a2.numel() == 0:
+                return zero_loss(embeddings)
+            diff = embeddings[a2] - embeddings[n]
+            energy = 0.5 * (diff * diff).sum(dim=1).mean()
+        return torch.log(energy.clamp_min(_ENERGY_FLOOR))

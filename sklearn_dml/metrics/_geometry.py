@@ -9,16 +9,20 @@ block: memory grows with ``chunk_size x n_samples``, never with the square of
 """
 
 import math
+from numbers import Real
 
 import numpy as np
 import torch
 
 from .._docstrings import fill_doc, register_doc
-from .._params import is_positive_finite
+from .._param_validation import Interval
 from ._knn import _as_2d_float, _check_positive_int
 from ._retrieval import _check_labels, _prepare
 
 __all__ = ["alignment_loss", "opis_loss", "uniformity_loss", "utilization_loss"]
+
+# A positive finite real number (not a bool).
+_POSITIVE = Interval(Real, 0, None, closed="neither")
 
 # Number of float64 distances in one (query chunk x reference) block: 32 MiB.
 _BLOCK_ENTRIES = 2**22
@@ -134,7 +138,7 @@ def alignment_loss(embeddings, labels, *, alpha=2.0, chunk_size=None):
     Class 0 has two points at squared distance 2, class 1 two equal points:
     the mean over the four ordered pairs is :math:`(2 + 2 + 0 + 0) / 4`.
     """
-    if not is_positive_finite(alpha):
+    if not _POSITIVE.is_satisfied_by(alpha):
         raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
     points = _as_2d_float(embeddings, "embeddings")
@@ -207,7 +211,7 @@ def uniformity_loss(embeddings, *, t=2.0, chunk_size=None):
     >>> uniformity_loss(X) == -8.0  # log exp(-2 * 2**2)
     True
     """
-    if not is_positive_finite(t):
+    if not _POSITIVE.is_satisfied_by(t):
         raise ValueError(f"t must be a positive number, got {t!r}.")
     chunk_size = _check_positive_int(chunk_size, "chunk_size")
     points = _as_2d_float(embeddings, "embeddings")

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ..losses._fewshot import icnn_terms
+from ..losses._prototype import icnn_terms
 from ._knn import _as_2d_float, _check_positive_int, chunked_knn
 from ._retrieval import _check_labels
 

@@ -1,31 +1,13 @@
-"""The hedged instance embedding loss (Oh et al., ICLR 2019).
-
-Each sample is embedded as a Gaussian :math:`\\mathcal{N}(\\mu, \\mathrm{diag}
-\\, \\sigma^2)` instead of a point; the loss receives the concatenation
-``[mu, log_variance]`` of every sample of the batch (what
-:class:`~sklearn_dml.backbones.GaussianHead` returns in training mode).
-"""
+"""Losses on per-sample distributions (hedged instance embeddings)."""
 
 import math
-import numbers
+from numbers import Integral, Real
 
 import torch
 
+from .._param_validation import Interval
 from .._params import ParamsMixin
 from .._tuples import check_embeddings_labels, convert_to_pairs
-
-__all__ = ["HedgedInstanceLoss"]
-
-
-def _check(value, name, low, strict, integral=False):
-    kind = numbers.Integral if integral else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(
-            f"{name} must be {'an int' if integral else 'a number'}; got {value!r}."
-        )
-    if value < low or (strict and value == low):
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"{name} must be {bound}; got {value!r}.")
 
 
 def split_moments(embeddings):
@@ -150,6 +132,13 @@ class HedgedInstanceLoss(ParamsMixin, torch.nn.Module):
     True
     """
 
+    _parameter_constraints = {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "init_bias": [Interval(Real, None, None, closed="neither")],
+    }
+
     def __init__(self, n_samples=8, beta=1e-4, init_scale=5.0, init_bias=2.5):
         super().__init__()
         self.n_samples = n_samples
@@ -158,16 +147,13 @@ class HedgedInstanceLoss(ParamsMixin, torch.nn.Module):
         self.init_bias = init_bias
         self.log_scale = torch.nn.Parameter(torch.zeros(()))
         self.bias = torch.nn.Parameter(torch.zeros(()))
+
+    def _post_init(self):
+        # The learned values start at init_scale and init_bias once these
+        # are known to be valid.
         self._reset()
 
-    def _check_params(self):
-        _check(self.n_samples, "n_samples", 1, strict=False, integral=True)
-        _check(self.beta, "beta", 0.0, strict=False)
-        _check(self.init_scale, "init_scale", 0.0, strict=True)
-        _check(self.init_bias, "init_bias", -math.inf, strict=False)
-
     def _reset(self):
-        self._check_params()
         with torch.no_grad():
             self.log_scale.fill_(math.log(self.init_scale))
             self.bias.fill_(float(self.init_bias))
@@ -195,6 +181,7 @@ class HedgedInstanceLoss(ParamsMixin, torch.nn.Module):
         self : HedgedInstanceLoss
             This loss.
         """
+        self._validate_params()
         self._reset()
         return self
 
@@ -219,7 +206,6 @@ class HedgedInstanceLoss(ParamsMixin, torch.nn.Module):
             ``log_scale`` and ``bias``.
         """
         check_embeddings_labels(embeddings, labels)
-        self._check_params()
         mu, log_var = split_moments(embeddings)
         noise = torch.randn(
             (self.n_samples,) + tuple(mu.shape), dtype=mu.dtype, device=mu.device

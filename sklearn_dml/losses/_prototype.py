@@ -1,26 +1,14 @@
-"""Distance-based losses for class separability from few examples.
+"""Losses against class prototypes of the batch (prototypical, ProtoTriplet, ICNN)."""
 
-* :class:`ProtoTripletLoss`: a triplet loss whose positive and negatives
-  are class prototypes (means of the batch's embeddings of a class) rather
-  than samples.
-* :class:`ICNNLoss`: minus the log of the inter- and intra-class nearest
-  neighbours (ICNN) score of the batch, the score that
-  :func:`sklearn_dml.metrics.icnn_score` computes on a whole dataset.
-
-Both come from Mendez-Ruiz et al., "SuSana Distancia is all you need"
-(2023).
-"""
-
-import numbers
+from numbers import Real
 
 import torch
 
 from .._docstrings import fill_doc
+from .._param_validation import Interval
 from .._tuples import check_embeddings_labels
-from ..distances import LpDistance
-from ._base import BaseMetricLoss, check_real, zero_loss
-
-__all__ = ["ICNNLoss", "ProtoTripletLoss", "PrototypicalLoss", "icnn_terms"]
+from ..distances import DistanceConstraint, LpDistance
+from ._base import POSITIVE_INT, BaseMetricLoss, zero_loss
 
 
 def _anchors_of(indices_tuple, n, device):
@@ -39,6 +27,40 @@ def _anchors_of(indices_tuple, n, device):
     for head in heads:
         mask[torch.as_tensor(head, device=device).long().reshape(-1)] = True
     return mask
+
+
+def _prototype_comparisons(embeddings, labels, indices_tuple, distance):
+    """Anchors compared with every class prototype of the batch.
+
+    Returns ``None`` when no anchor has both a positive prototype (another
+    sample of its class) and a negative one (another class); otherwise
+    ``(values, own)``: ``values[a, c]`` compares anchor ``a`` with the
+    prototype of class ``c`` (its own class's prototype leaving the anchor
+    out) and ``own[a]`` is the column of the anchor's class.
+    """
+    n = embeddings.shape[0]
+    if n == 0:
+        return None
+    classes, codes = torch.unique(labels, return_inverse=True)
+    n_classes = classes.shape[0]
+    onehot = torch.nn.functional.one_hot(codes, n_classes).to(embeddings.dtype)
+    counts = onehot.sum(dim=0)  # (C,)
+    sums = onehot.T @ embeddings  # (C, d)
+    prototypes = sums / counts[:, None]
+    own_count = counts[codes]  # n_{y_i}
+    anchors = own_count > 1
+    if indices_tuple is not None:
+        anchors = anchors & _anchors_of(indices_tuple, n, embeddings.device)
+    if n_classes < 2 or not anchors.any():
+        return None
+    denom = torch.where(anchors, own_count - 1, torch.ones_like(own_count))
+    positives = (sums[codes] - embeddings) / denom[:, None]
+    x = embeddings[anchors]
+    own = codes[anchors]
+    d_pos = distance.pairwise(x, positives[anchors])  # (a,)
+    values = distance(x, prototypes)  # (a, C)
+    values = values.scatter(1, own[:, None], d_pos[:, None])
+    return values, own
 
 
 @fill_doc
@@ -123,12 +145,17 @@ class ProtoTripletLoss(BaseMetricLoss):
     1.5
     """
 
+    _parameter_constraints = {
+        **BaseMetricLoss._parameter_constraints,
+        "margin": [Interval(Real, 0, None, closed="left")],
+    }
+
     def __init__(self, margin=0.05, distance=None):
         super().__init__(distance=distance)
         self.margin = margin
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
-        margin = check_real(self, "margin", 0.0, strict=False)
+        margin = float(self.margin)
         found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
         if found is None:
             return zero_loss(embeddings)
@@ -137,40 +164,6 @@ class ProtoTripletLoss(BaseMetricLoss):
         terms = torch.relu(margin - distance.margin(d_pos, values))
         negative = own[:, None] != torch.arange(values.shape[1], device=own.device)
         return (terms * negative).sum() / negative.sum()
-
-
-def _prototype_comparisons(embeddings, labels, indices_tuple, distance):
-    """Anchors compared with every class prototype of the batch.
-
-    Returns ``None`` when no anchor has both a positive prototype (another
-    sample of its class) and a negative one (another class); otherwise
-    ``(values, own)``: ``values[a, c]`` compares anchor ``a`` with the
-    prototype of class ``c`` (its own class's prototype leaving the anchor
-    out) and ``own[a]`` is the column of the anchor's class.
-    """
-    n = embeddings.shape[0]
-    if n == 0:
-        return None
-    classes, codes = torch.unique(labels, return_inverse=True)
-    n_classes = classes.shape[0]
-    onehot = torch.nn.functional.one_hot(codes, n_classes).to(embeddings.dtype)
-    counts = onehot.sum(dim=0)  # (C,)
-    sums = onehot.T @ embeddings  # (C, d)
-    prototypes = sums / counts[:, None]
-    own_count = counts[codes]  # n_{y_i}
-    anchors = own_count > 1
-    if indices_tuple is not None:
-        anchors = anchors & _anchors_of(indices_tuple, n, embeddings.device)
-    if n_classes < 2 or not anchors.any():
-        return None
-    denom = torch.where(anchors, own_count - 1, torch.ones_like(own_count))
-    positives = (sums[codes] - embeddings) / denom[:, None]
-    x = embeddings[anchors]
-    own = codes[anchors]
-    d_pos = distance.pairwise(x, positives[anchors])  # (a,)
-    values = distance(x, prototypes)  # (a, C)
-    values = values.scatter(1, own[:, None], d_pos[:, None])
-    return values, own
 
 
 @fill_doc
@@ -233,6 +226,11 @@ class PrototypicalLoss(BaseMetricLoss):
     True
     """
 
+    _parameter_constraints = {
+        **BaseMetricLoss._parameter_constraints,
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+    }
+
     def __init__(self, temperature=0.1, distance=None):
         super().__init__(distance=distance)
         self.temperature = temperature
@@ -241,7 +239,7 @@ class PrototypicalLoss(BaseMetricLoss):
         return LpDistance(power=2)
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
-        temperature = check_real(self, "temperature", 0.0, strict=True)
+        temperature = float(self.temperature)
         found = _prototype_comparisons(embeddings, labels, indices_tuple, distance)
         if found is None:
             return zero_loss(embeddings)
@@ -386,6 +384,11 @@ class ICNNLoss(BaseMetricLoss):
     True
     """
 
+    _parameter_constraints = {
+        "n_neighbors": [POSITIVE_INT],
+        "distance": [None, DistanceConstraint(is_inverted=False)],
+    }
+
     def __init__(self, n_neighbors=4, distance=None):
         super().__init__(distance=distance)
         self.n_neighbors = n_neighbors
@@ -400,21 +403,10 @@ class ICNNLoss(BaseMetricLoss):
         return self._compute(embeddings, labels, None, self._get_distance())
 
     def _compute(self, embeddings, labels, indices_tuple, distance):
-        k = self.n_neighbors
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(
-                f"ICNNLoss: n_neighbors must be a positive integer; got {k!r}."
-            )
-        if distance.is_inverted:
-            raise ValueError(
-                "ICNNLoss needs a distance (smaller is closer), not the similarity "
-                f"{type(distance).__name__}: its score divides distances. Use "
-                "sklearn_dml.distances.LpDistance."
-            )
         n = embeddings.shape[0]
         if n < 2:
             return zero_loss(embeddings)
-        k = min(int(k), n - 1)
+        k = min(int(self.n_neighbors), n - 1)
         m = min(k + 1, n - 1)
         mat = distance(embeddings)
         eye = torch.eye(n, dtype=torch.bool, device=embeddings.device)

@@ -1,86 +1,184 @@
-"""Regularisation and robustness components: the energy-confusion term of
-ECAML and the ProcSim proxy-based confidence weighting for noisy labels."""
+"""Losses built from other losses: weighted sums, nested dimensions (Matryoshka),
+ProcSim confidence weighting.
+"""
 
+import copy
 import math
+import numbers
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
-from .._params import ParamsMixin, is_positive_finite
-from .._tuples import check_embeddings_labels, convert_to_pairs
-from ._base import BaseMetricLoss, zero_loss
-from ._regularizers import not_configured_error, resolve_size
+from .._param_validation import Interval, InvalidParameterError, TupleOf
+from .._params import ParamsMixin
+from .._tuples import check_embeddings_labels
+from ._base import (
+    POSITIVE_INT,
+    SIZE_CONSTRAINT,
+    BaseMetricLoss,
+    not_configured_error,
+    resolve_size,
+)
 
-__all__ = ["EnergyConfusionRegularizer", "ProcSimLoss", "ProcSimWeighting"]
-
-# Floor of the energy inside the logarithm: a batch whose negative pairs all
-# coincide gives a finite (very negative) term, not -inf.
-_ENERGY_FLOOR = 1e-12
+_POSITIVE_REAL = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE_REAL = Interval(Real, 0, None, closed="left")
 
 
-class EnergyConfusionRegularizer(ParamsMixin, torch.nn.Module):
-    r"""Energy-confusion term of Energy Confused Adversarial Metric Learning.
+class _ListOfModules:
+    """Parameter constraint: a non-empty list (or tuple) of ``torch.nn.Module``."""
 
-    The logarithm of the mean "energy" of the pairs of samples from
-    different classes. Minimising it *pulls different classes together*: it
-    confuses the metric on the seen classes, against the metric loss that
-    separates them, so that the embedding cannot rely on the few features
-    that separate the training classes most easily [1]_.
+    def is_satisfied_by(self, value):
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) > 0
+            and all(isinstance(part, torch.nn.Module) for part in value)
+        )
 
-    The component has no hyper-parameters; its weight is set where it is
-    used (``CombinedLoss`` weights, or the estimators' ``energy_confusion``).
+    def __str__(self):
+        return "a non-empty list of torch.nn.Module losses"
+
+
+class _Weights(TupleOf):
+    """Parameter constraint: a list (or tuple) of non-negative finite numbers."""
+
+    def __init__(self):
+        super().__init__(_NON_NEGATIVE_REAL)
+
+    def __str__(self):
+        return "a list of non-negative finite numbers"
+
+
+class _SampleWeightLoss:
+    """Parameter constraint: a loss module with the sample-weight hook."""
+
+    def is_satisfied_by(self, value):
+        return isinstance(value, torch.nn.Module) and bool(
+            getattr(value, "supports_sample_weight", False)
+        )
+
+    def __str__(self):
+        return (
+            "a loss that accepts per-sample weights (supports_sample_weight=True: "
+            "ContrastiveLoss, MultiSimilarityLoss or TripletMarginLoss)"
+        )
+
+
+class CombinedLoss(BaseMetricLoss):
+    r"""Weighted sum of several losses on the same batch.
+
+    Combines any losses with the common ``forward(embeddings, labels,
+    indices_tuple)`` signature, typically a metric loss and a regulariser
+    such as :class:`~sklearn_dml.losses.CenterLoss`. :meth:`configure` is
+    passed on to every part, so learnable parameters of any part (proxies,
+    centres, boundaries) are created, trained, moved and saved with the
+    combination.
+
+    Parameters
+    ----------
+    losses : list of torch.nn.Module
+        The parts. ``fit`` of an estimator trains a clone, so the objects
+        passed in stay untouched.
+
+    weights : list of float, default=None
+        One non-negative weight per part; ``None`` gives every part weight 1.
+
+    Attributes
+    ----------
+    parts : torch.nn.ModuleList
+        The parts of ``losses`` registered as sub-modules, created by
+        :meth:`configure`; their parameters are the combination's
+        parameters.
 
     See Also
     --------
-    sklearn_dml.losses.CombinedLoss : Adds it to a metric loss.
+    sklearn_dml.losses.CenterLoss : The regulariser usually combined.
+    sklearn_dml.DeepMetricEmbedder : Trains any loss, a combined one too.
 
     Notes
     -----
-    With :math:`N` the pairs :math:`i < j` of the batch with
-    :math:`y_i \neq y_j` (or the negative pairs of ``indices_tuple``):
+    With parts :math:`L_k` and weights :math:`w_k`:
 
     .. math::
 
-        L_{EC} = \log E, \qquad
-        E = \frac{1}{|N|} \sum_{(i,j) \in N} \tfrac{1}{2}
-            \lVert f_i - f_j \rVert_2^2
+        L(x, y) = \sum_{k} w_k L_k(x, y).
 
-    (0 when the batch has no negative pair; :math:`E` is floored at
-    :math:`10^{-12}` inside the logarithm).
-
-    The paper trains the two terms adversarially by letting them act on
-    different parameters: the metric loss trains the whole network, the
-    energy-confusion term trains only the embedding layer (the "metric"
-    :math:`W`), its gradient stopped at the features entering that layer.
-    The estimators' ``energy_confusion=lambda`` option does exactly that
-    (see the engine); used inside :class:`CombinedLoss`, or on its own, the
-    term is a plain regulariser whose gradient reaches every parameter that
-    produced the embeddings. The authors' implementation draws a few random
-    partners per sample instead of using every pair; this is the exact
-    (all-pairs) mean. The authors' released configuration weighs the
-    term 0.13, next to a binomial-deviance metric loss.
+    A mined ``indices_tuple`` is given to every part unchanged. The parts
+    are registered as sub-modules (so that ``parameters()``, ``.to(device)``
+    and ``state_dict`` see them) by :meth:`configure`, which estimators
+    call before training; call it yourself in a hand-written loop.
 
     References
     ----------
-    .. [1] Chen, B. and Deng, W. "Energy Confused Adversarial Metric Learning
-       for Zero-Shot Image Retrieval and Clustering", AAAI 2019.
+    .. [1] Wen, Y., Zhang, K., Li, Z. and Qiao, Y. "A Discriminative Feature
+       Learning Approach for Deep Face Recognition", ECCV 2016 (the metric
+       loss plus :math:`\lambda` times center loss).
 
     Examples
     --------
     >>> import torch
-    >>> from sklearn_dml.losses import EnergyConfusionRegularizer
-    >>> emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
-    >>> labels = torch.tensor([0, 1, 1])
-    >>> # negative pairs (0, 1) and (0, 2): energies 1 and 1, log(1) = 0
-    >>> EnergyConfusionRegularizer()(emb, labels).item()
-    0.0
+    >>> from sklearn_dml.losses import CenterLoss, CombinedLoss, ContrastiveLoss
+    >>> loss = CombinedLoss([ContrastiveLoss(), CenterLoss()], weights=[1.0, 0.01])
+    >>> loss = loss.configure(num_classes=2, embedding_size=3)
+    >>> [tuple(p.shape) for p in loss.parameters()]
+    [(2, 3)]
+    >>> emb = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    >>> labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    >>> value = loss(emb, labels)
+    >>> parts = loss.parts[0](emb, labels) + 0.01 * loss.parts[1](emb, labels)
+    >>> bool(torch.isclose(value, parts))
+    True
     """
 
-    def __init__(self):
+    _parameter_constraints = {
+        "losses": [_ListOfModules()],
+        "weights": [None, _Weights()],
+    }
+
+    def __init__(self, losses, weights=None):
         super().__init__()
+        self.losses = losses
+        self.weights = weights
+
+    def _check_param_relations(self, params):
+        weights = params["weights"]
+        if weights is not None and len(weights) != len(params["losses"]):
+            raise InvalidParameterError(
+                "The 'weights' parameter of CombinedLoss must hold one weight per "
+                f"loss ({len(params['losses'])}); got {weights!r}."
+            )
+
+    def _parts(self):
+        """The parts and their weights as floats."""
+        losses = list(self.losses)
+        weights = [1.0] * len(losses) if self.weights is None else self.weights
+        return losses, [float(w) for w in weights]
+
+    def configure(self, num_classes=None, embedding_size=None):
+        """Configure every part and register the parts as sub-modules.
+
+        Parameters
+        ----------
+        num_classes : int, default=None
+            Number of classes, passed to each part's ``configure``.
+        embedding_size : int, default=None
+            Dimension of the embeddings, passed on likewise.
+
+        Returns
+        -------
+        self : CombinedLoss
+            This loss, with ``parts`` holding the configured parts.
+        """
+        self._validate_params()
+        losses, _ = self._parts()
+        for part in losses:
+            if hasattr(part, "configure"):
+                part.configure(num_classes, embedding_size)
+        self.parts = torch.nn.ModuleList(losses)
+        return self
 
     def forward(self, embeddings, labels, indices_tuple=None):
-        """Energy-confusion term of one batch.
+        """Weighted sum of the parts' losses on one batch.
 
         Parameters
         ----------
@@ -89,35 +187,257 @@ class EnergyConfusionRegularizer(ParamsMixin, torch.nn.Module):
         labels : torch.Tensor of shape (batch_size,)
             Class index of every embedding.
         indices_tuple : tuple of torch.Tensor, default=None
-            Mined pairs or triplets: their negative pairs are used; ``None``
-            uses every pair of different classes.
+            Mined pairs or triplets, given to every part.
 
         Returns
         -------
         loss : torch.Tensor of shape ()
-            :math:`\\log E` (0 without negative pairs).
+            The weighted sum.
         """
-        check_embeddings_labels(embeddings, labels)
-        if indices_tuple is None:
-            neg = labels[:, None] != labels[None, :]
-            count = neg.sum() // 2
-            if int(count) == 0:
-                return zero_loss(embeddings)
-            sq = _squared_distances(embeddings)
-            energy = 0.25 * torch.where(neg, sq, 0.0).sum() / count
-        else:
-            _, _, a2, n = convert_to_pairs(indices_tuple, labels)
-            if a2.numel() == 0:
-                return zero_loss(embeddings)
-            diff = embeddings[a2] - embeddings[n]
-            energy = 0.5 * (diff * diff).sum(dim=1).mean()
-        return torch.log(energy.clamp_min(_ENERGY_FLOOR))
+        losses, weights = self._parts()
+        total = None
+        for part, weight in zip(losses, weights):
+            term = weight * part(embeddings, labels, indices_tuple)
+            total = term if total is None else total + term
+        return total
 
 
-def _squared_distances(x):
-    """Pairwise squared Euclidean distances (Gram form, clamped at 0)."""
-    sq = (x * x).sum(dim=1)
-    return (sq[:, None] + sq[None, :] - 2.0 * x @ x.T).clamp_min(0.0)
+def check_nested_dims(nested_dims, embedding_size=None, name="nested_dims"):
+    """Validate ``nested_dims`` and return it as a tuple of ints.
+
+    A non-empty, strictly increasing sequence of positive integers, each
+    smaller than ``embedding_size`` when that is given (the full embedding is
+    always trained as well, so it is not listed).
+    """
+    if isinstance(nested_dims, numbers.Integral) and not isinstance(nested_dims, bool):
+        nested_dims = (nested_dims,)
+    if not isinstance(nested_dims, (tuple, list)) or not nested_dims:
+        raise ValueError(
+            f"{name} must be a non-empty tuple of embedding sizes, e.g. (8, 16, 32); "
+            f"got {nested_dims!r}."
+        )
+    for k in nested_dims:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(
+                f"{name} must hold positive integers (prefix sizes); got "
+                f"{nested_dims!r}."
+            )
+    dims = tuple(int(k) for k in nested_dims)
+    if any(b <= a for a, b in zip(dims, dims[1:])):
+        raise ValueError(
+            f"{name} must be strictly increasing, e.g. (8, 16, 32); got {dims!r}."
+        )
+    if embedding_size is not None and dims[-1] >= embedding_size:
+        raise ValueError(
+            f"Every entry of {name} must be smaller than the embedding size "
+            f"({embedding_size}), which is always trained; got {dims!r}. Drop the "
+            f"entries >= {embedding_size} or increase n_components."
+        )
+    return dims
+
+
+class MatryoshkaLoss(ParamsMixin, torch.nn.Module):
+    r"""Apply one metric loss to nested leading prefixes of the embedding.
+
+    Matryoshka Representation Learning trains the first :math:`k`
+    dimensions of an embedding, for each :math:`k` of a nested list, to be a
+    good embedding on their own, so that the same model serves any of these
+    sizes by truncation (with a graceful loss of quality in between). This
+    wrapper computes ``loss`` on each prefix ``embeddings[:, :k]``
+    (re-normalised to unit length when ``normalize=True``) and on the whole
+    embedding, and averages. Estimators build it from their ``nested_dims``
+    parameter; it also works in a hand-written training loop.
+
+    Parameters
+    ----------
+    loss : torch.nn.Module
+        The metric loss applied to every prefix. Losses with learnable
+        parameters (proxies, centres) get one independent copy per prefix,
+        configured for that prefix's size, so proxies live in the space of
+        their prefix.
+
+    nested_dims : tuple of int
+        Prefix sizes, strictly increasing, each smaller than the embedding
+        size; the full embedding is always added.
+
+    normalize : bool, default=True
+        L2-normalise every prefix before the loss (use it when the model's
+        embeddings are normalised: a prefix of a unit vector is shorter than
+        one).
+
+    weights : tuple of float or None, default=None
+        Non-negative weight of each term, ``len(nested_dims) + 1`` of them
+        (the last for the full embedding); ``None`` gives equal weights.
+        The weights are divided by their sum.
+
+    Attributes
+    ----------
+    parts : torch.nn.ModuleList
+        One configured copy of ``loss`` per prefix (the last for the full
+        embedding), created by :meth:`configure`.
+
+    dims_ : tuple of int
+        The prefix sizes trained, the full embedding size last (set by
+        :meth:`configure`).
+
+    See Also
+    --------
+    sklearn_dml.BaseDeepMetricLearner.transform_nested : The prefix
+        embedding of a fitted estimator.
+
+    Notes
+    -----
+    With prefix sizes :math:`k_1 < \dots < k_M < d` (the last term is the
+    full embedding, :math:`k_{M+1} = d`), weights :math:`c_m` and
+    :math:`z^{(k)} = x_{1:k} / \lVert x_{1:k} \rVert`,
+
+    .. math::
+
+        L(x, y) = \frac{\sum_{m=1}^{M+1} c_m\, \ell_m\big(z^{(k_m)}, y\big)}
+                       {\sum_{m=1}^{M+1} c_m},
+
+    where :math:`\ell_m` is the copy of the loss for size :math:`k_m`.
+    Kusupati et al. sum the terms with :math:`c_m = 1`; dividing by the sum
+    of the weights keeps the objective on the scale of the plain loss, so
+    learning rates tuned without nesting carry over. Mined tuples
+    (``indices_tuple``, found on the full embedding) are shared by every
+    prefix.
+
+    References
+    ----------
+    .. [1] Kusupati, A., Bhatt, G., Rege, A., Wallingford, M., Sinha, A.,
+       Ramanujan, V., Howard-Snyder, W., Chen, K., Kakade, S., Jain, P. and
+       Farhadi, A. "Matryoshka Representation Learning", NeurIPS 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import MatryoshkaLoss, TripletMarginLoss
+    >>> loss = MatryoshkaLoss(TripletMarginLoss(), nested_dims=(2, 4))
+    >>> loss = loss.configure(num_classes=2, embedding_size=8)
+    >>> loss.dims_
+    (2, 4, 8)
+    >>> emb = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    >>> labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    >>> terms = [
+    ...     TripletMarginLoss()(torch.nn.functional.normalize(emb[:, :k]), labels)
+    ...     for k in (2, 4, 8)
+    ... ]
+    >>> bool(torch.isclose(loss(emb, labels), sum(terms) / 3))
+    True
+    """
+
+    _parameter_constraints = {
+        "loss": [torch.nn.Module],
+        "nested_dims": [POSITIVE_INT, TupleOf(POSITIVE_INT, min_length=1)],
+        "normalize": ["boolean"],
+        "weights": [None, _Weights()],
+    }
+
+    def __init__(self, loss, nested_dims, normalize=True, weights=None):
+        super().__init__()
+        self.loss = loss
+        self.nested_dims = nested_dims
+        self.normalize = normalize
+        self.weights = weights
+
+    def _check_param_relations(self, params):
+        nested = params["nested_dims"]
+        dims = (nested,) if isinstance(nested, numbers.Integral) else tuple(nested)
+        if any(b <= a for a, b in zip(dims, dims[1:])):
+            raise InvalidParameterError(
+                "The 'nested_dims' parameter of MatryoshkaLoss must be strictly "
+                f"increasing, e.g. (8, 16, 32); got {nested!r}."
+            )
+        weights = params["weights"]
+        if weights is None:
+            return
+        if len(weights) != len(dims) + 1:
+            raise InvalidParameterError(
+                "The 'weights' parameter of MatryoshkaLoss must hold one weight per "
+                f"prefix plus one for the full embedding ({len(dims) + 1}); got "
+                f"{weights!r}."
+            )
+        if not sum(weights) > 0:
+            raise InvalidParameterError(
+                "The 'weights' parameter of MatryoshkaLoss must not be all zero; "
+                f"got {weights!r}."
+            )
+
+    def _normalized_weights(self, n_terms):
+        if self.weights is None:
+            return [1.0 / n_terms] * n_terms
+        total = float(sum(self.weights))
+        return [float(w) / total for w in self.weights]
+
+    def configure(self, num_classes=None, embedding_size=None):
+        """Create one configured copy of ``loss`` per prefix size.
+
+        Parameters
+        ----------
+        num_classes : int, default=None
+            Number of classes, passed to each copy's ``configure``.
+        embedding_size : int
+            Dimension of the full embedding.
+
+        Returns
+        -------
+        self : MatryoshkaLoss
+            This loss, with ``parts`` and ``dims_`` set.
+        """
+        self._validate_params()
+        if embedding_size is None:
+            raise ValueError("MatryoshkaLoss.configure needs the embedding_size.")
+        dims = check_nested_dims(self.nested_dims, embedding_size) + (
+            int(embedding_size),
+        )
+        parts = []
+        for k in dims:
+            part = copy.deepcopy(self.loss)
+            if hasattr(part, "configure"):
+                part = part.configure(num_classes, k) or part
+            parts.append(part)
+        self.parts = torch.nn.ModuleList(parts)
+        self.dims_ = dims
+        return self
+
+    def forward(self, embeddings, labels, indices_tuple=None):
+        """Weighted mean of the loss over the prefixes of one batch.
+
+        Parameters
+        ----------
+        embeddings : torch.Tensor of shape (batch_size, n_dims)
+            Embeddings of the batch (``n_dims`` is the size given to
+            :meth:`configure`).
+        labels : torch.Tensor of shape (batch_size,)
+            Class index of every embedding.
+        indices_tuple : tuple of torch.Tensor, default=None
+            Mined pairs or triplets, given to every prefix's loss.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            The weighted mean.
+        """
+        if not hasattr(self, "parts"):
+            raise RuntimeError(
+                "MatryoshkaLoss must be configured before use: call "
+                "configure(num_classes, embedding_size) (estimators do it)."
+            )
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dims_[-1]:
+            raise ValueError(
+                f"MatryoshkaLoss was configured for embeddings of size "
+                f"{self.dims_[-1]}; got shape {tuple(embeddings.shape)}."
+            )
+        weights = self._normalized_weights(len(self.dims_))
+        total = None
+        for k, part, w in zip(self.dims_, self.parts, weights):
+            prefix = embeddings[:, :k]
+            if self.normalize:
+                prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
+            term = w * part(prefix, labels, indices_tuple)
+            total = term if total is None else total + term
+        return total
 
 
 @torch.no_grad()
@@ -143,7 +463,7 @@ def lambertw(z, n_iter=30):
     Examples
     --------
     >>> import math, torch
-    >>> from sklearn_dml.losses._robust import lambertw
+    >>> from sklearn_dml.losses._wrappers import lambertw
     >>> round(lambertw(torch.tensor([math.e]))[0].item(), 6)
     1.0
     """
@@ -270,6 +590,14 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
     True
     """
 
+    _parameter_constraints = {
+        "threshold": [_POSITIVE_REAL],
+        "regularization": [_POSITIVE_REAL],
+        "proxy_scale": [_POSITIVE_REAL],
+        "num_classes": SIZE_CONSTRAINT,
+        "embedding_size": SIZE_CONSTRAINT,
+    }
+
     def __init__(
         self,
         threshold=1.0,
@@ -286,14 +614,12 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
         self.embedding_size = embedding_size
 
     def _check_params(self):
-        """Raise ``ValueError`` for invalid hyper-parameters."""
-        for name in ("threshold", "regularization", "proxy_scale"):
-            value = getattr(self, name)
-            if not is_positive_finite(value):
-                raise ValueError(
-                    f"ProcSimWeighting.{name} must be a positive finite number; "
-                    f"got {value!r}."
-                )
+        """Re-validate the parameters (``InvalidParameterError``).
+
+        Kept for the estimators' check of their ``procsim`` parameter; the
+        same as ``_validate_params``.
+        """
+        self._validate_params()
 
     def configure(self, num_classes=None, embedding_size=None):
         """Create the class proxies (uninitialised until the first batch).
@@ -310,9 +636,9 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
         self : ProcSimWeighting
             This component, with ``proxies``.
         """
-        self._check_params()
-        c = resolve_size(self.num_classes, num_classes, "num_classes")
-        d = resolve_size(self.embedding_size, embedding_size, "embedding_size")
+        self._validate_params()
+        c = resolve_size(self, "num_classes", num_classes)
+        d = resolve_size(self, "embedding_size", embedding_size)
         self.proxies = torch.nn.Parameter(F.normalize(torch.randn(c, d), dim=1))
         self.register_buffer("_initialized", torch.tensor(False), persistent=True)
         return self
@@ -503,6 +829,11 @@ class ProcSimLoss(BaseMetricLoss):
     torch.Size([])
     """
 
+    _parameter_constraints = {
+        "loss": [_SampleWeightLoss()],
+        "weighting": [None, ProcSimWeighting],
+    }
+
     def __init__(self, loss, weighting=None):
         super().__init__()
         self.loss = loss
@@ -523,18 +854,11 @@ class ProcSimLoss(BaseMetricLoss):
         self : ProcSimLoss
             This loss, with ``loss_`` and ``weighting_``.
         """
-        import copy
-
-        check_procsim_base_loss(self.loss)
+        self._validate_params()
         base = copy.deepcopy(self.loss)
         if hasattr(base, "configure"):
             base.configure(num_classes, embedding_size)
         weighting = ProcSimWeighting() if self.weighting is None else self.weighting
-        if not isinstance(weighting, ProcSimWeighting):
-            raise TypeError(
-                "ProcSimLoss.weighting must be a ProcSimWeighting or None; got "
-                f"{type(weighting).__name__}."
-            )
         weighting = copy.deepcopy(weighting).configure(num_classes, embedding_size)
         self.loss_ = base
         self.weighting_ = weighting

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .backbones import L2Normalize
-from .samplers import MPerClassSampler
+from ..samplers import MPerClassSampler
+from .objective import Batch, MetricLossTerm
 
 INFERENCE_BATCH_SIZE = 8192
 
@@ -50,23 +50,28 @@ def as_float_tensor(X):
 
 @dataclass
 class TrainingConfig:
-    """What to train with; filled by an estimator from its parameters."""
+    """What to train with; filled by an estimator from its parameters.
 
-    max_iter: int = 50
-    batch_size: int = 128
-    samples_per_class: int = 4
-    learning_rate_init: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    early_stopping: bool = False
-    n_iter_no_change: int = 10
-    tol: float = 1e-4
-    device: str = "auto"
-    verbose: int = 0
-    seed: int = 0
+    The estimator's parameters of the same names carry the defaults and
+    their documentation; ``objective`` lists the terms minimised on every
+    batch (:mod:`sklearn_dml.training.objective`), by default the metric
+    loss alone.
+    """
+
+    max_iter: int
+    batch_size: int
+    samples_per_class: int
+    learning_rate_init: float
+    weight_decay: float
+    optimizer: str
+    n_iter_no_change: int
+    tol: float
+    device: str
+    verbose: int
+    seed: int
     loss_learning_rate: float | None = None
     name: str = "model"
-    extra: dict = field(default_factory=dict)
+    objective: tuple = (MetricLossTerm(),)
 
 
 @dataclass
@@ -100,132 +105,78 @@ def _make_optimizer(config, backbone, loss):
     raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
 
 
-def batch_loss(state, config, xb, yb, tb=None):
-    """The training objective on one batch (a scalar tensor to minimise).
+def batch_objective(state, config, xb, yb, tb=None):
+    """The training objective on one batch, and the value of each term.
 
-    The single place where the training options (``config.extra``: nested
-    dimensions, mixup, sample weighting, regularisers, a teacher) change what
-    is minimised; the plain objective is the loss of the batch's embeddings
-    on the miner's tuples.
+    Embeds the batch once and adds the terms of ``config.objective`` (see
+    :mod:`sklearn_dml.training.objective`) in their order; a term returning
+    ``None`` is skipped. ``tb`` holds the batch's rows of the per-sample
+    ``targets`` given to :func:`fit` (e.g. a teacher's embeddings), or
+    ``None``.
 
-    ``tb`` holds the batch's rows of the per-sample ``targets`` given to
-    :func:`fit` (e.g. a teacher's embeddings), or ``None``. Two keys of
-    ``config.extra`` use it (knowledge distillation):
-
-    * ``"metric_weight"`` (default 1): weight of the metric loss; ``0``
-      skips it (and its miner);
-    * ``"relational"``: a module called as ``relational(embeddings, tb)``
-      whose value is added (e.g. :class:`~sklearn_dml.losses.RKDLoss`).
+    Returns
+    -------
+    total : torch.Tensor of shape ()
+        The sum to minimise.
+    values : dict
+        Term name -> detached value of that term.
     """
-    extra = config.extra if config is not None else {}
-    embeddings = state.backbone(xb)
-    metric_weight = extra.get("metric_weight", 1.0)
-    loss = None
-    if metric_weight != 0:
-        indices = state.miner(embeddings, yb) if state.miner is not None else None
-        loss = state.loss(embeddings, yb, indices)
-        if metric_weight != 1:
-            loss = metric_weight * loss
-    relational = extra.get("relational")
-    if relational is not None:
-        term = relational(embeddings, tb)
-        loss = term if loss is None else loss + term
-    mixup = extra.get("mixup")
-    if mixup is not None:
-        # Metrix: the soft-label loss of mixed samples against the clean batch.
-        mixed = mixup.mixed_loss(state.backbone, state.loss, xb, yb, embeddings)
-        loss = loss + mixup.metrix.weight * mixed
-    penalty = backbone_penalty(state.backbone, xb, embeddings, yb)
-    if penalty is not None:
-        loss = penalty if loss is None else loss + penalty
-    ec_weight = extra.get("energy_confusion", 0.0)
-    if ec_weight:
-        loss = loss + ec_weight * _energy_confusion(state.backbone, embeddings, yb)
-    return loss
+    batch = Batch(x=xb, y=yb, embeddings=state.backbone(xb), targets=tb)
+    total, values = None, {}
+    for term in config.objective:
+        value = term(state, batch)
+        if value is None:
+            continue
+        values[term.name] = value.detach()
+        total = value if total is None else total + value
+    if total is None:
+        raise ValueError(
+            f"The training objective of {config.name} has no term that applies "
+            "to the batch (no metric loss, penalty or other term)."
+        )
+    return total, values
 
 
-def backbone_penalty(backbone, xb, embeddings, yb):
-    """The backbone's own regularisation term for a batch, or ``None``.
-
-    A backbone (or the first module of a ``Sequential`` whose other modules
-    are L2 normalisations, which the estimator appends) may define
-    ``training_penalty(x, embeddings, y)``: a term added to the loss, such as
-    the anchoring of :class:`~sklearn_dml.backbones.ResidualMLP`.
-    """
-    net = backbone
-    if isinstance(net, torch.nn.Sequential) and len(net):
-        if not all(isinstance(m, L2Normalize) for m in net[1:]):
-            return None
-        net = net[0]
-    penalty = getattr(net, "training_penalty", None)
-    return penalty(xb, embeddings, yb) if callable(penalty) else None
-
-
-def metric_layer_parameters(backbone, n_out):
-    """Parameters of the backbone's output layers: its ``torch.nn.Linear``
-    modules with ``n_out`` output features (the "metric" of ECAML)."""
-    return [
-        p
-        for module in backbone.modules()
-        if isinstance(module, torch.nn.Linear) and module.out_features == n_out
-        for p in module.parameters()
-        if p.requires_grad
-    ]
-
-
-def _energy_confusion(backbone, embeddings, labels):
-    """The ECAML energy-confusion term, its gradient routed to the metric layer.
-
-    Its value is that of
-    :class:`~sklearn_dml.losses.EnergyConfusionRegularizer`; its gradient
-    reaches only the output ``Linear`` layers of the backbone (the embedding
-    layer :math:`W` of the paper) and stops at the features entering them,
-    as in the authors' implementation: the metric loss trains the whole
-    network to separate the classes, the confusion term trains :math:`W`
-    alone to mix them. Done with a surrogate ``s - s.detach()`` (value 0)
-    whose gradient is the term's gradient with respect to those parameters.
-    """
-    from .losses import EnergyConfusionRegularizer
-
-    term = EnergyConfusionRegularizer()(embeddings, labels)
-    params = metric_layer_parameters(backbone, embeddings.shape[1])
-    if not term.requires_grad or not params:
-        return term.detach()
-    grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-    surrogate = sum(
-        (p * g.detach()).sum() for p, g in zip(params, grads) if g is not None
-    )
-    if not isinstance(surrogate, torch.Tensor):
-        return term.detach()
-    return term.detach() + (surrogate - surrogate.detach())
-
-
-def train_step(state, optimizer, xb, yb, config=None, tb=None):
-    """One optimisation step on one batch; returns the loss value."""
-    loss = batch_loss(state, config, xb, yb, tb)
+def train_step(state, optimizer, xb, yb, config, tb=None):
+    """One optimisation step on one batch; returns the detached term values."""
+    loss, values = batch_objective(state, config, xb, yb, tb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss.detach())
+    values["total"] = loss.detach()
+    return values
 
 
-def run_epoch(state, optimizer, X, y, sampler, device, config=None, targets=None):
-    """One pass of class-balanced batches; returns the mean batch loss.
+def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
+    """One pass of class-balanced batches.
 
     ``targets`` (a tensor with one row per sample, or ``None``) is sliced
-    with each batch and handed to :func:`batch_loss`.
+    with each batch and handed to :func:`batch_objective`.
+
+    Returns
+    -------
+    loss : float
+        Mean of the batches' objective.
+    terms : dict
+        Term name -> mean value over the batches where it applied.
     """
     state.backbone.train()
     state.loss.train()
     total, count = 0.0, 0
+    sums, counts = {}, {}
     for batch in sampler:
         idx = torch.from_numpy(batch)
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
-        total += train_step(state, optimizer, xb, yb, config, tb)
+        values = train_step(state, optimizer, xb, yb, config, tb)
+        total += float(values.pop("total"))
         count += 1
-    return total / max(count, 1)
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value
+            counts[name] = counts.get(name, 0) + 1
+    terms = {name: float(sums[name]) / counts[name] for name in sums}
+    return total / max(count, 1), terms
 
 
 @torch.no_grad()
@@ -285,7 +236,7 @@ def fit(
     targets : ndarray of shape (n_samples, ...) or None
         Extra per-sample training targets (e.g. the embeddings of a fitted
         teacher, computed once before training), sliced with every batch
-        like ``X`` and ``y`` and passed to :func:`batch_loss`. Precomputed
+        like ``X`` and ``y`` and passed to :func:`batch_objective`. Precomputed
         targets keep the loop generic: the engine needs no knowledge of
         where they come from, and a teacher is never run (nor changed)
         inside training.
@@ -334,11 +285,11 @@ def fit(
         try:
             for _ in range(n_epochs):
                 tic = time.perf_counter()
-                loss_value = run_epoch(
+                loss_value, terms = run_epoch(
                     state, optimizer, Xt, yt, sampler, device, config, Tt
                 )
                 state.n_iter += 1
-                record = {"epoch": state.n_iter, "loss": loss_value}
+                record = {"epoch": state.n_iter, "loss": loss_value, "terms": terms}
                 if not np.isfinite(loss_value):
                     raise FloatingPointError(
                         f"The training loss became {loss_value} at epoch {state.n_iter}. "

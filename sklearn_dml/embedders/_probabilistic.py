@@ -1,25 +1,26 @@
-"""Hedged instance embeddings: Gaussian embeddings with per-sample uncertainty."""
+"""Embedders with a distribution per sample (hedged instance embeddings)."""
 
 import copy
 import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import expit
 from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _engine
-from ._docstrings import fill_doc
-from ._embedders_common import MethodEmbedder
-from .backbones import GaussianHead, LogVarianceOf, constant_start_mlp
-from .base import TRAINING_OPTION_DEFAULTS
-from .losses import HedgedInstanceLoss
-
-__all__ = ["HedgedInstanceEmbedder"]
+from .._docstrings import fill_doc
+from .._param_validation import Interval
+from ..backbones._gaussian import GaussianHead, LogVarianceOf, constant_start_mlp
+from ..base import SHARED_PARAMETERS
+from ..losses import HedgedInstanceLoss
+from ..training import engine
+from ._method import LOSS_LEARNING_RATE_CONSTRAINT, MethodEmbedder
 
 # (sample, sample, pair, dimension) cells per chunk of the Monte-Carlo match
 # probabilities at inference.
 _MATCH_CHUNK_CELLS = 2**22
+
 
 _UNSUPPORTED_REASONS = {
     "nested_dims": (
@@ -166,69 +167,20 @@ class HedgedInstanceEmbedder(MethodEmbedder):
     """
 
     _loss_class = HedgedInstanceLoss
-    _loss_params = {
-        "n_samples": ("int", 1),
-        "beta": ("real", 0, None, "left"),
+    _loss_params = ("n_samples", "beta")
+    _parameter_constraints = {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "init_log_variance": [Interval(Real, None, None, closed="neither")],
+        "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    def __init__(
-        self,
-        n_samples=8,
-        beta=1e-2,
-        init_log_variance=-7.0,
-        loss_learning_rate=1e-2,
-        *,
-        n_components=64,
-        hidden_layer_sizes=(256,),
-        backbone=None,
-        normalize_embeddings=True,
-        nested_dims=None,
-        mixup=None,
-        energy_confusion=0.0,
-        procsim=None,
-        max_iter=50,
-        batch_size=128,
-        samples_per_class=4,
-        learning_rate_init=1e-3,
-        weight_decay=0.0,
-        optimizer="adam",
-        early_stopping=False,
-        validation_fraction=0.1,
-        validation_split="stratified",
-        n_iter_no_change=10,
-        tol=1e-4,
-        warm_start=False,
-        device="auto",
-        verbose=0,
-        random_state=None,
-    ):
-        self.n_samples = n_samples
-        self.beta = beta
-        self.init_log_variance = init_log_variance
-        self.loss_learning_rate = loss_learning_rate
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.backbone = backbone
-        self.normalize_embeddings = normalize_embeddings
-        self.nested_dims = nested_dims
-        self.mixup = mixup
-        self.energy_confusion = energy_confusion
-        self.procsim = procsim
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.samples_per_class = samples_per_class
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_split = validation_split
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
+    _method_parameters = {
+        "n_samples": 8,
+        "beta": 1e-2,
+        "init_log_variance": -7.0,
+        "loss_learning_rate": 1e-2,
+    }
 
     # -------------------------------------------------------------- training
     def _check_training_options(self):
@@ -236,19 +188,7 @@ class HedgedInstanceEmbedder(MethodEmbedder):
             raise ValueError(
                 f"{type(self).__name__} does not support {name}="
                 f"{getattr(self, name)!r}: {_UNSUPPORTED_REASONS[name]}. Leave "
-                f"{name}={TRAINING_OPTION_DEFAULTS[name]!r}."
-            )
-
-    def _check_extra(self):
-        if isinstance(self.init_log_variance, bool):
-            raise TypeError(
-                "init_log_variance must be a number; got the bool "
-                f"{self.init_log_variance!r}."
-            )
-        check_scalar(self.init_log_variance, "init_log_variance", numbers.Real)
-        if not np.isfinite(self.init_log_variance):
-            raise ValueError(
-                f"init_log_variance must be finite; got {self.init_log_variance!r}."
+                f"{name}={SHARED_PARAMETERS[name].default!r}."
             )
 
     def _build_backbone(self, n_features, X=None):
@@ -281,8 +221,8 @@ class HedgedInstanceEmbedder(MethodEmbedder):
     def _log_variances(self, X):
         """Log-variances of an already validated 2-D array (float32)."""
         check_is_fitted(self, "backbone_")
-        return _engine.embed(
-            LogVarianceOf(self.backbone_), X, _engine.resolve_device(self.device)
+        return engine.embed(
+            LogVarianceOf(self.backbone_), X, engine.resolve_device(self.device)
         )
 
     def transform_variance(self, X):

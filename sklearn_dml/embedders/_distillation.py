@@ -1,16 +1,9 @@
-"""Embedders that learn from other embedders: distillation and mutual learning.
-
-* :class:`RKDEmbedder`: a student trained by relational knowledge
-  distillation (Park et al., CVPR 2019) from a teacher transformer, whose
-  embeddings of the training set are computed once and handed to the engine
-  as per-sample targets.
-* :class:`MutualLearningEmbedder`: a cohort of embedders trained together
-  (Park et al., ECCV Workshops 2020): one composite backbone holds the
-  members, and :class:`~sklearn_dml.losses.MutualLearningLoss` splits its
-  output into one block per member.
+"""Embedders that learn from other networks: relational distillation from a teacher,
+mutual learning in a cohort.
 """
 
 import copy
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -19,15 +12,16 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._docstrings import fill_doc
-from ._embedders import TripletEmbedder
-from ._embedders_common import check_component, check_param, fresh_component
-from .base import BaseDeepMetricLearner
-from .losses import TripletMarginLoss
-from .losses._distill import MutualLearningLoss, RKDLoss
-from .miners import TripletMarginMiner
-
-__all__ = ["MutualLearningEmbedder", "RKDEmbedder"]
+from .._docstrings import fill_doc
+from .._param_validation import HasMethods, Interval
+from .._params import fresh_component
+from ..base import BaseDeepMetricLearner
+from ..losses import TripletMarginLoss
+from ..losses._distillation import MutualLearningLoss, RKDLoss
+from ..miners import TripletMarginMiner
+from ..training.objective import RelationalTerm
+from ._method import MINER_CONSTRAINT
+from ._pair import TripletEmbedder
 
 _TRIPLET_MARGIN = 0.0961
 
@@ -42,6 +36,80 @@ def _default_metric(loss, miner):
             )
         return loss, None if miner is None else fresh_component(miner)
     return fresh_component(loss), None if miner is None else fresh_component(miner)
+
+
+def _reset_parameters(module):
+    for sub in module.modules():
+        reset = getattr(sub, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+class _Cohort(torch.nn.Module):
+    """Composite backbone of a mutual-learning cohort.
+
+    Training mode: the concatenated embeddings of every member, each on its
+    own view of the batch (feature dropout), then those of the
+    temporal-average copies (updated first, without gradient). Evaluation
+    mode: member 0's embedding, or with ``ensemble`` the (re-normalised)
+    concatenation of all members'.
+    """
+
+    def __init__(self, members, feature_dropout, ema_decay, ensemble, normalize):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.feature_dropout = feature_dropout
+        self.ema_decay = ema_decay
+        self.ensemble = ensemble
+        self.normalize = normalize
+        self.temporal = None
+        if ema_decay is not None:
+            self.temporal = torch.nn.ModuleList(copy.deepcopy(m) for m in members)
+            self.temporal.requires_grad_(False)
+
+    @torch.no_grad()
+    def _update_temporal(self):
+        decay = self.ema_decay
+        for avg, member in zip(self.temporal, self.members):
+            for p_avg, p in zip(avg.parameters(), member.parameters()):
+                p_avg.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+            for b_avg, b in zip(avg.buffers(), member.buffers()):
+                b_avg.copy_(b)
+
+    def forward(self, x):
+        if not self.training:
+            if not self.ensemble:
+                return self.members[0](x)
+            out = torch.cat([m(x) for m in self.members], dim=1)
+            return F.normalize(out, dim=1) if self.normalize else out
+        p = self.feature_dropout
+        views = [F.dropout(x, p) if p > 0 else x for _ in self.members]
+        outs = [m(v) for m, v in zip(self.members, views)]
+        # Kept for training_penalty, which the engine calls on this batch.
+        self._views = views
+        if self.temporal is not None:
+            self._update_temporal()
+            with torch.no_grad():
+                outs += [m(v) for m, v in zip(self.temporal, views)]
+        return torch.cat(outs, dim=1)
+
+    def training_penalty(self, x, embeddings, y=None):
+        """The sum of the members' own penalties (e.g. the anchoring of the
+        default backbone), each on its view and its part of the output."""
+        views = getattr(self, "_views", None) or [x] * len(self.members)
+        self._views = None
+        size = embeddings.shape[1] // (
+            len(self.members) * (1 if self.temporal is None else 2)
+        )
+        total = None
+        for i, (member, view) in enumerate(zip(self.members, views)):
+            penalty = getattr(member, "training_penalty", None)
+            if not callable(penalty):
+                continue
+            term = penalty(view, embeddings[:, i * size : (i + 1) * size], y)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
 
 
 @fill_doc
@@ -157,93 +225,33 @@ class RKDEmbedder(BaseDeepMetricLearner):
     # backbone to its PCA start, which would pull it back.
     _default_anchor_weight = 0.0
 
-    def __init__(
-        self,
-        teacher=None,
-        loss=None,
-        miner=None,
-        metric_weight=0.0,
-        distance_weight=1.0,
-        angle_weight=2.0,
-        *,
-        n_components=64,
-        hidden_layer_sizes=(256,),
-        backbone=None,
-        normalize_embeddings=True,
-        nested_dims=None,
-        mixup=None,
-        energy_confusion=0.0,
-        procsim=None,
-        max_iter=50,
-        batch_size=128,
-        samples_per_class=4,
-        learning_rate_init=1e-3,
-        weight_decay=0.0,
-        optimizer="adam",
-        early_stopping=False,
-        validation_fraction=0.1,
-        validation_split="stratified",
-        n_iter_no_change=10,
-        tol=1e-4,
-        warm_start=False,
-        device="auto",
-        verbose=0,
-        random_state=None,
-    ):
-        self.teacher = teacher
-        self.loss = loss
-        self.miner = miner
-        self.metric_weight = metric_weight
-        self.distance_weight = distance_weight
-        self.angle_weight = angle_weight
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.backbone = backbone
-        self.normalize_embeddings = normalize_embeddings
-        self.nested_dims = nested_dims
-        self.mixup = mixup
-        self.energy_confusion = energy_confusion
-        self.procsim = procsim
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.samples_per_class = samples_per_class
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_split = validation_split
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
+    _method_parameters = {
+        "teacher": None,
+        "loss": None,
+        "miner": None,
+        "metric_weight": 0.0,
+        "distance_weight": 1.0,
+        "angle_weight": 2.0,
+    }
+
+    _parameter_constraints = {
+        "teacher": [None, HasMethods(["fit", "transform"])],
+        "loss": [None, torch.nn.Module],
+        "miner": MINER_CONSTRAINT,
+        "metric_weight": [Interval(Real, 0, None, closed="left")],
+        "distance_weight": [Interval(Real, 0, None, closed="left")],
+        "angle_weight": [Interval(Real, 0, None, closed="left")],
+    }
 
     def _check_method_params(self):
-        for name in ("metric_weight", "distance_weight", "angle_weight"):
-            check_param(self, name, ("real", 0, None, "left"))
         if self.metric_weight == 0 and self.distance_weight == 0 == self.angle_weight:
             raise ValueError(
                 "metric_weight, distance_weight and angle_weight are all 0: nothing "
                 "to train. Give distance_weight or angle_weight a positive value "
                 "(the paper: 1 and 2)."
             )
-        check_component(self.loss, "loss", "losses")
-        check_component(self.miner, "miner", "miners")
-        teacher = self.teacher
-        if teacher is not None and not (
-            callable(getattr(teacher, "transform", None))
-            and callable(getattr(teacher, "fit", None))
-        ):
-            raise TypeError(
-                "teacher must be a transformer with fit and transform (e.g. a "
-                "fitted sklearn-dml embedder) or None; got "
-                f"{type(teacher).__name__}."
-            )
 
     def _check_training_options(self):
-        super()._check_training_options()
         used = self._training_options_in_use()
         if used and self.metric_weight == 0:
             raise ValueError(
@@ -254,13 +262,14 @@ class RKDEmbedder(BaseDeepMetricLearner):
     def _build_loss(self, n_classes, n_components):
         return _default_metric(self.loss, self.miner)
 
-    def _training_config(self):
-        config = super()._training_config()
-        config.extra["metric_weight"] = float(self.metric_weight)
-        config.extra["relational"] = RKDLoss(
-            distance_weight=self.distance_weight, angle_weight=self.angle_weight
-        )
-        return config
+    def _metric_weight(self):
+        return float(self.metric_weight)
+
+    def _extra_terms(self, state):
+        # The teacher's relations, matched on the teacher's embeddings of the
+        # batch (the targets of _training_targets).
+        rkd = RKDLoss(distance_weight=self.distance_weight, angle_weight=self.angle_weight)
+        return [RelationalTerm(rkd)]
 
     def _fitted_teacher(self, X, y, config):
         teacher = self.teacher
@@ -307,80 +316,6 @@ class RKDEmbedder(BaseDeepMetricLearner):
                 "the teacher."
             )
         return targets
-
-
-class _Cohort(torch.nn.Module):
-    """Composite backbone of a mutual-learning cohort.
-
-    Training mode: the concatenated embeddings of every member, each on its
-    own view of the batch (feature dropout), then those of the
-    temporal-average copies (updated first, without gradient). Evaluation
-    mode: member 0's embedding, or with ``ensemble`` the (re-normalised)
-    concatenation of all members'.
-    """
-
-    def __init__(self, members, feature_dropout, ema_decay, ensemble, normalize):
-        super().__init__()
-        self.members = torch.nn.ModuleList(members)
-        self.feature_dropout = feature_dropout
-        self.ema_decay = ema_decay
-        self.ensemble = ensemble
-        self.normalize = normalize
-        self.temporal = None
-        if ema_decay is not None:
-            self.temporal = torch.nn.ModuleList(copy.deepcopy(m) for m in members)
-            self.temporal.requires_grad_(False)
-
-    @torch.no_grad()
-    def _update_temporal(self):
-        decay = self.ema_decay
-        for avg, member in zip(self.temporal, self.members):
-            for p_avg, p in zip(avg.parameters(), member.parameters()):
-                p_avg.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
-            for b_avg, b in zip(avg.buffers(), member.buffers()):
-                b_avg.copy_(b)
-
-    def forward(self, x):
-        if not self.training:
-            if not self.ensemble:
-                return self.members[0](x)
-            out = torch.cat([m(x) for m in self.members], dim=1)
-            return F.normalize(out, dim=1) if self.normalize else out
-        p = self.feature_dropout
-        views = [F.dropout(x, p) if p > 0 else x for _ in self.members]
-        outs = [m(v) for m, v in zip(self.members, views)]
-        # Kept for training_penalty, which the engine calls on this batch.
-        self._views = views
-        if self.temporal is not None:
-            self._update_temporal()
-            with torch.no_grad():
-                outs += [m(v) for m, v in zip(self.temporal, views)]
-        return torch.cat(outs, dim=1)
-
-    def training_penalty(self, x, embeddings, y=None):
-        """The sum of the members' own penalties (e.g. the anchoring of the
-        default backbone), each on its view and its part of the output."""
-        views = getattr(self, "_views", None) or [x] * len(self.members)
-        self._views = None
-        size = embeddings.shape[1] // (
-            len(self.members) * (1 if self.temporal is None else 2)
-        )
-        total = None
-        for i, (member, view) in enumerate(zip(self.members, views)):
-            penalty = getattr(member, "training_penalty", None)
-            if not callable(penalty):
-                continue
-            term = penalty(view, embeddings[:, i * size : (i + 1) * size], y)
-            if term is not None:
-                total = term if total is None else total + term
-        return total
-
-
-def _reset_parameters(module):
-    for sub in module.modules():
-        reset = getattr(sub, "reset_parameters", None)
-        if callable(reset):
-            reset()
 
 
 @fill_doc
@@ -502,83 +437,27 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
     (2, 16)
     """
 
-    def __init__(
-        self,
-        loss=None,
-        miner=None,
-        n_models=2,
-        distance_weight=1.0,
-        angle_weight=2.0,
-        feature_dropout=0.0,
-        ema_decay=None,
-        ensemble=False,
-        *,
-        n_components=64,
-        hidden_layer_sizes=(256,),
-        backbone=None,
-        normalize_embeddings=True,
-        nested_dims=None,
-        mixup=None,
-        energy_confusion=0.0,
-        procsim=None,
-        max_iter=50,
-        batch_size=128,
-        samples_per_class=4,
-        learning_rate_init=1e-3,
-        weight_decay=0.0,
-        optimizer="adam",
-        early_stopping=False,
-        validation_fraction=0.1,
-        validation_split="stratified",
-        n_iter_no_change=10,
-        tol=1e-4,
-        warm_start=False,
-        device="auto",
-        verbose=0,
-        random_state=None,
-    ):
-        self.loss = loss
-        self.miner = miner
-        self.n_models = n_models
-        self.distance_weight = distance_weight
-        self.angle_weight = angle_weight
-        self.feature_dropout = feature_dropout
-        self.ema_decay = ema_decay
-        self.ensemble = ensemble
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.backbone = backbone
-        self.normalize_embeddings = normalize_embeddings
-        self.nested_dims = nested_dims
-        self.mixup = mixup
-        self.energy_confusion = energy_confusion
-        self.procsim = procsim
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.samples_per_class = samples_per_class
-        self.learning_rate_init = learning_rate_init
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.validation_split = validation_split
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.device = device
-        self.verbose = verbose
-        self.random_state = random_state
+    _method_parameters = {
+        "loss": None,
+        "miner": None,
+        "n_models": 2,
+        "distance_weight": 1.0,
+        "angle_weight": 2.0,
+        "feature_dropout": 0.0,
+        "ema_decay": None,
+        "ensemble": False,
+    }
 
-    def _check_method_params(self):
-        check_param(self, "n_models", ("int", 1))
-        for name in ("distance_weight", "angle_weight"):
-            check_param(self, name, ("real", 0, None, "left"))
-        check_param(self, "feature_dropout", ("real", 0, 1, "left"))
-        if self.ema_decay is not None:
-            check_param(self, "ema_decay", ("real", 0, 1, "neither"))
-        check_param(self, "ensemble", ("bool",))
-        check_component(self.loss, "loss", "losses")
-        check_component(self.miner, "miner", "miners")
+    _parameter_constraints = {
+        "loss": [None, torch.nn.Module],
+        "miner": MINER_CONSTRAINT,
+        "n_models": [Interval(Integral, 1, None, closed="left")],
+        "distance_weight": [Interval(Real, 0, None, closed="left")],
+        "angle_weight": [Interval(Real, 0, None, closed="left")],
+        "feature_dropout": [Interval(Real, 0, 1, closed="left")],
+        "ema_decay": [None, Interval(Real, 0, 1, closed="neither")],
+        "ensemble": ["boolean"],
+    }
 
     def _check_training_options(self):
         used = self._training_options_in_use()
