@@ -215,16 +215,22 @@ def test_scale_and_bias_are_learnable_and_positive():
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"n_samples": 0}, ValueError, "n_samples must be >= 1"),
-        ({"n_samples": 2.5}, TypeError, "n_samples must be an int"),
-        ({"beta": -1.0}, ValueError, "beta must be >= 0"),
-        ({"init_scale": 0.0}, ValueError, "init_scale must be > 0"),
-        ({"init_bias": "x"}, TypeError, "init_bias must be a number"),
+        ({"n_samples": 0}, ValueError, "'n_samples' parameter of HedgedInstanceLoss"),
+        ({"n_samples": 2.5}, TypeError, "'n_samples' parameter .* must be an int"),
+        ({"beta": -1.0}, ValueError, r"'beta' parameter .* range \[0, inf\)"),
+        ({"init_scale": 0.0}, ValueError, r"'init_scale' parameter .* \(0, inf\)"),
+        ({"init_scale": float("inf")}, ValueError, "'init_scale' parameter"),
+        ({"init_bias": "x"}, TypeError, "'init_bias' parameter of HedgedInstanceLoss"),
+        ({"init_bias": float("nan")}, ValueError, "'init_bias' parameter"),
     ],
 )
 def test_loss_bad_params(params, error, match):
     with pytest.raises(error, match=match):
         HedgedInstanceLoss(**params)
+    loss = HedgedInstanceLoss(init_scale=2.0)
+    with pytest.raises(error, match=match):
+        loss.set_params(**params)
+    assert loss.get_params() == HedgedInstanceLoss(init_scale=2.0).get_params()
 
 
 def test_loss_needs_an_even_number_of_columns():

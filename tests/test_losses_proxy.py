@@ -556,12 +556,21 @@ def test_configure_validates_sizes():
         ProxyNCALoss(num_classes=3).configure(4, 2)
     with pytest.raises(ValueError, match="needs embedding_size"):
         ProxyNCALoss().configure(3)
-    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+    with pytest.raises(
+        ValueError, match="'num_classes' parameter of ProxyNCALoss.configure must be"
+    ):
         ProxyNCALoss().configure(0, 2)
-    with pytest.raises(ValueError, match="embedding_size must be a positive integer"):
+    with pytest.raises(
+        ValueError, match="'embedding_size' parameter of ProxyNCALoss.configure must"
+    ):
         ProxyNCALoss().configure(3, 2.5)
-    with pytest.raises(ValueError, match="sub_centers must be a positive integer"):
-        SubCenterArcFaceLoss(sub_centers=0).configure(3, 2)
+    # Constructor values are checked when the loss is built.
+    with pytest.raises(
+        ValueError, match="'sub_centers' parameter of SubCenterArcFaceLoss must be"
+    ):
+        SubCenterArcFaceLoss(sub_centers=0)
+    with pytest.raises(ValueError, match="'num_classes' parameter of ProxyNCALoss"):
+        ProxyNCALoss(num_classes=0)
 
 
 def test_forward_validates_labels_and_shapes():
@@ -578,8 +587,14 @@ def test_forward_validates_labels_and_shapes():
     soft.set_params(centers_per_class=4)
     with pytest.raises(RuntimeError, match="call configure again"):
         soft(torch.ones(2, 3), _l([0, 1]))
-    with pytest.raises(ValueError, match="margin must be a positive integer"):
-        LargeMarginSoftmaxLoss(margin=2.5).configure(3, 3)(torch.ones(2, 3), _l([0, 1]))
+    with pytest.raises(
+        ValueError, match="'margin' parameter of LargeMarginSoftmaxLoss must be"
+    ):
+        LargeMarginSoftmaxLoss(margin=2.5)
+    # An integral float is an integer margin.
+    assert LargeMarginSoftmaxLoss(margin=3.0).configure(3, 3)(
+        torch.ones(2, 3), _l([0, 1])
+    ).isfinite()
 
 
 def test_forward_does_not_modify_inputs():

@@ -147,9 +147,23 @@ def test_nested_dims_checked_against_a_user_backbone():
 
 
 def test_invalid_weights():
-    loss = MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(1.0,))
+    with pytest.raises(
+        ValueError, match="'weights' parameter of MatryoshkaLoss .*one weight per prefix"
+    ):
+        MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(1.0,))
+    with pytest.raises(ValueError, match="'weights' parameter .* not be all zero"):
+        MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(0.0, 0.0))
+    with pytest.raises(ValueError, match="'weights' parameter of MatryoshkaLoss"):
+        MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(1.0, float("nan")))
+    with pytest.raises(
+        ValueError, match="'nested_dims' parameter of MatryoshkaLoss .*increasing"
+    ):
+        MatryoshkaLoss(TripletMarginLoss(), (4, 2))
+    loss = MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(1.0, 3.0))
     with pytest.raises(ValueError, match="one weight per prefix"):
-        loss.configure(2, 4)
+        loss.set_params(nested_dims=(2, 3))
+    assert loss.nested_dims == (2,)
+    loss.set_params(nested_dims=(2, 3), weights=(1.0, 1.0, 2.0))
     with pytest.raises(RuntimeError, match="must be configured"):
         MatryoshkaLoss(TripletMarginLoss(), (2,))(torch.zeros(4, 4), torch.zeros(4))
 

@@ -180,9 +180,11 @@ def test_params_clone_and_validation():
     assert copy is not miner and copy.distance is not miner.distance
     assert copy.get_params() == {**miner.get_params(), "distance": copy.distance}
     assert copy.get_params()["distance__p"] == 1
-    miner.set_params(type_of_triplets="diagonal")
-    with pytest.raises(ValueError, match="type_of_triplets must be one of"):
-        miner(torch.tensor(X), torch.tensor(Y))
+    with pytest.raises(
+        ValueError, match="'type_of_triplets' parameter of TripletMarginMiner"
+    ):
+        miner.set_params(type_of_triplets="diagonal")
+    assert miner.type_of_triplets == "hard"  # left unchanged
     ms = clone(MultiSimilarityMiner(epsilon=0.3))
     assert ms.epsilon == 0.3 and ms.distance is None
     with pytest.raises(ValueError, match="labels must be a 1-D tensor"):
@@ -383,10 +385,17 @@ def test_distance_weighted_draw_frequencies_follow_the_weights():
 
 
 def test_distance_weighted_rejects_other_distances():
-    with pytest.raises(ValueError, match="LpDistance"):
-        DistanceWeightedMiner(distance=CosineSimilarity())(
-            torch.tensor(X), torch.tensor(Y)
-        )
+    with pytest.raises(
+        ValueError,
+        match="'distance' parameter of DistanceWeightedMiner must be None or a "
+        "LpDistance with p=2, power=1",
+    ):
+        DistanceWeightedMiner(distance=CosineSimilarity())
+    # A nested change to the distance is checked against the miner's constraint.
+    miner = DistanceWeightedMiner(distance=LpDistance())
+    with pytest.raises(ValueError, match="'distance' parameter of DistanceWeighted"):
+        miner.set_params(distance__power=2)
+    assert miner.distance.power == 1
 
 
 @pytest.mark.pml

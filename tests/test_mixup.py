@@ -406,20 +406,44 @@ def test_mixup_parameters_are_tunable_and_never_mutated():
     assert search.best_params_["mixup__alpha"] in (0.5, 4.0)
 
 
+def _metrix_assigned(**attributes):
+    """A Metrix whose attributes were assigned directly (not validated)."""
+    metrix = Metrix()
+    for name, value in attributes.items():
+        setattr(metrix, name, value)
+    return metrix
+
+
+_BAD_METRIX = [
+    ({"on": "hidden"}, "'on' parameter of Metrix must be a str among .*got 'hidden'"),
+    ({"alpha": 0}, r"'alpha' parameter of Metrix must be .*\(0, inf\); got 0 "),
+    ({"weight": -1.0}, "'weight' parameter of Metrix must be .*; got -1.0 "),
+    ({"alpha": True}, "'alpha' parameter of Metrix must be .*; got True "),
+    ({"alpha": float("nan")}, "'alpha' parameter of Metrix must be .*; got nan "),
+]
+
+
 @pytest.mark.parametrize(
     "mixup, message",
     [
         ("manifold", "mixup must be None, one of .*'input'.*got 'manifold'"),
         (0.5, "mixup must be None, one of .*got float 0.5"),
-        (Metrix(on="hidden"), "Metrix: on must be one of .*got 'hidden'"),
-        (Metrix(alpha=0), "Metrix: alpha must be a positive number, got 0"),
-        (Metrix(weight=-1.0), "Metrix: weight must be a positive number, got -1.0"),
-        (Metrix(alpha=True), "Metrix: alpha must be a positive number, got True"),
-    ],
+    ]
+    + [(_metrix_assigned(**params), message) for params, message in _BAD_METRIX],
 )
 def test_bad_mixup_values_are_rejected_in_fit(mixup, message):
     with pytest.raises(ValueError, match=message):
         ContrastiveEmbedder(mixup=mixup, **SMALL).fit(X_SMALL, Y_SMALL)
+
+
+@pytest.mark.parametrize("params, message", _BAD_METRIX)
+def test_bad_metrix_values_are_rejected_when_set(params, message):
+    with pytest.raises(ValueError, match=message):
+        Metrix(**params)
+    metrix = Metrix(alpha=1.0)
+    with pytest.raises(ValueError, match=message):
+        metrix.set_params(**params)
+    assert metrix.get_params() == Metrix(alpha=1.0).get_params()
 
 
 def test_mixup_rejected_before_training_when_unsupported():

@@ -63,6 +63,13 @@ def _l(labels):
     return torch.tensor(labels, dtype=torch.long)
 
 
+def _invalid_after_construction(component, **attributes):
+    """A component whose attributes were assigned directly (no validation)."""
+    for name, value in attributes.items():
+        setattr(component, name, value)
+    return component
+
+
 def _unit(x):
     x = np.asarray(x, dtype=float)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -341,15 +348,25 @@ def test_procsim_loss_is_weighted_base_plus_proxy_loss():
 
 
 def test_procsim_component_errors():
-    for bad in (0, -1.0, float("nan"), True, "a"):
-        with pytest.raises(ValueError, match="regularization must be a positive"):
-            ProcSimWeighting(regularization=bad).configure(3, 3)
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "a"):
+        with pytest.raises(
+            ValueError, match="'regularization' parameter of ProcSimWeighting"
+        ):
+            ProcSimWeighting(regularization=bad)
+    # configure re-checks values assigned directly since construction
+    weighting = _invalid_after_construction(ProcSimWeighting(), regularization=0)
+    with pytest.raises(ValueError, match="'regularization' parameter"):
+        weighting.configure(3, 3)
     with pytest.raises(RuntimeError, match="has no proxies yet"):
         ProcSimWeighting().confidence(_t(X), _l(Y))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         _weighting().confidence(_t(X), _l([0, 1, 5, 0, 1, 2, 1]))
-    with pytest.raises(ValueError, match="ArcFaceLoss does not"):
-        ProcSimLoss(ArcFaceLoss()).configure(3, 3)
+    with pytest.raises(
+        ValueError, match="'loss' parameter of ProcSimLoss .*supports_sample_weight"
+    ):
+        ProcSimLoss(ArcFaceLoss())
+    with pytest.raises(ValueError, match="'weighting' parameter of ProcSimLoss"):
+        ProcSimLoss(ContrastiveLoss(), weighting="yes")
 
 
 # ------------------------------------------------------------- estimators
@@ -453,7 +470,10 @@ def test_energy_confusion_needs_an_output_linear_layer(digits):
     "params, match",
     [
         ({"procsim": "yes"}, "procsim must be None, True"),
-        ({"procsim": ProcSimWeighting(threshold=-1)}, "threshold must be a positive"),
+        (
+            {"procsim": _invalid_after_construction(ProcSimWeighting(), threshold=-1)},
+            "'threshold' parameter of ProcSimWeighting",
+        ),
         ({"procsim": True, "loss": ArcFaceLoss()}, "ArcFaceLoss does not"),
         (
             {"procsim": True, "loss": CombinedLoss([ContrastiveLoss()])},
