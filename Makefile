@@ -46,7 +46,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_zoo_digits.py
 	$(BIN)/python benchmarks/unseen_classes.py
 	$(BIN)/python benchmarks/bench_retrieval.py
-	$(BIN)/python benchmarks/newer_methods.py
+	$(BIN)/python benchmarks/compare_methods.py
 
 ## doc: install the docs extra and build the HTML site into doc/_build/html
 ## (runs the gallery; warnings are errors; offline, no intersphinx)

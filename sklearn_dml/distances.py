@@ -378,6 +378,8 @@ class CosineSimilarity(DotProductSimilarity):
             [0.0000, 0.7071, 1.0000]])
     """
 
+    _parameter_constraints = {}
+
     def __init__(self):
         super().__init__(normalize_embeddings=True)
 

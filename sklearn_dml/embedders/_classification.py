@@ -92,10 +92,7 @@ class NormalizedSoftmaxEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "temperature": 0.0886,
@@ -183,10 +180,7 @@ class CosFaceEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "margin": 0.4324,
@@ -275,10 +269,7 @@ class ArcFaceEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "margin": 20.52,
@@ -374,10 +365,7 @@ class SubCenterArcFaceEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "margin": 28.6,
@@ -590,10 +578,7 @@ class EquiangularBasisEmbedder(MethodEmbedder):
         "basis_random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both")],
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "temperature": 0.07,

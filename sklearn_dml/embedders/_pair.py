@@ -46,8 +46,7 @@ class TripletEmbedder(BaseDeepMetricLearner):
         distances (Euclidean, on the unit sphere when
         ``normalize_embeddings=True``). Default: tuned value of Musgrave et al.
         (2020), the median of the optimal values on CUB200 / Cars196 / SOP
-        (0.0961, 0.1190, 0.0451); FaceNet [1]_ used 0.2 on squared distances;
-        the previous default was 0.1.
+        (0.0961, 0.1190, 0.0451); FaceNet [1]_ used 0.2 on squared distances.
 
     mining : {"batch_hard", "semihard", "hard", "all"}, default="semihard"
         Which triplets of a batch train the model: the hardest positive and
@@ -137,13 +136,11 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
 
     neg_margin : float, default=1.2
         Distance beyond which negative pairs are not penalised. The defaults
-        suit the default backbone, which starts at the normalised PCA map:
-        there, on standardised ``load_digits``, no different-class pair is
-        closer than 0.513 (the margin tuned by Musgrave et al. (2020) for
-        image backbones, the previous default, with ``pos_margin=0.2652``),
-        so that loss only pulled classes together. 0.5 / 1.2 raise
-        closed-set MAP@R on digits and MNIST-5k and unseen-class MAP@R on
-        digits (see the unseen-classes guide for the numbers).
+        suit the default backbone, which starts at the normalised PCA map,
+        where different-class pairs already lie far apart: a smaller negative
+        margin (such as the 0.513 Musgrave et al. (2020) tuned for image
+        backbones) would leave most of them unpenalised, and the loss would
+        only pull classes together (measurements in :ref:`unseen_classes`).
 
     {backbone_params}
 
@@ -230,7 +227,7 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
     base : float, default=0.72
         Similarity offset :math:`\\lambda`. Default: tuned value of Musgrave et
         al. (2020), the median of the optimal values on CUB200 / Cars196 / SOP
-        (0.77, 0.63, 0.72); the previous default was 0.5.
+        (0.77, 0.63, 0.72); the paper uses 0.5.
 
     epsilon : float, default=0.39
         Mining margin; ``None`` disables mining. Default: tuned value of
@@ -262,8 +259,8 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
         e^{-\\alpha (S_{ik} - \\lambda)}\\Big) + \\frac{1}{\\beta} \\log\\Big(1 +
         \\sum_{k \\in N_i} e^{\\beta (S_{ik} - \\lambda)}\\Big).
 
-    The previous defaults followed the paper as adopted by
-    pytorch-metric-learning (alpha=2, beta=50, base=0.5, epsilon=0.1).
+    The paper's values, which pytorch-metric-learning keeps as its
+    defaults, are alpha=2, beta=50, base=0.5 and epsilon=0.1.
 
     {mlrc_defaults_note}
 
@@ -485,14 +482,14 @@ class SNRContrastiveEmbedder(MethodEmbedder):
     pos_margin : float, default=0.3264
         SNR distance below which positive pairs are not penalised. Default:
         tuned value of Musgrave et al. (2020), the median of the optimal values
-        on CUB200 / Cars196 / SOP (0.3264, 0.1670, 0.3759); the previous
-        default was pytorch-metric-learning's 0.
+        on CUB200 / Cars196 / SOP (0.3264, 0.1670, 0.3759);
+        pytorch-metric-learning's default is 0.
 
     neg_margin : float, default=0.9337
         SNR distance beyond which negative pairs are not penalised. Default:
         tuned value of Musgrave et al. (2020), the median of the optimal values
-        on CUB200 / Cars196 / SOP (0.8446, 0.9337, 1.0831); the previous
-        default was pytorch-metric-learning's 1. Their regulariser weight was
+        on CUB200 / Cars196 / SOP (0.8446, 0.9337, 1.0831);
+        pytorch-metric-learning's default is 1. Their regulariser weight was
         0.1382, 0, 0 (median 0), so none is added.
 
     {miner_param}

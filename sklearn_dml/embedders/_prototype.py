@@ -88,10 +88,7 @@ class ProtoTripletEmbedder(MethodEmbedder):
         "miner": MINER_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "margin": 0.05,
@@ -190,10 +187,7 @@ class ICNNEmbedder(MethodEmbedder):
         "temperature": [Interval(Real, 0, None, closed="neither")],
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "n_neighbors": 4,

@@ -42,8 +42,7 @@ class ProxyNCAEmbedder(MethodEmbedder):
     softmax_scale : float, default=10.73
         Inverse temperature :math:`s` of the softmax. Default: tuned value of
         Musgrave et al. (2020), the median of the optimal values on CUB200 /
-        Cars196 / SOP (13.98, 7.97, 10.73); the paper [1]_ has no scale (1, the
-        previous default).
+        Cars196 / SOP (13.98, 7.97, 10.73); the paper [1]_ has no scale (a scale of 1).
 
     {loss_learning_rate_proxy}
 
@@ -105,10 +104,7 @@ class ProxyNCAEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "softmax_scale": 10.73,
@@ -312,10 +308,7 @@ class SoftTripleEmbedder(MethodEmbedder):
         "loss_learning_rate": LOSS_LEARNING_RATE_CONSTRAINT,
     }
 
-    # A softmax over class weights or prototypes: the default backbone's
-    # anchor costs much closed-set quality for little unseen-class gain here
-    # (measured on digits; see the backbone parameter).
-    _default_anchor_weight = 0.0
+    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
 
     _method_parameters = {
         "centers_per_class": 10,

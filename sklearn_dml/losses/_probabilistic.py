@@ -42,7 +42,7 @@ class HedgedInstanceLoss(ParamsMixin, torch.nn.Module):
     beta : float, default=1e-4
         Weight :math:`\\beta` of the KL term (the paper's value).
         :class:`~sklearn_dml.HedgedInstanceEmbedder` defaults to 1e-2, which
-        kept the variances informative on digits (see its ``beta``).
+        keeps the variances informative (see its ``beta``).
 
     init_scale : float, default=5.0
         Initial value of the learned scale :math:`a > 0` of the distance

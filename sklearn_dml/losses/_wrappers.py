@@ -502,9 +502,8 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
 
     regularization : float, default=0.2
         :math:`\lambda` of the confidence mapping: the smaller, the sharper
-        the down-weighting. The default was picked among 0.2, 0.5 and 1 on
-        two seeds of the digits label-noise benchmark
-        (``benchmarks/newer_robust.py``, 40 % flipped labels).
+        the down-weighting (the benchmark behind the default is on the
+        :ref:`noisy_labels` page).
 
     proxy_scale : float, default=16.0
         Scale :math:`s` of the softmax of the proxy loss that learns the

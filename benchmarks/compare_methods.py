@@ -1,10 +1,10 @@
-"""Issue "newer methods": each method against the base method it modifies.
+"""Each training option or method against the base method it modifies.
 
-One command regenerates every table (``benchmarks/results/newer_*.md``):
+One command regenerates every table (``benchmarks/results/compare_*.md``):
 
-    python benchmarks/newer_methods.py [--quick] [--only TOPIC ...]
+    python benchmarks/compare_methods.py [--quick] [--only TOPIC ...]
 
-Each topic is a module ``benchmarks/newer_<topic>.py`` exposing
+Each topic is a module ``benchmarks/compare_<topic>.py`` exposing
 ``main(quick: bool) -> str``, the Markdown of its results file, built with
 the shared protocol of ``benchmarks/_protocol.py`` (same backbone, same
 budget, 5 seeds, seen and unseen classes). ``--quick`` runs a smoke test
@@ -27,9 +27,9 @@ RESULTS = HERE / "results"
 
 def topics():
     return sorted(
-        p.stem[len("newer_") :]
-        for p in HERE.glob("newer_*.py")
-        if p.stem != "newer_methods"
+        p.stem[len("compare_") :]
+        for p in HERE.glob("compare_*.py")
+        if p.stem != "compare_methods"
     )
 
 
@@ -40,20 +40,20 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     for topic in args.only or topics():
-        module = importlib.import_module(f"newer_{topic}")
+        module = importlib.import_module(f"compare_{topic}")
         tic = time.perf_counter()
         text = module.main(quick=args.quick)
         footer = (
             f"\n\nPython {platform.python_version()}, torch {torch.__version__}, "
             f"scikit-learn {sklearn.__version__}, 1 torch thread; "
             f"{time.perf_counter() - tic:.0f} s for this table. Regenerate with "
-            f"`python benchmarks/newer_methods.py --only {topic}`.\n"
+            f"`python benchmarks/compare_methods.py --only {topic}`.\n"
         )
         if args.quick:
             print(text + footer)
         else:
-            (RESULTS / f"newer_{topic}.md").write_text(text + footer)
-            print(f"wrote results/newer_{topic}.md")
+            (RESULTS / f"compare_{topic}.md").write_text(text + footer)
+            print(f"wrote results/compare_{topic}.md")
 
 
 if __name__ == "__main__":

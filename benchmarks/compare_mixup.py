@@ -1,4 +1,4 @@
-"""Metrix mixup against the plain loss it modifies (issue "newer methods", item 1).
+"""Metrix mixup against the plain loss it modifies.
 
 Three base losses of the Metrix paper (Contrastive, Multi-Similarity,
 Proxy-Anchor), each trained plainly and with ``mixup="embedding"`` and
@@ -11,7 +11,7 @@ test embedding to its nearest training embedding; lower: the training
 embeddings cover more of where the test samples land) for the seen test
 samples and for the unseen classes.
 
-Run through the runner: ``python benchmarks/newer_methods.py --only mixup``.
+Run through the runner: ``python benchmarks/compare_methods.py --only mixup``.
 """
 
 import numpy as np
