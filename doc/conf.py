@@ -84,7 +84,7 @@ html_show_sourcelink = False
 # -- docstring stopgap ------------------------------------------------------
 # In reStructuredText a word ending in "_" is a hyperlink reference, so the
 # shape "(n_features_in_,)" written in the shared ``fitted_attributes`` block
-# of ``sklearn_dml/_docstrings.py`` is an error in the HTML build. Until that
+# of ``sklearn_dml/base.py`` is an error in the HTML build. Until that
 # block writes it as "(`n_features_in_`,)" (as scikit-learn does), quote it
 # here; the hook does nothing once the source is fixed.
 def _quote_trailing_underscore_shapes(app, what, name, obj, options, lines):
