@@ -22,7 +22,9 @@ module                    embedders
                           trained with one named loss
 ========================  ==================================================
 
-Every class is also importable from :mod:`sklearn_dml`.
+Every class of ``__all__`` is also importable from :mod:`sklearn_dml`;
+:class:`MethodEmbedder` is the base class to derive a new one-method
+embedder from (see the developer's guide).
 """
 
 from ._batch_softmax import NCAEmbedder, NPairsEmbedder, NTXentEmbedder, SupConEmbedder
@@ -77,7 +79,6 @@ __all__ = [
     "MarginEmbedder",
     "MeanFieldClassWiseMultiSimilarityEmbedder",
     "MeanFieldContrastiveEmbedder",
-    "MethodEmbedder",
     "MultiSimilarityEmbedder",
     "MutualLearningEmbedder",
     "NCAEmbedder",

@@ -1,5 +1,6 @@
 """What the one-method embedders share: the base class that builds a named loss,
-component checks, shared docstring sections.
+the constraints of the parameters several embedders have, shared docstring
+sections.
 """
 
 from numbers import Real
