@@ -9,15 +9,16 @@ different decisions. Pairs are arrays of shape ``(n_pairs, 2, n_features)``:
 """
 
 import functools
-import numbers
 import types
+from numbers import Real
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_array, check_scalar
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from ._docstrings import fill_doc, register_doc
+from ._param_validation import Interval, StrOptions, validate_params
 
 __all__ = ["PairVerificationMixin"]
 
@@ -335,14 +336,15 @@ class PairVerificationMixin:
         >>> float(np.mean(emb.predict_pairs(pairs) == same)) > 0.8
         True
         """
-        if strategy not in _STRATEGIES:
-            raise ValueError(
-                f"strategy must be one of {_STRATEGIES}, got {strategy!r}."
-            )
-        check_scalar(
-            beta, "beta", numbers.Real, min_val=0, include_boundaries="neither"
+        validate_params(
+            {
+                "strategy": [StrOptions(set(_STRATEGIES))],
+                "beta": [Interval(Real, 0, None, closed="neither")],
+                "max_fpr": [Interval(Real, 0, 1, closed="both")],
+            },
+            {"strategy": strategy, "beta": beta, "max_fpr": max_fpr},
+            f"{type(self).__name__}.calibrate_threshold",
         )
-        check_scalar(max_fpr, "max_fpr", numbers.Real, min_val=0, max_val=1)
         distances = self.pair_distance(pairs)
         same = _same_mask(y_same, distances.shape[0])
 

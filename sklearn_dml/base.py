@@ -10,10 +10,12 @@ the full, explicit signature that ``help()``, ``get_params``, ``clone`` and
 ``GridSearchCV`` see.
 """
 
+import contextlib
 import copy
 import functools
 import numbers
 import textwrap
+import warnings
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -590,7 +592,27 @@ class BaseDeepMetricLearner(
             dtype=[np.float32, np.float64],
             ensure_min_samples=2,
         )
+        check_float32_range(X)
         check_classification_targets(y)
+        kinds = {type(label) for label in y.tolist()} if y.dtype == object else set()
+        if len({str in k.__mro__ for k in kinds}) > 1:
+            raise ValueError(
+                "y mixes string labels with labels of other types "
+                f"({sorted(k.__name__ for k in kinds)}); give every label the same "
+                "type, e.g. y.astype(str)."
+            )
+        if not reset and hasattr(self, "classes_"):
+            fitted_is_str = self.classes_.dtype.kind in "OUS" and all(
+                isinstance(c, str) for c in self.classes_.tolist()
+            )
+            new_is_str = all(isinstance(c, str) for c in y.tolist())
+            if fitted_is_str != new_is_str:
+                raise ValueError(
+                    f"y holds {'string' if new_is_str else 'non-string'} labels but "
+                    f"the model was trained on {'string' if fitted_is_str else 'non-string'} "
+                    f"labels ({self.classes_[:3].tolist()}...); use labels of the type "
+                    "of classes_."
+                )
         return X, y
 
     # ------------------------------------------------------------- building
@@ -776,17 +798,85 @@ class BaseDeepMetricLearner(
                 "nested dimensions. Refit with warm_start=False (or restore "
                 "nested_dims)."
             )
+        self._check_resumable()
+        backbone = copy.deepcopy(self.backbone_)
+        loss, miner = self._resumed_loss(backbone)
         return engine.TrainingState(
-            backbone=self.backbone_,
-            loss=self.loss_,
-            miner=self.miner_,
-            optimizer_state=self._optimizer_state,
+            backbone=backbone,
+            loss=loss,
+            miner=miner,
+            optimizer_state=copy.deepcopy(self._optimizer_state),
             n_iter=self.n_iter_,
-            history=list(self.history_),
+            history=copy.deepcopy(self.history_),
             best_validation_score=self.best_validation_score_,
         )
 
+    # Parameters a model cannot change once trained (warm_start, partial_fit);
+    # an embedder whose backbone depends on more extends the tuple.
+    _architecture_params = ("n_components", "hidden_layer_sizes", "normalize_embeddings")
+
+    def _architecture(self):
+        """The parameters that fix the trained network, as they are now."""
+        return {name: getattr(self, name) for name in self._architecture_params}
+
+    def _check_resumable(self):
+        """Raise ValueError where resuming training is not well defined.
+
+        The architecture of the network, the user backbone and the kind of
+        optimizer must be those of the trained model; learning rates, weight
+        decay and loss hyper-parameters may change and are honoured.
+        """
+        trained = self._trained_with
+        changed = [
+            name
+            for name, value in self._architecture().items()
+            if value != trained["architecture"][name]
+        ]
+        if self.backbone is not trained["backbone"]:
+            changed.append("backbone")
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} changed since the model was trained; the "
+                "network cannot resume training with another architecture. Refit "
+                "with warm_start=False (or restore the previous values)."
+            )
+        if self.optimizer != trained["optimizer"]:
+            raise ValueError(
+                f"optimizer={self.optimizer!r} differs from the "
+                f"{trained['optimizer']!r} the model was trained with; its state "
+                "cannot be carried over. Refit with warm_start=False."
+            )
+
+    def _resumed_loss(self, backbone):
+        """The loss and miner of the current parameters, with the learned state.
+
+        Built afresh, so that changed loss hyper-parameters (margins, scales)
+        take effect, then loaded with the trained loss's parameters and
+        buffers (proxies, centres); a change that alters their shapes is an
+        error.
+        """
+        n_out, n_classes = self._n_features_out, len(self.classes_)
+        with torch.random.fork_rng(devices=[]):
+            loss, miner = self._build_loss(n_classes, n_out)
+            loss = self._compose_loss(loss, backbone, n_out)
+            if hasattr(loss, "configure"):
+                loss.configure(n_classes, n_out)
+        try:
+            loss.load_state_dict(self.loss_.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(
+                "The loss built from the current parameters cannot take the "
+                f"trained loss's learned parameters ({str(exc).splitlines()[0]}); "
+                "a parameter that shapes them changed. Refit with warm_start=False."
+            ) from None
+        return loss, miner
+
     def _store_state(self, state):
+        self._trained_with = {
+            "architecture": self._architecture(),
+            "backbone": self.backbone,
+            "optimizer": self.optimizer,
+        }
         self.backbone_ = state.backbone
         self.loss_ = state.loss
         self.miner_ = state.miner
@@ -836,6 +926,14 @@ class BaseDeepMetricLearner(
                 state, config, X, codes, n_epochs=n_epochs, targets=targets
             )
         self._store_state(state)
+        if state.interrupted:
+            warnings.warn(
+                f"{type(self).__name__} training was interrupted (KeyboardInterrupt) "
+                f"after {state.n_iter} epochs in all; the model trained so far is "
+                "kept and every fitted attribute describes it.",
+                UserWarning,
+                stacklevel=3,
+            )
         return self
 
     def fit(self, X, y):
@@ -853,6 +951,28 @@ class BaseDeepMetricLearner(
         self : object
             The fitted estimator.
         """
+        with self._transaction():
+            return self._fit(X, y)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Undo every change to the estimator if the block raises.
+
+        ``fit`` and ``partial_fit`` train copies, so a failed or cancelled
+        call (an error, a KeyboardInterrupt before training starts) leaves a
+        fitted estimator exactly as it was. A KeyboardInterrupt *during*
+        training is not an error: the engine stops, and the model trained so
+        far is stored as a whole.
+        """
+        before = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, y):
         self._validate_params()
         warm = self.warm_start and hasattr(self, "backbone_")
         X, y = self._validate_training_data(X, y, reset=not warm)
@@ -906,9 +1026,12 @@ class BaseDeepMetricLearner(
         self : object
             The updated estimator.
         """
+        with self._transaction():
+            return self._partial_fit(X, y, classes)
+
+    def _partial_fit(self, X, y, classes):
         first = not hasattr(self, "backbone_")
-        if first:
-            self._validate_params()
+        self._validate_params()
         X, y = self._validate_training_data(X, y, reset=first)
         if first:
             self.classes_ = np.unique(y if classes is None else np.asarray(classes))
@@ -963,9 +1086,24 @@ class BaseDeepMetricLearner(
 
     # -------------------------------------------------------------- inference
     def _embed(self, X):
-        """Embeddings of an already validated 2-D array (NumPy float32)."""
+        """Embeddings of an already validated 2-D array (NumPy float32).
+
+        Raises ValueError, never returns NaN: inputs beyond the float32 range
+        are refused, and non-finite embeddings (an overflow inside the
+        network) are reported with the rows concerned.
+        """
         check_is_fitted(self, "backbone_")
-        return engine.embed(self.backbone_, X, engine.resolve_device(self.device))
+        check_float32_range(X)
+        Z = engine.embed(self.backbone_, X, engine.inference_device(self.device))
+        bad = ~np.isfinite(Z).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"The embeddings of {int(bad.sum())} of {len(Z)} rows are not finite "
+                f"(first rows: {np.flatnonzero(bad)[:5].tolist()}): their values "
+                "overflow float32 arithmetic inside the network. Scale the features "
+                "(e.g. StandardScaler) as for training."
+            )
+        return Z
 
     def _frozen_embed(self):
         """A picklable function embedding a 2-D array with a copy of the model (CPU)."""
@@ -1060,6 +1198,18 @@ class BaseDeepMetricLearner(
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def check_float32_range(X):
+    """Raise ValueError when ``X`` holds values float32 cannot represent."""
+    if X.dtype == np.float64 and X.size:
+        top = float(np.abs(X).max())
+        if top > np.finfo(np.float32).max:
+            raise ValueError(
+                f"X holds values up to {top:.3g}, beyond the float32 range "
+                f"(+-{np.finfo(np.float32).max:.3g}) that the networks compute in; "
+                "scale the features (e.g. StandardScaler)."
+            )
 
 
 def _training_penalty(backbone):

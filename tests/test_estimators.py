@@ -197,8 +197,12 @@ def test_warm_start_continues_and_partial_fit(small):
     X, y = small
     emb = _quick(TripletEmbedder, warm_start=True).fit(X, y)
     first = emb.backbone_
+    saved = {k: v.clone() for k, v in first.state_dict().items()}
     emb.fit(X, y)
-    assert emb.n_iter_ == 6 and emb.backbone_ is first and len(emb.history_) == 6
+    assert emb.n_iter_ == 6 and len(emb.history_) == 6
+    # Training resumed on a copy: the previous model object is untouched.
+    assert emb.backbone_ is not first
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in saved.items())
     cold = _quick(TripletEmbedder).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ == 3

@@ -261,9 +261,12 @@ def test_calibration_rejects_bad_labels(labels, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"strategy": "auc"}, "strategy must be one of"),
-        ({"strategy": "f_beta", "beta": 0.0}, "beta"),
-        ({"strategy": "tpr_at_fpr", "max_fpr": 1.5}, "max_fpr"),
+        ({"strategy": "auc"}, "'strategy' parameter"),
+        ({"strategy": "f_beta", "beta": 0.0}, "'beta' parameter"),
+        ({"strategy": "f_beta", "beta": float("nan")}, "'beta' parameter"),
+        ({"strategy": "f_beta", "beta": True}, "'beta' parameter"),
+        ({"strategy": "tpr_at_fpr", "max_fpr": 1.5}, "'max_fpr' parameter"),
+        ({"strategy": "tpr_at_fpr", "max_fpr": float("nan")}, "'max_fpr' parameter"),
     ],
 )
 def test_calibration_rejects_bad_options(kwargs, match):

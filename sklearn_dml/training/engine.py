@@ -11,6 +11,7 @@ per-epoch records in ``history``.
 """
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +35,17 @@ def resolve_device(device):
             "PyTorch installation. Use device='cpu' or device='auto'."
         )
     return dev
+
+
+def inference_device(device):
+    """The device to embed on: as for training, but the CPU when CUDA is absent.
+
+    A fitted model lives on the CPU, so a model trained with
+    ``device="cuda"`` still embeds on a machine without a GPU.
+    """
+    if device in (None, "auto") or not str(device).startswith("cuda"):
+        return resolve_device(device)
+    return torch.device(device) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def seed_from(random_state):
@@ -85,6 +97,8 @@ class TrainingState:
     n_iter: int = 0
     history: list = field(default_factory=list)
     best_validation_score: float | None = None
+    #: Whether the last :func:`fit` call was stopped by ``KeyboardInterrupt``.
+    interrupted: bool = False
 
 
 def _make_optimizer(config, backbone, loss):
@@ -103,6 +117,26 @@ def _make_optimizer(config, backbone, loss):
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=0.9, **kwargs)
     raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
+
+
+def _resume_optimizer(optimizer, saved, config):
+    """Load a saved optimizer state, keeping the current learning rates and decay.
+
+    The moments and step counts carry over; ``learning_rate_init``,
+    ``loss_learning_rate`` and ``weight_decay`` are those of ``config``, so
+    a warm start or a later ``partial_fit`` call honours changed values.
+    """
+    current = [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups]
+    if len(saved["param_groups"]) != len(current):
+        raise ValueError(
+            "The saved optimizer state has "
+            f"{len(saved['param_groups'])} parameter groups, the model "
+            f"{len(current)}: the learnable parameters changed. Refit with "
+            "warm_start=False."
+        )
+    optimizer.load_state_dict(saved)
+    for group, (lr, decay) in zip(optimizer.param_groups, current):
+        group["lr"], group["weight_decay"] = lr, decay
 
 
 def batch_objective(state, config, xb, yb, tb=None):
@@ -179,25 +213,44 @@ def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
     return total / max(count, 1), terms
 
 
+def _device_of(module):
+    for tensor in [*module.parameters(), *module.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _same_device(a, b):
+    return a.type == b.type and (
+        a.index is None or b.index is None or a.index == b.index
+    )
+
+
 @torch.no_grad()
 def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
-    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns float32 NumPy."""
-    device = torch.device("cpu") if device is None else device
+    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns float32 NumPy.
+
+    The module is left as it is (device, parameters): when it lives on
+    another device than ``device`` (or when it is in training mode), a copy
+    embeds, so concurrent calls on one fitted model are safe and a model
+    being trained stays on its device. Batches of ``batch_size`` rows bound
+    the memory.
+    """
+    device = torch.device("cpu") if device is None else torch.device(device)
     X = X if isinstance(X, torch.Tensor) else as_float_tensor(X)
-    was_training = backbone.training
-    backbone.eval()
-    moved = device.type != "cpu"
-    if moved:
-        backbone.to(device)
+    module = backbone
+    if not _same_device(_device_of(backbone), device):
+        module = copy.deepcopy(backbone).to(device)
+    was_training = module.training
+    if was_training:
+        module.eval()
     try:
         out = [
-            backbone(X[start : start + batch_size].to(device)).float().cpu()
+            module(X[start : start + batch_size].to(device)).float().cpu()
             for start in range(0, X.shape[0], batch_size)
         ]
     finally:
-        if moved:
-            backbone.to("cpu")
-        backbone.train(was_training)
+        if was_training:
+            module.train()
     if not out:
         return np.empty((0, 0), dtype=np.float32)
     return torch.cat(out).numpy()
@@ -267,61 +320,38 @@ def fit(
             samples_per_class=config.samples_per_class,
             random_state=np.random.RandomState(seed % 2**32),
         )
+        trainable = [
+            p
+            for m in (state.backbone, state.loss)
+            for p in m.parameters()
+            if p.requires_grad
+        ]
+        if not trainable:
+            raise ValueError(
+                f"{config.name} has nothing to train: neither the backbone nor the "
+                "loss has a parameter that requires a gradient. Give a backbone "
+                "with trainable layers (e.g. torch.nn.Linear), or leave backbone=None."
+            )
+        state.interrupted = False
         state.backbone.to(device)
         state.loss.to(device)
         if state.miner is not None:
             state.miner.to(device)
-        optimizer = _make_optimizer(config, state.backbone, state.loss)
-        if state.optimizer_state is not None:
-            optimizer.load_state_dict(state.optimizer_state)
-        best_score, best_weights, bad_epochs = -np.inf, None, 0
-        if validation is not None:
-            # The starting weights compete too: training that only degrades the
-            # validation score (e.g. on held-out classes) gives them back.
-            best_score = score_func(
-                embed(state.backbone, validation[0], device), validation[1]
-            )
-            best_weights = _snapshot(state)
         try:
-            for _ in range(n_epochs):
-                tic = time.perf_counter()
-                loss_value, terms = run_epoch(
-                    state, optimizer, Xt, yt, sampler, device, config, Tt
-                )
-                state.n_iter += 1
-                record = {"epoch": state.n_iter, "loss": loss_value, "terms": terms}
-                if not np.isfinite(loss_value):
-                    raise FloatingPointError(
-                        f"The training loss became {loss_value} at epoch {state.n_iter}. "
-                        "Lower learning_rate_init or standardise the features."
-                    )
-                stop = False
-                if validation is not None:
-                    score = score_func(
-                        embed(state.backbone, validation[0], device), validation[1]
-                    )
-                    record["validation_score"] = score
-                    if score > best_score + config.tol:
-                        best_score, bad_epochs = score, 0
-                        best_weights = _snapshot(state)
-                    else:
-                        bad_epochs += 1
-                        stop = bad_epochs >= config.n_iter_no_change
-                record["time"] = time.perf_counter() - tic
-                state.history.append(record)
-                if config.verbose:
-                    _print_record(config, record, n_epochs)
-                if stop:
-                    if config.verbose:
-                        print(
-                            f"[{config.name}] no improvement of the validation score for "
-                            f"{config.n_iter_no_change} epochs: stopping, best weights restored."
-                        )
-                    break
-            if best_weights is not None:
-                state.backbone.load_state_dict(best_weights[0])
-                state.loss.load_state_dict(best_weights[1])
-                state.best_validation_score = float(best_score)
+            optimizer = _make_optimizer(config, state.backbone, state.loss)
+            if state.optimizer_state is not None:
+                _resume_optimizer(optimizer, state.optimizer_state, config)
+            _run_epochs(
+                state,
+                config,
+                optimizer,
+                (Xt, yt, Tt),
+                sampler,
+                device,
+                n_epochs,
+                validation,
+                score_func,
+            )
             state.optimizer_state = _to_cpu(optimizer.state_dict())
         finally:
             state.backbone.to("cpu").eval()
@@ -329,6 +359,71 @@ def fit(
             if state.miner is not None:
                 state.miner.to("cpu")
     return state
+
+
+def _run_epochs(
+    state, config, optimizer, data, sampler, device, n_epochs, validation, score_func
+):
+    """The epochs of one fit; on KeyboardInterrupt, stop and keep what was learnt.
+
+    A Ctrl-C ends training where it is: the epoch in progress is not
+    recorded, the best weights are restored as at a normal end (with early
+    stopping), and ``state.interrupted`` is set for the estimator to warn.
+    """
+    Xt, yt, Tt = data
+    progress = _Progress(config, n_epochs, len(sampler))
+    best_score, best_weights, bad_epochs = -np.inf, None, 0
+    try:
+        if validation is not None:
+            # The starting weights compete too: training that only degrades the
+            # validation score (e.g. on held-out classes) gives them back.
+            best_score = score_func(
+                embed(state.backbone, validation[0], device), validation[1]
+            )
+            best_weights = _snapshot(state)
+        for _ in range(n_epochs):
+            tic = time.perf_counter()
+            loss_value, terms = run_epoch(
+                state, optimizer, Xt, yt, sampler, device, config, Tt
+            )
+            state.n_iter += 1
+            record = {"epoch": state.n_iter, "loss": loss_value, "terms": terms}
+            if not np.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"The training loss became {loss_value} at epoch {state.n_iter} "
+                    f"(terms: {terms}). Lower learning_rate_init or standardise "
+                    "the features."
+                )
+            stop = False
+            if validation is not None:
+                score = score_func(
+                    embed(state.backbone, validation[0], device), validation[1]
+                )
+                record["validation_score"] = score
+                if score > best_score + config.tol:
+                    best_score, bad_epochs = score, 0
+                    best_weights = _snapshot(state)
+                else:
+                    bad_epochs += 1
+                    stop = bad_epochs >= config.n_iter_no_change
+            record["time"] = time.perf_counter() - tic
+            state.history.append(record)
+            progress.epoch(record)
+            if stop:
+                progress.close(
+                    f"no improvement of the validation score for "
+                    f"{config.n_iter_no_change} epochs: stopping, best weights restored."
+                )
+                break
+    except KeyboardInterrupt:
+        state.interrupted = True
+        progress.close("interrupted: keeping the model trained so far.")
+    else:
+        progress.close()
+    if best_weights is not None:
+        state.backbone.load_state_dict(best_weights[0])
+        state.loss.load_state_dict(best_weights[1])
+        state.best_validation_score = float(best_score)
 
 
 def _snapshot(state):
@@ -352,12 +447,51 @@ def _to_cpu(obj):
     return obj
 
 
-def _print_record(config, record, n_epochs):
-    parts = [
-        f"[{config.name}] epoch {record['epoch']:>3} ({n_epochs} this call)",
-        f"loss {record['loss']:.4f}",
-    ]
-    if "validation_score" in record:
-        parts.append(f"val MAP@R {record['validation_score']:.4f}")
-    parts.append(f"{record['time']:.2f}s")
-    print(" | ".join(parts), flush=True)
+class _Progress:
+    """Training progress for a person: ``verbose=1`` one live line, ``2`` a line an epoch.
+
+    Each line shows the epoch and steps of this call, the mean objective and
+    each of its terms, the validation score when there is one, the time
+    spent and an estimate of the time left.
+    """
+
+    def __init__(self, config, n_epochs, steps_per_epoch):
+        self.name, self.verbose = config.name, int(config.verbose)
+        self.n_epochs, self.steps = n_epochs, steps_per_epoch
+        self.done, self.start, self.open = 0, time.perf_counter(), False
+        self.width = 0
+
+    def _line(self, record):
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.n_epochs - self.done)
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in record["terms"].items())
+        parts = [
+            f"[{self.name}] epoch {self.done}/{self.n_epochs}",
+            f"steps {self.done * self.steps}",
+            f"loss {record['loss']:.4f}" + (f" ({terms})" if terms else ""),
+        ]
+        if "validation_score" in record:
+            parts.append(f"val MAP@R {record['validation_score']:.4f}")
+        parts.append(f"{elapsed:.1f}s elapsed, ~{left:.1f}s left")
+        return " | ".join(parts)
+
+    def epoch(self, record):
+        self.done += 1
+        if self.verbose >= 2:
+            print(self._line(record), flush=True)
+        elif self.verbose == 1:
+            line = self._line(record)
+            # Pad over the end of a longer previous line (no terminal codes:
+            # notebooks show the same).
+            sys.stdout.write("\r" + line.ljust(self.width))
+            sys.stdout.flush()
+            self.width, self.open = len(line), True
+
+    def close(self, message=None):
+        if not self.verbose:
+            return
+        if self.open:
+            sys.stdout.write("\n")
+            self.open = False
+        if message:
+            print(f"[{self.name}] {message}", flush=True)
