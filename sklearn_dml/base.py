@@ -13,7 +13,6 @@ the full, explicit signature that ``help()``, ``get_params``, ``clone`` and
 import contextlib
 import copy
 import functools
-import numbers
 import textwrap
 import warnings
 from numbers import Integral, Real
@@ -593,7 +592,6 @@ class BaseDeepMetricLearner(
             ensure_min_samples=2,
         )
         check_float32_range(X)
-        check_classification_targets(y)
         kinds = {type(label) for label in y.tolist()} if y.dtype == object else set()
         if len({str in k.__mro__ for k in kinds}) > 1:
             raise ValueError(
@@ -601,6 +599,7 @@ class BaseDeepMetricLearner(
                 f"({sorted(k.__name__ for k in kinds)}); give every label the same "
                 "type, e.g. y.astype(str)."
             )
+        check_classification_targets(y)
         if not reset and hasattr(self, "classes_"):
             fitted_is_str = self.classes_.dtype.kind in "OUS" and all(
                 isinstance(c, str) for c in self.classes_.tolist()
@@ -1094,6 +1093,11 @@ class BaseDeepMetricLearner(
         """
         check_is_fitted(self, "backbone_")
         check_float32_range(X)
+        validate_params(
+            {"device": self._parameter_constraints["device"]},
+            {"device": self.device},
+            type(self).__name__,
+        )
         Z = engine.embed(self.backbone_, X, engine.inference_device(self.device))
         bad = ~np.isfinite(Z).all(axis=1)
         if bad.any():
@@ -1162,15 +1166,11 @@ class BaseDeepMetricLearner(
         """
         check_is_fitted(self, "backbone_")
         n_out = self._n_features_out
-        if (
-            isinstance(n_dims, bool)
-            or not isinstance(n_dims, numbers.Integral)
-            or not 1 <= n_dims <= n_out
-        ):
-            raise ValueError(
-                f"n_dims must be an integer from 1 to the embedding size ({n_out}); "
-                f"got {n_dims!r}."
-            )
+        validate_params(
+            {"n_dims": [Interval(Integral, 1, n_out, closed="both")]},
+            {"n_dims": n_dims},
+            f"{type(self).__name__}.transform_nested (the embedding size is {n_out})",
+        )
         prefix = torch.from_numpy(self.transform(X)[:, : int(n_dims)])
         if self.normalize_embeddings:
             prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
@@ -1203,11 +1203,11 @@ class BaseDeepMetricLearner(
 def check_float32_range(X):
     """Raise ValueError when ``X`` holds values float32 cannot represent."""
     if X.dtype == np.float64 and X.size:
-        top = float(np.abs(X).max())
-        if top > np.finfo(np.float32).max:
+        top, limit = float(np.abs(X).max()), float(np.finfo(np.float32).max)
+        if top > limit:
             raise ValueError(
                 f"X holds values up to {top:.3g}, beyond the float32 range "
-                f"(+-{np.finfo(np.float32).max:.3g}) that the networks compute in; "
+                f"(+-{limit:.3g}) that the networks compute in; "
                 "scale the features (e.g. StandardScaler)."
             )
 

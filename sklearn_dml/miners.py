@@ -597,8 +597,8 @@ class DistanceWeightedMiner(BaseMiner):
     distance : LpDistance, default=None
         ``None`` means :class:`~sklearn_dml.distances.LpDistance`; only the
         Euclidean distance of unit-norm embeddings (``p=2, power=1,
-        normalize_embeddings=True``) fits the weighting (``ValueError``
-        otherwise).
+        normalize_embeddings=True``) fits the weighting
+        (``InvalidParameterError``, a ``ValueError``, otherwise).
 
     See Also
     --------

@@ -126,15 +126,6 @@ class Metrix(ParamsMixin):
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def _validate(self):
-        """Re-validate the parameters (``InvalidParameterError``) and return self.
-
-        The parameters are checked at construction and by ``set_params``;
-        this catches attributes assigned directly since.
-        """
-        self._validate_params()
-        return self
-
 
 def resolve_mixup(value):
     """A validated copy of the ``mixup`` parameter as a :class:`Metrix` (or None)."""
@@ -152,7 +143,8 @@ def resolve_mixup(value):
     if isinstance(value, Metrix) or (
         type(value).__name__ == "Metrix" and hasattr(value, "get_params")
     ):
-        return Metrix(**value.get_params(deep=False))._validate()
+        # A new Metrix validates its parameters (also those assigned directly).
+        return Metrix(**value.get_params(deep=False))
     raise ValueError(
         f"mixup must be None, one of {MIXUP_PLACES} or a sklearn_dml.mixup.Metrix "
         f"object; got {type(value).__name__} {value!r}."

@@ -615,7 +615,9 @@ def test_ebv_edge_cases_buffer_and_errors():
         ValueError, match="'random_state' parameter of EquiangularBasisLoss"
     ):
         EquiangularBasisLoss(random_state="a")
-    with pytest.raises(ValueError, match="'max_iter' parameter of EquiangularBasisLoss"):
+    with pytest.raises(
+        ValueError, match="'max_iter' parameter of EquiangularBasisLoss"
+    ):
         EquiangularBasisLoss(max_iter=-1)
     with pytest.raises(ValueError, match="'temperature' parameter of EquiangularBasis"):
         EquiangularBasisLoss(temperature=0)

@@ -592,9 +592,11 @@ def test_forward_validates_labels_and_shapes():
     ):
         LargeMarginSoftmaxLoss(margin=2.5)
     # An integral float is an integer margin.
-    assert LargeMarginSoftmaxLoss(margin=3.0).configure(3, 3)(
-        torch.ones(2, 3), _l([0, 1])
-    ).isfinite()
+    assert (
+        LargeMarginSoftmaxLoss(margin=3.0)
+        .configure(3, 3)(torch.ones(2, 3), _l([0, 1]))
+        .isfinite()
+    )
 
 
 def test_forward_does_not_modify_inputs():

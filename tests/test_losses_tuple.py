@@ -657,7 +657,11 @@ def test_label_and_size_errors():
     "cls, params, message",
     [
         (CircleLoss, {"distance": LpDistance()}, "'distance' .* with is_inverted=True"),
-        (TupletMarginLoss, {"distance": LpDistance()}, "'distance' .* CosineSimilarity"),
+        (
+            TupletMarginLoss,
+            {"distance": LpDistance()},
+            "'distance' .* CosineSimilarity",
+        ),
         (HistogramLoss, {"distance": DotProductSimilarity()}, "CosineSimilarity"),
         (
             FastAPLoss,

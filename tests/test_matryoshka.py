@@ -119,10 +119,10 @@ def test_mined_tuples_are_shared():
 @pytest.mark.parametrize(
     "nested_dims, match",
     [
-        ((), "non-empty tuple"),
-        ("8", "non-empty tuple"),
-        ((4, 0), "positive integers"),
-        ((2.5,), "positive integers"),
+        ((), "'nested_dims' parameter"),
+        ("8", "'nested_dims' parameter"),
+        ((4, 0), "'nested_dims' parameter"),
+        ((2.5,), "'nested_dims' parameter"),
         ((8, 4), "strictly increasing"),
         ((4, 4), "strictly increasing"),
         ((4, 8), "smaller than the embedding size"),
@@ -148,7 +148,8 @@ def test_nested_dims_checked_against_a_user_backbone():
 
 def test_invalid_weights():
     with pytest.raises(
-        ValueError, match="'weights' parameter of MatryoshkaLoss .*one weight per prefix"
+        ValueError,
+        match="'weights' parameter of MatryoshkaLoss .*one weight per prefix",
     ):
         MatryoshkaLoss(TripletMarginLoss(), (2,), weights=(1.0,))
     with pytest.raises(ValueError, match="'weights' parameter .* not be all zero"):
@@ -208,7 +209,7 @@ def test_transform_nested():
     ).fit(X, y)
     np.testing.assert_array_equal(raw.transform_nested(X, 3), raw.transform(X)[:, :3])
     for bad in (0, 9, 2.0, True):
-        with pytest.raises(ValueError, match="n_dims must be an integer from 1"):
+        with pytest.raises(ValueError, match="'n_dims' parameter"):
             emb.transform_nested(X, bad)
 
 

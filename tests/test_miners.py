@@ -191,6 +191,42 @@ def test_params_clone_and_validation():
         BatchHardMiner()(torch.tensor(X), torch.tensor(X))
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"pos_strategy": "hardest"}, "'pos_strategy' parameter of BatchEasyHardMiner"),
+        (
+            {"pos_strategy": "semihard", "neg_strategy": "semihard"},
+            "'pos_strategy' and 'neg_strategy' parameters .* both be \"semihard\"",
+        ),
+        (
+            {"pos_strategy": "all", "neg_strategy": "semihard"},
+            '\'neg_strategy\' parameter .* "semihard" when the other side is "all"',
+        ),
+        ({"allowed_pos_range": (0.5, 0.1)}, "'allowed_pos_range' parameter .*low <="),
+        ({"allowed_neg_range": (0.1,)}, "'allowed_neg_range' parameter"),
+        ({"allowed_neg_range": (float("nan"), 1.0)}, "'allowed_neg_range' parameter"),
+        ({"allowed_pos_range": "ab"}, "'allowed_pos_range' parameter"),
+    ],
+)
+def test_batch_easy_hard_rejects_bad_parameters_when_built(params, message):
+    with pytest.raises(ValueError, match=message):
+        BatchEasyHardMiner(**params)
+    miner = BatchEasyHardMiner()
+    with pytest.raises(ValueError, match=message):
+        miner.set_params(**params)
+    assert miner.get_params() == BatchEasyHardMiner().get_params()
+
+
+def test_batch_easy_hard_ranges_may_be_open_or_arrays():
+    embeddings, labels = torch.tensor(X), torch.tensor(Y)
+    open_range = BatchEasyHardMiner(allowed_pos_range=(-float("inf"), float("inf")))
+    plain = BatchEasyHardMiner()
+    for got, expected in zip(open_range(embeddings, labels), plain(embeddings, labels)):
+        assert torch.equal(got, expected)
+    BatchEasyHardMiner(allowed_neg_range=np.array([0.0, 1.5]))(embeddings, labels)
+
+
 def test_triplet_margin_tie_at_zero_is_hard_not_semihard():
     # Positive and negative exactly equidistant from the anchor: t == 0.
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])

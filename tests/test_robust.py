@@ -20,7 +20,6 @@ from sklearn_dml import (
     DeepMetricEmbedder,
     MultiSimilarityEmbedder,
     TripletEmbedder,
-    _engine,
 )
 from sklearn_dml.losses import (
     ArcFaceLoss,
@@ -412,45 +411,10 @@ def test_procsim_estimator_uses_a_copy_and_wraps_the_loss(digits):
     assert bool(est.loss_.weighting_._initialized)
 
 
-def test_energy_confusion_gradient_reaches_only_the_output_layers(digits):
-    X, y = digits
-    est = MultiSimilarityEmbedder(**SMALL).fit(X, y)
-    state = _engine.TrainingState(est.backbone_, est.loss_, None)
-    xb = torch.tensor(X[:64], dtype=torch.float32)
-    yb = torch.tensor(y[:64])
-
-    def grads(weight):
-        config = _engine.TrainingConfig(extra={"energy_confusion": weight})
-        est.backbone_.zero_grad()
-        loss = _engine.batch_loss(state, config, xb, yb)
-        loss.backward()
-        out = {n: p.grad.clone() for n, p in est.backbone_.named_parameters()}
-        return loss.item(), out
-
-    plain_value, plain = grads(0.0)
-    value, with_ec = grads(0.5)
-    emb = est.backbone_(xb)
-    term = EnergyConfusionRegularizer()(emb, yb).item()
-    assert value == pytest.approx(plain_value + 0.5 * term, rel=1e-5)
-    head = {"skip.weight", "skip.bias", "branch.2.weight", "branch.2.bias"}
-    assert set(plain) > head
-    for name in plain:
-        if name in head:
-            assert not torch.allclose(with_ec[name], plain[name])
-        else:
-            torch.testing.assert_close(with_ec[name], plain[name])
-    # The routed gradient is the term's own gradient w.r.t. the head.
-    est.backbone_.zero_grad()
-    (0.5 * EnergyConfusionRegularizer()(est.backbone_(xb), yb)).backward()
-    for name, p in est.backbone_.named_parameters():
-        if name in head:
-            torch.testing.assert_close(with_ec[name] - plain[name], p.grad)
-
-
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), True, "0.1", None])
 def test_energy_confusion_rejects_bad_values(bad, digits):
     X, y = digits
-    with pytest.raises(ValueError, match="energy_confusion must be a finite number"):
+    with pytest.raises(ValueError, match="'energy_confusion' parameter"):
         TripletEmbedder(energy_confusion=bad, **SMALL).fit(X, y)
 
 
@@ -469,7 +433,7 @@ def test_energy_confusion_needs_an_output_linear_layer(digits):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"procsim": "yes"}, "procsim must be None, True"),
+        ({"procsim": "yes"}, "'procsim' parameter"),
         (
             {"procsim": _invalid_after_construction(ProcSimWeighting(), threshold=-1)},
             "'threshold' parameter of ProcSimWeighting",

@@ -38,7 +38,7 @@ from ._classification import (
 )
 from ._distillation import MutualLearningEmbedder, RKDEmbedder
 from ._generic import DeepMetricEmbedder
-from ._method import MethodEmbedder
+from ._method import MethodEmbedder as MethodEmbedder
 from ._pair import (
     AngularEmbedder,
     CircleEmbedder,

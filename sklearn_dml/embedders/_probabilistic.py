@@ -1,16 +1,15 @@
 """Embedders with a distribution per sample (hedged instance embeddings)."""
 
 import copy
-import numbers
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import expit
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._docstrings import fill_doc
-from .._param_validation import Interval
+from .._param_validation import Interval, validate_params
 from ..backbones._gaussian import GaussianHead, LogVarianceOf, constant_start_mlp
 from ..base import SHARED_PARAMETERS
 from ..losses import HedgedInstanceLoss
@@ -244,9 +243,11 @@ class HedgedInstanceEmbedder(MethodEmbedder):
 
     def _check_n_samples(self, n_samples):
         n_samples = self.n_samples if n_samples is None else n_samples
-        if isinstance(n_samples, bool):
-            raise TypeError(f"n_samples must be an int; got the bool {n_samples!r}.")
-        check_scalar(n_samples, "n_samples", numbers.Integral, min_val=1)
+        validate_params(
+            {"n_samples": [Interval(Integral, 1, None, closed="left")]},
+            {"n_samples": n_samples},
+            type(self).__name__,
+        )
         return int(n_samples)
 
     def _match_probability(self, X_a, X_b, n_samples, random_state):

@@ -267,8 +267,8 @@ register_doc(
     """
     distance : CosineSimilarity, default=None
         ``None`` means :class:`~sklearn_dml.distances.CosineSimilarity`, the
-        only comparison this loss is defined for (a ``ValueError`` says so
-        otherwise).
+        only comparison this loss is defined for (another one raises
+        ``InvalidParameterError``, a ``ValueError``, when the loss is built).
     """,
 )
 

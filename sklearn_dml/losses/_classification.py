@@ -41,6 +41,7 @@ class _IntegerValuedFloat:
     def __str__(self):
         return f"a float with an integer value >= {self.low}"
 
+
 _GRAM_CHUNK_CELLS = 2**22
 
 

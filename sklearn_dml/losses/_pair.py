@@ -503,7 +503,8 @@ class CircleLoss(BaseMetricLoss):
     distance : BaseDistance, default=None
         ``None`` means :class:`~sklearn_dml.distances.CosineSimilarity`. Any
         similarity (``is_inverted=True``) with values in about ``[-1, 1]``
-        works; a distance raises ``ValueError``.
+        works; a distance raises ``InvalidParameterError`` (a ``ValueError``)
+        when the loss is built.
 
     See Also
     --------
@@ -749,7 +750,8 @@ class SignalToNoiseRatioContrastiveLoss(ContrastiveLoss):
 
     distance : SNRDistance, default=None
         ``None`` means :class:`~sklearn_dml.distances.SNRDistance`, the only
-        comparison this loss accepts (``ValueError`` otherwise).
+        comparison this loss accepts (``InvalidParameterError``, a
+        ``ValueError``, otherwise).
 
     See Also
     --------
@@ -1088,7 +1090,8 @@ class AngularLoss(BaseMetricLoss):
     distance : LpDistance, default=None
         ``None`` means :class:`~sklearn_dml.distances.LpDistance`; the loss
         works on unit-norm embeddings, so only ``LpDistance(p=2, power=1,
-        normalize_embeddings=True)`` is accepted (``ValueError`` otherwise).
+        normalize_embeddings=True)`` is accepted (``InvalidParameterError``,
+        a ``ValueError``, otherwise).
 
     See Also
     --------

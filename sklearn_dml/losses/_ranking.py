@@ -21,7 +21,7 @@ class FastAPLoss(BaseMetricLoss):
         ``None`` means ``LpDistance(power=2)`` (squared Euclidean distance of
         unit-norm embeddings, the paper's choice). Any ``power`` works with
         ``p=2`` and ``normalize_embeddings=True``; other distances raise
-        ``ValueError``. The range :math:`[0, 2^{power}]` is binned.
+        ``InvalidParameterError`` (a ``ValueError``). The range :math:`[0, 2^{power}]` is binned.
 
     See Also
     --------

@@ -612,14 +612,6 @@ class ProcSimWeighting(ParamsMixin, torch.nn.Module):
         self.num_classes = num_classes
         self.embedding_size = embedding_size
 
-    def _check_params(self):
-        """Re-validate the parameters (``InvalidParameterError``).
-
-        Kept for the estimators' check of their ``procsim`` parameter; the
-        same as ``_validate_params``.
-        """
-        self._validate_params()
-
     def configure(self, num_classes=None, embedding_size=None):
         """Create the class proxies (uninitialised until the first batch).
 
