@@ -334,8 +334,14 @@ _ENGINE_PARAMETERS = {
         "bool",
         ["boolean"],
         """
-            Reuse the trained backbone (and loss parameters) of a previous ``fit``
-            instead of starting afresh.
+            Resume training from the model of a previous ``fit`` (its weights,
+            learned loss parameters and optimizer state) instead of starting
+            afresh. Changed learning rates, weight decay and loss
+            hyper-parameters are honoured; a changed architecture
+            (``n_components``, ``hidden_layer_sizes``, ``normalize_embeddings``,
+            ``backbone``) or ``optimizer`` raises a ``ValueError``, as do labels
+            of another type than ``classes_``. Training runs on a copy: a fit
+            that fails leaves the previous model as it was.
             """,
     ),
     "device": _Param(
@@ -343,9 +349,11 @@ _ENGINE_PARAMETERS = {
         '{"auto", "cpu", "cuda"} or str',
         [DeviceConstraint(), torch.device],
         """
-            Torch device for training and inference; ``"auto"`` uses CUDA when
-            available. The fitted model is kept on the CPU, so a fitted
-            estimator pickles and loads anywhere.
+            Torch device for training and inference: ``"auto"`` (CUDA when
+            available), ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``, checked
+            before anything changes. The fitted model is kept on the CPU, so a
+            fitted estimator pickles, loads and embeds anywhere: on a machine
+            without CUDA a model fitted with ``"cuda"`` embeds on the CPU.
             """,
     ),
     "verbose": _Param(
@@ -353,7 +361,12 @@ _ENGINE_PARAMETERS = {
         "int",
         ["boolean", Interval(Integral, 0, None, closed="left")],
         """
-            ``1`` prints one line per epoch (loss, validation score, time).
+            Progress of training: ``0`` silent, ``1`` one live line per fit
+            (updated each epoch), ``2`` a line per epoch. A line shows the epoch
+            and steps, the mean objective and each of its terms (the metric
+            loss, the anchoring penalty, ...), the validation MAP@R with early
+            stopping, the time spent and an estimate of the time left.
+            ``history_`` records the same per epoch.
             """,
     ),
     "random_state": _Param(
@@ -363,7 +376,10 @@ _ENGINE_PARAMETERS = {
         """
             Seeds weight initialisation, batch sampling and dropout through a
             forked torch generator; the global torch random state is left as it
-            was. Same value, same data: identical embeddings on the CPU.
+            was. Same value, same data and the same number of torch threads
+            (``torch.get_num_threads()``): identical embeddings on the CPU. Another
+            thread count sums in another order, which changes the last bits and,
+            through training, the embeddings.
             """,
     ),
 }

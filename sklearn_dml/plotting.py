@@ -1,4 +1,5 @@
-"""Quick looks at an embedding: a 2-D map coloured by class, a precision-at-k curve.
+"""Quick looks at an embedding (a 2-D map coloured by class, a precision-at-k
+curve) and at its training (the objective and each of its terms per epoch).
 
 matplotlib is optional: it is imported when a function is called, and a clear
 ``ImportError`` says how to install it when it is missing.
@@ -10,7 +11,7 @@ from .metrics._knn import _as_2d_float
 from .metrics._report import _check_ks, _embed
 from .metrics._retrieval import _check_labels, precision_at_k_score
 
-__all__ = ["plot_embedding", "plot_precision_at_k"]
+__all__ = ["plot_embedding", "plot_precision_at_k", "plot_training_history"]
 
 _METHODS = ("pca", "tsne")
 
@@ -198,3 +199,73 @@ def plot_precision_at_k(
     plt_ax.set_title("Leave-one-out precision at k")
     plt_ax.legend()
     return plt_ax
+
+
+def plot_training_history(embedder, *, ax=None, terms=True, log_scale=False):
+    """Training curves of a fitted embedder: the objective and each of its terms.
+
+    One line per epoch of ``embedder.history_``: the objective minimised
+    (``loss``) and, with ``terms=True``, each of its terms (the metric
+    loss, the default backbone's anchoring penalty, mixup, ...), so that a
+    rising total can be told apart from a rising penalty. With early
+    stopping, the validation MAP@R is drawn on a second y axis.
+
+    Parameters
+    ----------
+    embedder : estimator
+        A fitted sklearn-dml embedder (anything with a ``history_`` list of
+        per-epoch records).
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw on; ``None`` creates a new figure.
+    terms : bool, default=True
+        Draw each term of the objective too.
+    log_scale : bool, default=False
+        Logarithmic y axis for the losses (terms of very different sizes).
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes of the losses: first the objective, then one line per term,
+        each labelled by its name. The validation curve, when drawn, is on
+        ``ax.right_ax``, a twin of ``ax``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_dml import TripletEmbedder
+    >>> from sklearn_dml.plotting import plot_training_history
+    >>> X, y = load_digits(return_X_y=True)
+    >>> emb = TripletEmbedder(n_components=8, max_iter=3, random_state=0)
+    >>> ax = plot_training_history(emb.fit(X[:300] / 16, y[:300]))
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['objective', 'metric', 'anchor']
+    """
+    history = getattr(embedder, "history_", None)
+    if not history:
+        raise ValueError(
+            "plot_training_history needs a fitted embedder with a history_ of "
+            "at least one epoch; fit it first."
+        )
+    ax = _axes(ax)()
+    epochs = [record["epoch"] for record in history]
+    ax.plot(epochs, [record["loss"] for record in history], label="objective", lw=2)
+    if terms:
+        names = list(dict.fromkeys(n for r in history for n in r.get("terms", {})))
+        for name in names:
+            values = [r.get("terms", {}).get(name, np.nan) for r in history]
+            ax.plot(epochs, values, label=name, lw=1)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean over the epoch's batches")
+    ax.legend(loc="upper left")
+    scores = [r.get("validation_score", np.nan) for r in history]
+    if not np.all(np.isnan(scores)):
+        right = ax.twinx()
+        right.plot(epochs, scores, color="black", ls="--", label="validation MAP@R")
+        right.set_ylabel("validation MAP@R")
+        right.legend(loc="upper right")
+        ax.right_ax = right
+    return ax
