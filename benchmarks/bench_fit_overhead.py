@@ -30,7 +30,7 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_dml import TripletEmbedder
-from sklearn_dml.backbones._mlp import MLP
+from sklearn_dml.backbones import MLP
 from sklearn_dml.losses import TripletMarginLoss
 from sklearn_dml.miners import TripletMarginMiner
 from sklearn_dml.samplers import MPerClassSampler

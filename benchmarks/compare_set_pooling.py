@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_dml import TripletEmbedder
-from sklearn_dml.backbones._set_pooling import SetPoolingMLP
+from sklearn_dml.backbones import SetPoolingMLP
 
 
 def patches(X):

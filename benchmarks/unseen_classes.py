@@ -66,7 +66,7 @@ from sklearn_dml import (
     SupConEmbedder,
     TripletEmbedder,
 )
-from sklearn_dml.backbones._mlp import MLP, ResidualMLP
+from sklearn_dml.backbones import MLP, ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 

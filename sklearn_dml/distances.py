@@ -458,3 +458,44 @@ class SNRDistance(BaseDistance):
         diff = x - y
         diff = diff - diff.mean(dim=1, keepdim=True)
         return (diff * diff).sum(1) / _snr_signal((xc * xc).sum(1))
+
+
+class DistanceUserMixin:
+    """What a loss or miner with a ``distance`` parameter shares.
+
+    ``distance=None`` means the class's :meth:`_default_distance`, built
+    once and reused (no distance is constructed at every batch) until
+    ``set_params`` changes a parameter.
+    """
+
+    def _default_distance(self):
+        return LpDistance()
+
+    def _get_distance(self):
+        if self.distance is not None:
+            return self.distance
+        default = self.__dict__.get("_default_distance_cache")
+        if default is None:
+            default = self._default_distance()
+            object.__setattr__(self, "_default_distance_cache", default)
+        return default
+
+    def set_params(self, **params):
+        """Set constructor parameters, nested ones with ``<component>__<name>``.
+
+        The new values are validated before anything is set (an invalid one
+        raises ``InvalidParameterError`` and leaves the component unchanged).
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names mapped to their new values.
+
+        Returns
+        -------
+        self : object
+            This component.
+        """
+        super().set_params(**params)
+        self.__dict__.pop("_default_distance_cache", None)
+        return self

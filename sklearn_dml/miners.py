@@ -16,7 +16,13 @@ from ._docstrings import fill_doc, register_doc
 from ._param_validation import Interval, InvalidParameterError, StrOptions
 from ._params import ParamsMixin
 from ._tuples import check_embeddings_labels, label_masks
-from .distances import BaseDistance, CosineSimilarity, DistanceConstraint, LpDistance
+from .distances import (
+    BaseDistance,
+    CosineSimilarity,
+    DistanceConstraint,
+    DistanceUserMixin,
+    LpDistance,
+)
 
 __all__ = [
     "BaseMiner",
@@ -54,7 +60,7 @@ register_doc(
 )
 
 
-class BaseMiner(ParamsMixin, torch.nn.Module):
+class BaseMiner(DistanceUserMixin, ParamsMixin, torch.nn.Module):
     """Base class of miners.
 
     A subclass implements ``_mine(embeddings, labels, distance)`` and may
@@ -98,39 +104,6 @@ class BaseMiner(ParamsMixin, torch.nn.Module):
     def __init__(self, distance=None):
         super().__init__()
         self.distance = distance
-
-    def _default_distance(self):
-        return LpDistance()
-
-    def _get_distance(self):
-        if self.distance is not None:
-            return self.distance
-        # Built once and reused: no distance is constructed at every batch.
-        default = self.__dict__.get("_default_distance_cache")
-        if default is None:
-            default = self._default_distance()
-            object.__setattr__(self, "_default_distance_cache", default)
-        return default
-
-    def set_params(self, **params):
-        """Set constructor parameters, nested ones with ``<component>__<name>``.
-
-        The new values are validated before anything is set (an invalid one
-        raises ``InvalidParameterError`` and leaves the miner unchanged).
-
-        Parameters
-        ----------
-        **params : dict
-            Parameter names mapped to their new values.
-
-        Returns
-        -------
-        self : object
-            This miner.
-        """
-        super().set_params(**params)
-        self.__dict__.pop("_default_distance_cache", None)
-        return self
 
     @fill_doc
     def forward(self, embeddings, labels):

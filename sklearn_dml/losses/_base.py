@@ -14,7 +14,7 @@ from .._tuples import (
     convert_to_pairs,
     label_masks,
 )
-from ..distances import BaseDistance, DistanceConstraint, LpDistance
+from ..distances import BaseDistance, DistanceConstraint, DistanceUserMixin, LpDistance
 
 #: Constraint of a positive integer (sizes, counts).
 POSITIVE_INT = Interval(Integral, 1, None, closed="left")
@@ -318,7 +318,7 @@ def _log1p_exp(x):
     return torch.logaddexp(x, torch.zeros_like(x))
 
 
-class BaseMetricLoss(ParamsMixin, torch.nn.Module):
+class BaseMetricLoss(DistanceUserMixin, ParamsMixin, torch.nn.Module):
     """Base class of losses on a batch of labelled embeddings.
 
     A subclass implements ``_compute(embeddings, labels, indices_tuple,
@@ -372,39 +372,6 @@ class BaseMetricLoss(ParamsMixin, torch.nn.Module):
     def __init__(self, distance=None):
         super().__init__()
         self.distance = distance
-
-    def _default_distance(self):
-        return LpDistance()
-
-    def _get_distance(self):
-        if self.distance is not None:
-            return self.distance
-        # Built once and reused: no distance is constructed at every batch.
-        default = self.__dict__.get("_default_distance_cache")
-        if default is None:
-            default = self._default_distance()
-            object.__setattr__(self, "_default_distance_cache", default)
-        return default
-
-    def set_params(self, **params):
-        """Set constructor parameters, nested ones with ``<component>__<name>``.
-
-        The new values are validated before anything is set (an invalid one
-        raises ``InvalidParameterError`` and leaves the loss unchanged).
-
-        Parameters
-        ----------
-        **params : dict
-            Parameter names mapped to their new values.
-
-        Returns
-        -------
-        self : object
-            This loss.
-        """
-        super().set_params(**params)
-        self.__dict__.pop("_default_distance_cache", None)
-        return self
 
     def configure(self, num_classes, embedding_size):
         """Create the loss's learnable parameters, if it has any.
