@@ -144,6 +144,26 @@ _BACKBONE_PARAMETERS = {
             method has that term added to the loss of each batch.
             """,
     ),
+    "anchor_weight": _Param(
+        None,
+        'float, "auto" or None',
+        [None, StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        """
+            Weight of the default backbone's anchoring penalty, which keeps the
+            pairwise similarities of the embedding close to those of its PCA
+            start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``None`` uses
+            the method's own default: 10, or 0 for the embedders trained with
+            a softmax over class weights or prototypes, for distillation and
+            with ``nested_dims``. ``"auto"`` chooses between no anchoring and
+            the method's default on the training data, by class-disjoint
+            validation: each candidate is trained on half of the classes and
+            scored (MAP@R) on the other half, both ways round, and the better
+            one is refitted on all the data (about three times the cost of one
+            fit); with fewer than four classes, or in ``partial_fit``, it keeps
+            the method's default. ``anchor_weight_`` holds the weight used.
+            Ignored with a user ``backbone``.
+            """,
+    ),
     "normalize_embeddings": _Param(
         True,
         "bool",
@@ -398,6 +418,14 @@ register_doc(
     backbone_ : torch.nn.Module
         The trained embedding network (on the CPU, in evaluation mode).
 
+    anchor_weight_ : float or None
+        The anchoring weight of the default backbone (``None`` with a user
+        ``backbone``); with ``anchor_weight="auto"``, the one chosen.
+
+    anchor_selection_ : dict or None
+        With ``anchor_weight="auto"``: each candidate weight mapped to its mean
+        MAP@R on held-out training classes; ``None`` when nothing was chosen.
+
     loss_ : torch.nn.Module
         The loss component used for training, with any learned parameters.
 
@@ -631,8 +659,8 @@ class BaseDeepMetricLearner(
         return X, y
 
     # ------------------------------------------------------------- building
-    def _anchor_weight(self):
-        """Anchoring weight of the default backbone for this fit.
+    def _method_anchor_weight(self):
+        """The method's own anchoring weight (``anchor_weight=None``).
 
         Off with ``nested_dims``: Matryoshka training reorders what the
         leading coordinates carry, which an anchor on the starting geometry
@@ -642,6 +670,51 @@ class BaseDeepMetricLearner(
         if self.nested_dims is not None:
             return 0.0
         return self._default_anchor_weight
+
+    def _anchor_weight(self):
+        """Anchoring weight of the default backbone for this fit."""
+        if self.anchor_weight is None:
+            return self._method_anchor_weight()
+        if self.anchor_weight == "auto":
+            # Chosen by _select_anchor_weight before the backbone is built;
+            # the method's weight where no choice was made (partial_fit).
+            return getattr(
+                self, "_selected_anchor_weight", self._method_anchor_weight()
+            )
+        return float(self.anchor_weight)
+
+    def _select_anchor_weight(self, X, y, seed):
+        """``anchor_weight="auto"``: no anchoring or the method's weight.
+
+        Class-disjoint validation on the training data: the classes are
+        split in two halves (drawn with ``seed``); each candidate is trained
+        on one half and scored by leave-one-out MAP@R on the other, both
+        ways round, and the candidate with the better mean wins (the
+        method's weight on a tie). Returns ``(weight, scores)``, with
+        ``scores`` ``None`` when no choice was made.
+        """
+        default = self._method_anchor_weight()
+        classes = np.unique(y)
+        if default == 0 or self.backbone is not None or classes.shape[0] < 4:
+            return default, None
+        order = np.random.RandomState(seed % 2**32).permutation(classes)
+        halves = (order[: len(order) // 2], order[len(order) // 2 :])
+        scores = {}
+        for weight in (0.0, default):
+            held_out_scores = []
+            for held in halves:
+                train = ~np.isin(y, held)
+                candidate = clone(self).set_params(
+                    anchor_weight=weight,
+                    early_stopping=False,
+                    verbose=0,
+                    warm_start=False,
+                )
+                candidate.fit(X[train], y[train])
+                held_out_scores.append(candidate.score(X[~train], y[~train]))
+            scores[weight] = float(np.mean(held_out_scores))
+        best = max(scores, key=lambda w: (scores[w], w == default))
+        return best, scores
 
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``."""
@@ -704,6 +777,7 @@ class BaseDeepMetricLearner(
 
     def _new_state(self, n_features, config, X=None):
         # Initialise under the fit's seed so the weights are reproducible.
+        self.anchor_weight_ = self._anchor_weight() if self.backbone is None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             backbone = self._build_backbone(n_features, X)
@@ -815,6 +889,12 @@ class BaseDeepMetricLearner(
             )
         self._check_resumable()
         backbone = copy.deepcopy(self.backbone_)
+        if self.backbone is None and self.anchor_weight != "auto":
+            # A changed anchoring weight is honoured, like a loss parameter.
+            self.anchor_weight_ = self._anchor_weight()
+            for module in backbone.modules():
+                if isinstance(module, ResidualMLP):
+                    module.anchor_weight = self.anchor_weight_
         loss, miner = self._resumed_loss(backbone)
         return engine.TrainingState(
             backbone=backbone,
@@ -828,7 +908,11 @@ class BaseDeepMetricLearner(
 
     # Parameters a model cannot change once trained (warm_start, partial_fit);
     # an embedder whose backbone depends on more extends the tuple.
-    _architecture_params = ("n_components", "hidden_layer_sizes", "normalize_embeddings")
+    _architecture_params = (
+        "n_components",
+        "hidden_layer_sizes",
+        "normalize_embeddings",
+    )
 
     def _architecture(self):
         """The parameters that fix the trained network, as they are now."""
@@ -1017,6 +1101,13 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
+            self.__dict__.pop("_selected_anchor_weight", None)
+            self.anchor_selection_ = None
+            if self.anchor_weight == "auto":
+                weight, self.anchor_selection_ = self._select_anchor_weight(
+                    X, y, config.seed
+                )
+                self._selected_anchor_weight = weight
             state, self._n_features_out = self._new_state(X.shape[1], config, X)
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True

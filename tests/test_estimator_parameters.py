@@ -140,6 +140,10 @@ def test_nan_inf_and_bool_are_rejected_naming_the_parameter(cls, name, bad, data
         ({"hidden_layer_sizes": 16}, "'hidden_layer_sizes' parameter"),
         ({"random_state": -1}, "'random_state' parameter"),
         ({"mixup": "everywhere"}, "'mixup' parameter"),
+        ({"anchor_weight": math.nan}, "'anchor_weight' parameter"),
+        ({"anchor_weight": -1.0}, "'anchor_weight' parameter"),
+        ({"anchor_weight": "AUTO"}, "'anchor_weight' parameter"),
+        ({"anchor_weight": True}, "'anchor_weight' parameter"),
     ],
 )
 def test_shared_parameters_are_checked_at_fit(params, match, data):
