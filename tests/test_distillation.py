@@ -163,8 +163,6 @@ def test_mutual_learning_loss_errors():
         MutualLearningLoss("triplet")
 
 
-
-
 # ------------------------------------------------------------ RKDEmbedder
 SMALL = {
     "n_components": 4,

@@ -1,8 +1,7 @@
-"""Pair/tuple losses, CenterLoss and SNRDistance against NumPy loops and pml."""
+"""Checks run over losses of several families at once: NumPy values, gradients, edge cases, pml."""
 
 import copy
 import io
-import math
 import pickle
 
 import numpy as np
@@ -11,99 +10,71 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml._tuples import get_all_pairs_indices, get_all_triplets_indices
-from sklearn_dml.distances import (
-    CosineSimilarity,
-    DotProductSimilarity,
-    LpDistance,
-    SNRDistance,
-)
-from sklearn_dml.losses import _pair
+from sklearn_dml.distances import CosineSimilarity, DotProductSimilarity, LpDistance
 from sklearn_dml.losses._batch_softmax import NPairsLoss, NTXentLoss, SupConLoss
+from sklearn_dml.losses._classification import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    LargeMarginSoftmaxLoss,
+    NormalizedSoftmaxLoss,
+    SphereFaceLoss,
+    SubCenterArcFaceLoss,
+)
 from sklearn_dml.losses._pair import (
     AngularLoss,
     CircleLoss,
+    ContrastiveLoss,
     GeneralizedLiftedStructureLoss,
     LiftedStructureLoss,
     MarginLoss,
+    MultiSimilarityLoss,
     SignalToNoiseRatioContrastiveLoss,
+    TripletMarginLoss,
     TupletMarginLoss,
 )
+from sklearn_dml.losses._proxy import ProxyAnchorLoss, ProxyNCALoss, SoftTripleLoss
 from sklearn_dml.losses._ranking import FastAPLoss, HistogramLoss
 from sklearn_dml.losses._regularizers import CenterLoss
 from sklearn_dml.miners import MultiSimilarityMiner, TripletMarginMiner
 
-# A hand-built batch: three classes, the last one a single sample.
-X = np.array(
-    [
-        [1.0, 0.2, -0.1],
-        [0.8, 0.5, 0.3],
-        [0.9, -0.4, 0.2],
-        [-0.2, 1.0, 0.4],
-        [0.1, 0.7, -0.6],
-        [-0.5, 0.3, 1.0],
-        [0.4, 0.5, 0.3],
-    ]
+from .loss_references import (
+    N_CLASSES,
+    PROXIES,
+    PROXY_CENTERS,
+    X_TILTED,
+    Y_FULL,
+    Y_SINGLETON,
+    X,
+    Y,
+    assert_same,
+    assert_zero_with_zero_grad,
+    balanced_batch,
+    configured,
+    import_pml,
+    l64,
+    mean_nonzero,
+    np_angular,
+    np_circle,
+    np_cross_entropy,
+    np_margin,
+    np_margin_softmax,
+    np_matrix,
+    np_mean,
+    np_weights,
+    partners,
+    random_labels_batch,
+    t64,
+    unit,
+    value_and_grads,
+    with_proxies,
 )
-Y = [0, 0, 0, 1, 1, 2, 1]
-Y_FULL = [0, 0, 0, 1, 1, 2, 2]  # every class has two samples or more
+
+# "Tuple losses" below take mined pairs or triplets (the pair, batch-softmax
+# and ranking families); "proxy losses" learn vectors for each class
+# (the proxy and classification families).
 
 
-# ---------------------------------------------------------------- references
-def unit(x):
-    return x / np.sqrt((x**2).sum(axis=1, keepdims=True))
-
-
-def np_matrix(x, kind):
-    n = len(x)
-    out = np.zeros((n, n))
-    u = unit(x)
-    for i in range(n):
-        for j in range(n):
-            if kind == "lp":
-                out[i, j] = np.sqrt(np.sum((u[i] - u[j]) ** 2))
-            elif kind == "sq":
-                out[i, j] = np.sum((u[i] - u[j]) ** 2)
-            elif kind == "cos":
-                out[i, j] = u[i] @ u[j]
-            elif kind == "dot":
-                out[i, j] = x[i] @ x[j]
-            elif kind == "snr":
-                out[i, j] = np.var(u[i] - u[j], ddof=1) / np.var(u[i], ddof=1)
-    return out
-
-
-def partners(labels):
-    n = len(labels)
-    pos = [[j for j in range(n) if j != i and labels[j] == labels[i]] for i in range(n)]
-    neg = [[j for j in range(n) if labels[j] != labels[i]] for i in range(n)]
-    return pos, neg
-
-
-def mean_nonzero(values):
-    values = [v for v in values if v > 0]
-    return sum(values) / len(values) if values else 0.0
-
-
-def np_circle(x, labels, m, gamma, frozen_x=None):
-    s = np_matrix(x, "cos")
-    f = np_matrix(x if frozen_x is None else frozen_x, "cos")
-    pos, neg = partners(labels)
-    terms = []
-    for i in range(len(x)):
-        if not pos[i] or not neg[i]:
-            continue
-        total = 0.0
-        for p in pos[i]:
-            for n in neg[i]:
-                ap = max(0.0, 1 + m - f[i, p])
-                an = max(0.0, f[i, n] + m)
-                total += np.exp(
-                    gamma * an * (s[i, n] - m) - gamma * ap * (s[i, p] - 1 + m)
-                )
-        terms.append(np.log1p(total))
-    return mean_nonzero(terms)
-
-
+# ------------------------------------------- tuple loss references
 def np_gls(x, labels, neg_margin, pos_margin):
     d = np_matrix(x, "lp")
     pos, neg = partners(labels)
@@ -173,28 +144,6 @@ def np_snr_contrastive(x, labels, pos_margin, neg_margin):
     return mean_nonzero(p_terms) + mean_nonzero(n_terms)
 
 
-def np_margin(x, labels, margin, beta, nu=0.0, mode=None, triplets=None):
-    """mode: None (fixed beta), "global" or "class" (beta indexed by class)."""
-    d = np_matrix(x, "lp")
-    pos, neg = partners(labels)
-    if triplets is None:
-        triplets = [(a, p, n) for a in range(len(x)) for p in pos[a] for n in neg[a]]
-    total, count, reg = 0.0, 0, 0.0
-    for a, p, n in triplets:
-        b = beta[labels[a]] if mode == "class" else (beta if mode is None else beta[0])
-        hp = max(0.0, d[a, p] - b + margin)
-        hn = max(0.0, b - d[a, n] + margin)
-        total += hp + hn
-        count += int(hp > 0) + int(hn > 0)
-        reg += b
-    value = total / count if count else 0.0
-    if mode == "class" and count:
-        value += nu * reg / count
-    if mode == "global":
-        value += nu * beta[0]
-    return value
-
-
 def np_tuplet(x, labels, margin_deg, scale):
     s = np_matrix(x, "cos")
     pos, neg = partners(labels)
@@ -232,22 +181,6 @@ def np_fastap(x, labels, num_bins):
     return np.mean(terms)
 
 
-def np_angular(x, labels, alpha_deg):
-    u = unit(x)
-    t2 = np.tan(np.radians(alpha_deg)) ** 2
-    pos, neg = partners(labels)
-    terms = []
-    for a in range(len(x)):
-        for p in pos[a]:
-            total = 0.0
-            for n in neg[a]:
-                total += np.exp(
-                    4 * t2 * (u[a] + u[p]) @ u[n] - 2 * (1 + t2) * u[a] @ u[p]
-                )
-            terms.append(np.log1p(total))
-    return np.mean(terms)
-
-
 def np_histogram(x, labels, n_bins):
     s = np_matrix(x, "cos")
     pos, neg = partners(labels)
@@ -270,55 +203,113 @@ def np_histogram(x, labels, n_bins):
     return float(np.sum(density(neg_vals) * np.cumsum(density(pos_vals))))
 
 
-def _t(x=X, requires_grad=False):
-    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
+# ------------------------------------------- proxy loss references
+def np_proxy_nca(x, proxies, labels, scale, w=None):
+    terms = []
+    for i in range(len(x)):
+        logits = np.array(
+            [-scale * np.sum((unit(x[i]) - unit(p)) ** 2) for p in proxies]
+        )
+        terms.append(np_cross_entropy(logits, labels[i]))
+    return np_mean(terms, np.ones(len(x)) if w is None else w)
 
 
-def _l(labels):
-    return torch.tensor(labels, dtype=torch.long)
+def np_proxy_anchor(x, proxies, labels, margin, alpha, w=None):
+    w = np.ones(len(x)) if w is None else w
+    pos_total, neg_total, n_with_pos = 0.0, 0.0, 0
+    for c, p in enumerate(proxies):
+        pos_sum, neg_sum, has_pos = 0.0, 0.0, False
+        for i in range(len(x)):
+            if w[i] == 0:
+                continue
+            s = np.dot(unit(x[i]), unit(p))
+            if labels[i] == c:
+                pos_sum += w[i] * np.exp(-alpha * (s - margin))
+                has_pos = True
+            else:
+                neg_sum += w[i] * np.exp(alpha * (s + margin))
+        pos_total += np.log1p(pos_sum)
+        neg_total += np.log1p(neg_sum)
+        n_with_pos += has_pos
+    return pos_total / n_with_pos + neg_total / len(proxies)
 
 
-def _configured(loss, num_classes=3, embedding_size=3):
-    loss.configure(num_classes, embedding_size)
-    return loss.double()
+def np_normalized_softmax(x, proxies, labels, temperature, w=None):
+    terms = []
+    for i in range(len(x)):
+        logits = np.array([np.dot(unit(x[i]), unit(p)) for p in proxies])
+        terms.append(np_cross_entropy(logits / temperature, labels[i]))
+    return np_mean(terms, np.ones(len(x)) if w is None else w)
 
 
-# ------------------------------------------------------------ values vs NumPy
-# (name, factory, numpy reference) on the batch (X, labels)
+def np_soft_triple(x, centers, labels, la, gamma, margin, tau, w=None):
+    terms = []
+    for i in range(len(x)):
+        logits = []
+        for c, class_centers in enumerate(centers):
+            sims = np.array([np.dot(unit(x[i]), unit(q)) for q in class_centers])
+            prob = np.exp(sims / gamma) / np.sum(np.exp(sims / gamma))
+            relaxed = np.sum(prob * sims)
+            logits.append(la * (relaxed - (margin if c == labels[i] else 0.0)))
+        terms.append(np_cross_entropy(np.array(logits), labels[i]))
+    value = np_mean(terms, np.ones(len(x)) if w is None else w)
+    n_classes, k = centers.shape[0], centers.shape[1]
+    if tau > 0 and k > 1:
+        reg = 0.0
+        for class_centers in centers:
+            for a in range(k):
+                for b in range(a + 1, k):
+                    reg += np.linalg.norm(
+                        unit(class_centers[a]) - unit(class_centers[b])
+                    )
+        value += tau * reg / (n_classes * k * (k - 1))
+    return value
+
+
+# ------------------------------------------ tuple losses: values vs NumPy
+# (name, factory, numpy reference) on the batch (X_TILTED, labels)
 VALUE_CASES = [
     (
         "circle",
         lambda: CircleLoss(m=0.25, gamma=4.0),
-        lambda y: np_circle(X, y, 0.25, 4.0),
+        lambda y: np_circle(X_TILTED, y, 0.25, 4.0),
     ),
-    ("circle80", lambda: CircleLoss(), lambda y: np_circle(X, y, 0.4, 80.0)),
+    ("circle80", lambda: CircleLoss(), lambda y: np_circle(X_TILTED, y, 0.4, 80.0)),
     (
         "gls",
         lambda: GeneralizedLiftedStructureLoss(1.2, 0.1),
-        lambda y: np_gls(X, y, 1.2, 0.1),
+        lambda y: np_gls(X_TILTED, y, 1.2, 0.1),
     ),
     (
         "lifted",
         lambda: LiftedStructureLoss(1.2, 0.1),
-        lambda y: np_lifted(X, y, 1.2, 0.1),
+        lambda y: np_lifted(X_TILTED, y, 1.2, 0.1),
     ),
-    ("npairs", NPairsLoss, lambda y: np_npairs(X, y)),
-    ("ntxent", lambda: NTXentLoss(0.3), lambda y: np_ntxent(X, y, 0.3)),
-    ("supcon", lambda: SupConLoss(0.3), lambda y: np_supcon(X, y, 0.3)),
+    ("npairs", NPairsLoss, lambda y: np_npairs(X_TILTED, y)),
+    ("ntxent", lambda: NTXentLoss(0.3), lambda y: np_ntxent(X_TILTED, y, 0.3)),
+    ("supcon", lambda: SupConLoss(0.3), lambda y: np_supcon(X_TILTED, y, 0.3)),
     (
         "snr",
         lambda: SignalToNoiseRatioContrastiveLoss(0.3, 1.5),
-        lambda y: np_snr_contrastive(X, y, 0.3, 1.5),
+        lambda y: np_snr_contrastive(X_TILTED, y, 0.3, 1.5),
     ),
-    ("margin", lambda: MarginLoss(0.2, beta=1.0), lambda y: np_margin(X, y, 0.2, 1.0)),
+    (
+        "margin",
+        lambda: MarginLoss(0.2, beta=1.0),
+        lambda y: np_margin(X_TILTED, y, 0.2, 1.0),
+    ),
     (
         "tuplet",
         lambda: TupletMarginLoss(10.0, 8.0),
-        lambda y: np_tuplet(X, y, 10.0, 8.0),
+        lambda y: np_tuplet(X_TILTED, y, 10.0, 8.0),
     ),
-    ("fastap", lambda: FastAPLoss(num_bins=5), lambda y: np_fastap(X, y, 5)),
-    ("angular", lambda: AngularLoss(35), lambda y: np_angular(X, y, 35)),
-    ("histogram", lambda: HistogramLoss(n_bins=7), lambda y: np_histogram(X, y, 7)),
+    ("fastap", lambda: FastAPLoss(num_bins=5), lambda y: np_fastap(X_TILTED, y, 5)),
+    ("angular", lambda: AngularLoss(35), lambda y: np_angular(X_TILTED, y, 35)),
+    (
+        "histogram",
+        lambda: HistogramLoss(n_bins=7),
+        lambda y: np_histogram(X_TILTED, y, 7),
+    ),
 ]
 
 
@@ -327,59 +318,11 @@ VALUE_CASES = [
 def test_value_matches_numpy(name, factory, reference, labels):
     expected = reference(labels)
     assert expected > 0
-    got = factory()(_t(), _l(labels)).item()
+    got = factory()(t64(X_TILTED), l64(labels)).item()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
-def test_margin_loss_learned_beta_matches_numpy():
-    torch.manual_seed(0)
-    loss = _configured(MarginLoss(0.1, nu=0.3, learn_beta=True, per_class_beta=True))
-    with torch.no_grad():
-        loss.betas.copy_(torch.tensor([0.9, 1.1, 1.3], dtype=torch.float64))
-    expected = np_margin(X, Y, 0.1, [0.9, 1.1, 1.3], nu=0.3, mode="class")
-    np.testing.assert_allclose(loss(_t(), _l(Y)).item(), expected, rtol=1e-10)
-    glob = _configured(MarginLoss(0.1, nu=0.3, beta=1.25, learn_beta=True))
-    expected = np_margin(X, Y, 0.1, [1.25], nu=0.3, mode="global")
-    np.testing.assert_allclose(glob(_t(), _l(Y)).item(), expected, rtol=1e-10)
-
-
-def test_center_loss_matches_numpy():
-    torch.manual_seed(0)
-    loss = _configured(CenterLoss())
-    centers = loss.centers.detach().numpy()
-    expected = np.mean([0.5 * np.sum((X[i] - centers[Y[i]]) ** 2) for i in range(7)])
-    np.testing.assert_allclose(loss(_t(), _l(Y)).item(), expected, rtol=1e-12)
-    # Restricted to the samples named by a tuple.
-    tup = (torch.tensor([0, 3]), torch.tensor([1, 6]), torch.tensor([5, 5]))
-    named = [0, 1, 3, 5, 6]
-    expected = np.mean([0.5 * np.sum((X[i] - centers[Y[i]]) ** 2) for i in named])
-    np.testing.assert_allclose(loss(_t(), _l(Y), tup).item(), expected, rtol=1e-12)
-    # A similarity: minus half the mean cosine to the centres.
-    cos = CenterLoss(distance=CosineSimilarity()).configure(3, 3).double()
-    with torch.no_grad():
-        cos.centers.copy_(loss.centers)
-    expected = -0.5 * np.mean(
-        [unit(X[i : i + 1])[0] @ unit(centers[Y[i] : Y[i] + 1])[0] for i in range(7)]
-    )
-    np.testing.assert_allclose(cos(_t(), _l(Y)).item(), expected, rtol=1e-12)
-
-
-def test_snr_distance_matches_numpy():
-    expected = np_matrix(X, "snr")
-    np.testing.assert_allclose(SNRDistance()(_t()).numpy(), expected, atol=1e-12)
-    raw = SNRDistance(normalize_embeddings=False)
-    q, r = X[:3], X[3:]
-    cross = np.array(
-        [[np.var(a - b, ddof=1) / np.var(a, ddof=1) for b in r] for a in q]
-    )
-    np.testing.assert_allclose(raw(_t(q), _t(r)).numpy(), cross, rtol=1e-12)
-    np.testing.assert_allclose(
-        raw.pairwise(_t(q), _t(r[:3])).numpy(), np.diag(cross[:, :3]), rtol=1e-12
-    )
-    assert not np.allclose(cross[:, :3], cross[:, :3].T)  # not symmetric
-
-
-# -------------------------------------------------------------- gradients
+# ---------------------------------------------- tuple losses: gradients
 GRAD_CASES = [
     ("gls", GeneralizedLiftedStructureLoss(1.2, 0.1)),
     ("lifted", LiftedStructureLoss(1.2, 0.1)),
@@ -399,19 +342,19 @@ GRAD_CASES = [
 @pytest.mark.parametrize("labels", [Y, Y_FULL], ids=["singleton", "full"])
 @pytest.mark.parametrize("name, loss", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_gradcheck(name, loss, labels):
-    x = _t(requires_grad=True)
-    assert torch.autograd.gradcheck(lambda e: loss(e, _l(labels)), (x,))
+    x = t64(X_TILTED, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e: loss(e, l64(labels)), (x,))
 
 
 def test_gradcheck_learnable_parameters():
     torch.manual_seed(1)
-    margin = _configured(MarginLoss(0.2, nu=0.1, learn_beta=True, per_class_beta=True))
-    centers = _configured(CenterLoss())
-    x = _t(requires_grad=True)
+    margin = configured(MarginLoss(0.2, nu=0.1, learn_beta=True, per_class_beta=True))
+    centers = configured(CenterLoss())
+    x = t64(X_TILTED, requires_grad=True)
 
-    assert torch.autograd.gradcheck(lambda e: margin(e, _l(Y)), (x,))
+    assert torch.autograd.gradcheck(lambda e: margin(e, l64(Y)), (x,))
     betas = margin.betas
-    value = margin(_t(), _l(Y))
+    value = margin(t64(X_TILTED), l64(Y))
     (grad,) = torch.autograd.grad(value, betas)
     eps = 1e-6
     numeric = np.zeros(3)
@@ -420,36 +363,20 @@ def test_gradcheck_learnable_parameters():
         for sign in (1, -1):
             shifted = base.copy()
             shifted[c] += sign * eps
-            numeric[c] += sign * np_margin(X, Y, 0.2, shifted, nu=0.1, mode="class")
+            numeric[c] += sign * np_margin(
+                X_TILTED, Y, 0.2, shifted, nu=0.1, mode="class"
+            )
     np.testing.assert_allclose(grad.numpy(), numeric / (2 * eps), rtol=1e-6, atol=1e-9)
-    assert torch.autograd.gradcheck(lambda e: centers(e, _l(Y)), (x,))
-    (grad,) = torch.autograd.grad(centers(_t(), _l(Y)), centers.centers)
+    assert torch.autograd.gradcheck(lambda e: centers(e, l64(Y)), (x,))
+    (grad,) = torch.autograd.grad(centers(t64(X_TILTED), l64(Y)), centers.centers)
     c = centers.centers.detach().numpy()
     expected = np.zeros_like(c)
     for i, y in enumerate(Y):
-        expected[y] += (c[y] - X[i]) / len(Y)
+        expected[y] += (c[y] - X_TILTED[i]) / len(Y)
     np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-12)
 
 
-def test_circle_gradient_treats_weights_as_constants():
-    # The weights alpha are detached (as in the paper), so autograd's gradient
-    # is the finite-difference gradient of the loss with alpha frozen at x.
-    loss = CircleLoss(m=0.25, gamma=4.0)
-    x = _t(requires_grad=True)
-    loss(x, _l(Y)).backward()
-    numeric = np.zeros_like(X)
-    eps = 1e-6
-    for idx in np.ndindex(X.shape):
-        for sign in (1, -1):
-            shifted = X.copy()
-            shifted[idx] += sign * eps
-            numeric[idx] += sign * np_circle(shifted, Y, 0.25, 4.0, frozen_x=X)
-    np.testing.assert_allclose(
-        x.grad.numpy(), numeric / (2 * eps), rtol=1e-6, atol=1e-9
-    )
-
-
-# ---------------------------------------------------------- edge cases
+# ---------------------------------------------- tuple losses: edge cases
 def _zero_case_losses():
     torch.manual_seed(0)
     return [
@@ -461,7 +388,7 @@ def _zero_case_losses():
         SupConLoss(),
         SignalToNoiseRatioContrastiveLoss(),
         MarginLoss(),
-        _configured(MarginLoss(nu=0.1, learn_beta=True, per_class_beta=True), 7),
+        configured(MarginLoss(nu=0.1, learn_beta=True, per_class_beta=True), 7),
         TupletMarginLoss(),
         FastAPLoss(),
         AngularLoss(),
@@ -469,34 +396,19 @@ def _zero_case_losses():
     ]
 
 
-def _assert_zero_with_zero_grad(loss, x, labels, indices_tuple=None):
-    x = x.clone().requires_grad_(True)
-    value = loss(x, labels, indices_tuple)
-    assert value.ndim == 0 and value.requires_grad
-    assert value.item() == 0.0
-    value.backward()
-    assert torch.isfinite(x.grad).all()
-    assert torch.count_nonzero(x.grad) == 0
-    for param in loss.parameters():
-        assert param.grad is None or torch.count_nonzero(param.grad) == 0
-
-
 @pytest.mark.parametrize("loss", _zero_case_losses(), ids=lambda m: type(m).__name__)
 def test_degenerate_batches_give_zero(loss):
     empty = torch.zeros(0, dtype=torch.long)
-    _assert_zero_with_zero_grad(loss, _t(X[:1]), _l([0]))  # one sample
-    _assert_zero_with_zero_grad(loss, _t(), _l(Y), (empty, empty, empty))
-    _assert_zero_with_zero_grad(loss, _t(), _l(Y), (empty, empty, empty, empty))
+    assert_zero_with_zero_grad(loss, t64(X_TILTED[:1]), l64([0]))  # one sample
+    assert_zero_with_zero_grad(loss, t64(X_TILTED), l64(Y), (empty, empty, empty))
+    assert_zero_with_zero_grad(
+        loss, t64(X_TILTED), l64(Y), (empty, empty, empty, empty)
+    )
     if isinstance(loss, SignalToNoiseRatioContrastiveLoss):
         return  # contrastive: negative pairs alone (or positives alone) count
-    _assert_zero_with_zero_grad(loss, _t(), _l(list(range(7))))  # no positives
+    assert_zero_with_zero_grad(loss, t64(X_TILTED), l64(list(range(7))))  # no positives
     if not isinstance(loss, NPairsLoss):  # N-pairs needs no negative pair
-        _assert_zero_with_zero_grad(loss, _t(), _l([1] * 7))  # one class
-
-
-def test_npairs_with_one_class_is_zero():
-    # One pair, one class: the softmax over a single logit is certain.
-    _assert_zero_with_zero_grad(NPairsLoss(), _t(), _l([1] * 7))
+        assert_zero_with_zero_grad(loss, t64(X_TILTED), l64([1] * 7))  # one class
 
 
 @pytest.mark.parametrize(
@@ -516,15 +428,15 @@ def test_npairs_with_one_class_is_zero():
 )
 def test_duplicate_embeddings_and_float32_stay_finite(loss):
     # Identical rows (cosine exactly 1, distance 0) and large scales in float32.
-    x = torch.tensor(np.vstack([X, X[:2]]) * 50, dtype=torch.float32)
+    x = torch.tensor(np.vstack([X_TILTED, X_TILTED[:2]]) * 50, dtype=torch.float32)
     x.requires_grad_(True)
-    value = loss(x, _l(Y + [0, 0]))
+    value = loss(x, l64(Y + [0, 0]))
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert torch.isfinite(x.grad).all()
 
 
-# ------------------------------------------------- indices tuples and miners
+# ------------------------------------- tuple losses: indices tuples, miners
 TUPLE_LOSSES = [
     CircleLoss(m=0.25, gamma=4.0),
     GeneralizedLiftedStructureLoss(1.2, 0.1),
@@ -540,22 +452,36 @@ TUPLE_LOSSES = [
     HistogramLoss(n_bins=7),
 ]
 
+# Each loss with the batch it is checked on.
+ALL_TUPLES_CASES = [
+    (loss, X)
+    for loss in (ContrastiveLoss(), TripletMarginLoss(), MultiSimilarityLoss())
+] + [(loss, X_TILTED) for loss in TUPLE_LOSSES]
 
-@pytest.mark.parametrize("loss", TUPLE_LOSSES, ids=lambda m: type(m).__name__)
-def test_all_tuples_given_equal_none(loss):
-    labels = _l(Y_FULL)
-    expected = loss(_t(), labels).item()
+
+@pytest.mark.parametrize(
+    "loss, x",
+    ALL_TUPLES_CASES,
+    ids=[type(loss).__name__ for loss, _ in ALL_TUPLES_CASES],
+)
+def test_all_tuples_given_equal_none(loss, x):
+    # No singleton class: every anchor has a positive, so all triplets cover
+    # all pairs too.
+    labels = l64(Y_FULL)
+    expected = loss(t64(x), labels).item()
     for tup in (get_all_pairs_indices(labels), get_all_triplets_indices(labels)):
-        np.testing.assert_allclose(loss(_t(), labels, tup).item(), expected, rtol=1e-12)
+        np.testing.assert_allclose(
+            loss(t64(x), labels, tup).item(), expected, rtol=1e-12
+        )
 
 
 def test_mined_tuples_restrict_the_loss():
-    x, labels = _t(), _l(Y)
+    x, labels = t64(X_TILTED), l64(Y)
     triplets = TripletMarginMiner(margin=0.3)(x, labels)
     as_list = list(zip(*(t.tolist() for t in triplets)))
     assert 0 < len(as_list) < len(get_all_triplets_indices(labels)[0])
     got = MarginLoss(0.2, beta=1.0)(x, labels, triplets).item()
-    expected = np_margin(X, Y, 0.2, 1.0, triplets=as_list)
+    expected = np_margin(X_TILTED, Y, 0.2, 1.0, triplets=as_list)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
     # Pairs: the margin loss counts every (positive pair, negative pair) of an
     # anchor as a triplet, without building them.
@@ -565,9 +491,9 @@ def test_mined_tuples_restrict_the_loss():
     combos = [(a, p, n) for a, p in pos for b, n in neg if a == b]
     assert combos
     got = MarginLoss(0.2, beta=1.0)(x, labels, pairs).item()
-    np.testing.assert_allclose(got, np_margin(X, Y, 0.2, 1.0, triplets=combos))
+    np.testing.assert_allclose(got, np_margin(X_TILTED, Y, 0.2, 1.0, triplets=combos))
     # NT-Xent: an anchor's negatives are its mined negative pairs only.
-    s = np_matrix(X, "cos") / 0.3
+    s = np_matrix(X_TILTED, "cos") / 0.3
     terms = []
     for a, p in pos:
         den = np.exp(s[a, p]) + sum(np.exp(s[a, n]) for b, n in neg if b == a)
@@ -576,21 +502,11 @@ def test_mined_tuples_restrict_the_loss():
     np.testing.assert_allclose(got, np.mean(terms), rtol=1e-10)
 
 
-def test_angular_chunks_agree(monkeypatch):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(30, 4))
-    labels = _l(rng.integers(0, 4, size=30))
-    whole = AngularLoss(30)(_t(x), labels).item()
-    monkeypatch.setattr(_pair, "_ANGULAR_CHUNK_CELLS", 60)  # 2 pairs a chunk
-    np.testing.assert_allclose(AngularLoss(30)(_t(x), labels).item(), whole, rtol=1e-12)
-    np.testing.assert_allclose(whole, np_angular(x, labels.tolist(), 30), rtol=1e-10)
-
-
-# ------------------------------------------------ configure and parameters
+# ----------------------------- learned parameters: margin and center loss
 def test_configure_contract():
     for loss in (CenterLoss(), MarginLoss(learn_beta=True)):
         with pytest.raises(RuntimeError, match=r"call configure\(num_classes"):
-            loss(_t(), _l(Y))
+            loss(t64(X_TILTED), l64(Y))
         assert list(loss.parameters()) == []
     with pytest.raises(ValueError, match="CenterLoss.configure needs num_classes"):
         CenterLoss(embedding_size=3).configure()
@@ -610,24 +526,15 @@ def test_configure_contract():
     assert glob.betas.shape == (1,) and glob.betas.item() == pytest.approx(0.7)
 
 
-def test_configure_uses_the_callers_random_state():
-    torch.manual_seed(3)
-    a = CenterLoss().configure(5, 4).centers.detach().clone()
-    torch.manual_seed(3)
-    b = CenterLoss().configure(5, 4).centers.detach().clone()
-    assert torch.equal(a, b)
-    assert not torch.equal(a, CenterLoss().configure(5, 4).centers.detach())
-
-
 def test_learned_parameters_copy_pickle_and_move():
     torch.manual_seed(0)
     loss = CenterLoss(distance=LpDistance(power=2, normalize_embeddings=False))
     loss.configure(3, 3)
     margin = MarginLoss(learn_beta=True, per_class_beta=True).configure(3)
     for module, name in ((loss, "centers"), (margin, "betas")):
-        original = getattr(module, name).detach().clone()
+        learned = getattr(module, name).detach().clone()
         for copied in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
-            assert torch.equal(getattr(copied, name), original)
+            assert torch.equal(getattr(copied, name), learned)
             assert isinstance(getattr(copied, name), torch.nn.Parameter)
         buffer = io.BytesIO()
         torch.save(module.state_dict(), buffer)
@@ -636,7 +543,7 @@ def test_learned_parameters_copy_pickle_and_move():
         assert getattr(fresh, name, None) is None  # clone is unconfigured
         fresh.configure(3, 3)
         fresh.load_state_dict(torch.load(buffer))
-        assert torch.equal(getattr(fresh, name), original)
+        assert torch.equal(getattr(fresh, name), learned)
         moved = copy.deepcopy(module).to(torch.float64)
         assert getattr(moved, name).dtype == torch.float64
         assert [n for n, _ in module.named_parameters()] == [name]
@@ -645,14 +552,15 @@ def test_learned_parameters_copy_pickle_and_move():
 def test_label_and_size_errors():
     loss = CenterLoss().configure(2, 3)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        loss(_t(), _l(Y))
+        loss(t64(X_TILTED), l64(Y))
     with pytest.raises(ValueError, match="embeddings have 2 dimensions"):
-        loss(torch.zeros(3, 2), _l([0, 1, 1]))
+        loss(torch.zeros(3, 2), l64([0, 1, 1]))
     margin = MarginLoss(learn_beta=True, per_class_beta=True).configure(2)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        margin(_t(), _l(Y))
+        margin(t64(X_TILTED), l64(Y))
 
 
+# ----------------------------- tuple losses: invalid distances, parameters
 @pytest.mark.parametrize(
     "cls, params, message",
     [
@@ -689,27 +597,8 @@ def test_invalid_distance_or_parameter(cls, params, message):
     assert loss.get_params(deep=False) == cls().get_params(deep=False)
 
 
-def test_params_and_clone():
-    loss = MarginLoss(margin=0.3, learn_beta=True, num_classes=4, distance=LpDistance())
-    params = loss.get_params(deep=False)
-    assert params["margin"] == 0.3 and params["num_classes"] == 4
-    assert set(params) == {
-        "margin",
-        "nu",
-        "beta",
-        "learn_beta",
-        "per_class_beta",
-        "num_classes",
-        "distance",
-    }
-    copy_ = clone(loss)
-    assert copy_.margin == 0.3 and copy_.distance is not loss.distance
-    tuplet = TupletMarginLoss().set_params(margin=3.0)
-    assert tuplet.margin == 3.0 and "margin=3.0" in repr(tuplet)
-
-
 def test_inputs_are_not_mutated():
-    x, labels = _t(), _l(Y)
+    x, labels = t64(X_TILTED), l64(Y)
     before_x, before_l = x.clone(), labels.clone()
     pairs = get_all_pairs_indices(labels)
     saved = [t.clone() for t in pairs]
@@ -719,44 +608,13 @@ def test_inputs_are_not_mutated():
     assert all(torch.equal(a, b) for a, b in zip(pairs, saved))
 
 
-# ------------------------------------------------------------- vs pml
+# ------------------------------------------------- tuple losses vs pml
 @pytest.fixture(scope="module")
 def pml():
-    import pytorch_metric_learning.distances
-    import pytorch_metric_learning.losses
-
-    return pytorch_metric_learning
+    return import_pml()
 
 
-def _batch(seed, n=24, d=6, n_classes=4, singleton=True):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    labels = torch.arange(n) % n_classes
-    labels = labels[torch.randperm(n, generator=gen)]
-    if singleton:
-        labels[-1] = n_classes  # a class of size one
-    return x, labels
-
-
-def _value_and_grad(loss, x, labels, indices_tuple=None):
-    x = x.clone().requires_grad_(True)
-    value = loss(x, labels, indices_tuple)
-    value.backward()
-    return value.item(), x.grad.numpy()
-
-
-def _assert_same(ours, theirs, x, labels, indices_tuple=None, project=False):
-    v1, g1 = _value_and_grad(ours, x, labels, indices_tuple)
-    v2, g2 = _value_and_grad(theirs, x, labels, indices_tuple)
-    assert v1 > 0
-    np.testing.assert_allclose(v1, v2, rtol=1e-9, atol=1e-12)
-    if project:  # remove the radial part: ours differentiates through normalize
-        u = x.numpy() / np.linalg.norm(x.numpy(), axis=1, keepdims=True)
-        g2 = g2 - (g2 * u).sum(1, keepdims=True) * u
-    np.testing.assert_allclose(g1, g2, rtol=1e-7, atol=1e-10)
-
-
-def _pml_pairs(pml):
+def _tuple_pml_pairs(pml):
     P = pml.losses
     D = pml.distances
     return [
@@ -826,46 +684,12 @@ def _pml_pairs(pml):
 @pytest.mark.pml
 @pytest.mark.parametrize("seed", [0, 1])
 def test_losses_match_pml(pml, seed):
-    for name, ours, theirs, singleton in _pml_pairs(pml):
-        x, labels = _batch(seed, singleton=singleton)
+    for name, ours, theirs, singleton in _tuple_pml_pairs(pml):
+        x, labels = balanced_batch(seed, singleton=singleton)
         try:
-            _assert_same(ours, theirs, x, labels)
+            assert_same(ours, theirs, x, labels)
         except AssertionError as err:
             raise AssertionError(f"{name}: {err}") from err
-
-
-@pytest.mark.pml
-@pytest.mark.parametrize("seed", [0, 1])
-def test_angular_matches_pml_on_unit_embeddings(pml, seed):
-    # pml normalises anchors and positives but not the negatives: on unit-norm
-    # input the values agree and the gradients agree up to their radial part.
-    x, labels = _batch(seed)
-    x = x / x.norm(dim=1, keepdim=True)
-    for alpha in (40, 25):
-        _assert_same(
-            AngularLoss(alpha), pml.losses.AngularLoss(alpha), x, labels, project=True
-        )
-
-
-@pytest.mark.pml
-@pytest.mark.parametrize("per_class", [False, True])
-def test_margin_learned_beta_matches_pml(pml, per_class):
-    x, labels = _batch(2)
-    torch.manual_seed(0)
-    ours = MarginLoss(0.2, nu=0.1, beta=1.1, learn_beta=True, per_class_beta=per_class)
-    ours.configure(5, 6)
-    ours.double()
-    with torch.no_grad():
-        ours.betas.add_(0.1 * torch.randn(ours.betas.shape, dtype=torch.float64))
-    theirs = pml.losses.MarginLoss(
-        0.2, nu=0.1, beta=1.1, learn_beta=True, num_classes=5 if per_class else None
-    ).double()
-    with torch.no_grad():
-        theirs.beta.copy_(ours.betas)  # both start equal
-    _assert_same(ours, theirs, x, labels)
-    (g1,) = torch.autograd.grad(ours(x, labels), ours.betas)
-    (g2,) = torch.autograd.grad(theirs(x, labels), theirs.beta)
-    np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-9)
 
 
 @pytest.mark.pml
@@ -873,7 +697,7 @@ def test_margin_learned_beta_matches_pml(pml, per_class):
 def test_mined_pairs_match_pml(pml, seed):
     import pytorch_metric_learning.miners  # noqa: F401
 
-    x, labels = _batch(seed, singleton=False)
+    x, labels = balanced_batch(seed, singleton=False)
     pairs = MultiSimilarityMiner(0.3)(x, labels)
     triplets = TripletMarginMiner(0.3)(x, labels)
     P = pml.losses
@@ -885,60 +709,442 @@ def test_mined_pairs_match_pml(pml, seed):
         (TupletMarginLoss(10.0, 16), P.TupletMarginLoss(10.0, 16)),
         (GeneralizedLiftedStructureLoss(), P.GeneralizedLiftedStructureLoss()),
     ]:
-        _assert_same(ours, theirs, x, labels, pairs)
+        assert_same(ours, theirs, x, labels, pairs)
     for ours, theirs in [
         (MarginLoss(0.2, beta=1.0), P.MarginLoss(0.2, beta=1.0)),
         (HistogramLoss(32), P.HistogramLoss(n_bins=32)),
     ]:
         for tup in (triplets, pairs):
             try:
-                _assert_same(ours, theirs, x, labels, tup)
+                assert_same(ours, theirs, x, labels, tup)
             except AssertionError as err:
                 raise AssertionError(
                     f"{type(ours).__name__} {len(tup)}: {err}"
                 ) from err
 
 
-@pytest.mark.pml
-def test_snr_distance_matches_pml(pml):
-    x, _ = _batch(0)
-    y, _ = _batch(1)
-    theirs = pml.distances.SNRDistance()
-    np.testing.assert_allclose(
-        SNRDistance()(x, y).numpy(), theirs(x, y).numpy(), rtol=1e-9
+# ------------------------------------------ proxy losses: values vs NumPy
+# Each case: (id, loss factory, proxies, NumPy reference(x, labels, w)), on the
+# batch (X, labels).
+PROXY_CASES = [
+    (
+        "proxy_nca",
+        lambda: ProxyNCALoss(softmax_scale=3.0),
+        PROXIES,
+        lambda x, y, w: np_proxy_nca(x, PROXIES, y, 3.0, w),
+    ),
+    (
+        "proxy_anchor",
+        lambda: ProxyAnchorLoss(margin=0.1, alpha=8.0),
+        PROXIES,
+        lambda x, y, w: np_proxy_anchor(x, PROXIES, y, 0.1, 8.0, w),
+    ),
+    (
+        "normalized_softmax",
+        lambda: NormalizedSoftmaxLoss(temperature=0.3),
+        PROXIES,
+        lambda x, y, w: np_normalized_softmax(x, PROXIES, y, 0.3, w),
+    ),
+    (
+        "lsoftmax",
+        lambda: LargeMarginSoftmaxLoss(margin=3, scale=1.5),
+        PROXIES,
+        lambda x, y, w: np_margin_softmax(x, PROXIES, y, "lsoftmax", 3, 1.5, w),
+    ),
+    (
+        "sphereface",
+        lambda: SphereFaceLoss(margin=4, scale=2.0),
+        PROXIES,
+        lambda x, y, w: np_margin_softmax(x, PROXIES, y, "sphereface", 4, 2.0, w),
+    ),
+    (
+        "cosface",
+        lambda: CosFaceLoss(margin=0.3, scale=5.0),
+        PROXIES,
+        lambda x, y, w: np_margin_softmax(x, PROXIES, y, "cosface", 0.3, 5.0, w),
+    ),
+    (
+        "arcface",
+        lambda: ArcFaceLoss(margin=25.0, scale=6.0),
+        PROXIES,
+        lambda x, y, w: np_margin_softmax(x, PROXIES, y, "arcface", 25.0, 6.0, w),
+    ),
+    (
+        "subcenter_arcface",
+        lambda: SubCenterArcFaceLoss(margin=25.0, scale=6.0, sub_centers=3),
+        PROXY_CENTERS,
+        lambda x, y, w: np_margin_softmax(
+            x, PROXY_CENTERS, y, "subcenter", 25.0, 6.0, w
+        ),
+    ),
+    (
+        "soft_triple",
+        lambda: SoftTripleLoss(centers_per_class=3, la=5.0, gamma=0.5, margin=0.1),
+        PROXY_CENTERS,
+        lambda x, y, w: np_soft_triple(x, PROXY_CENTERS, y, 5.0, 0.5, 0.1, 0.0, w),
+    ),
+    (
+        "soft_triple_tau",
+        lambda: SoftTripleLoss(
+            centers_per_class=3, la=5.0, gamma=0.5, margin=0.1, tau=0.3
+        ),
+        PROXY_CENTERS,
+        lambda x, y, w: np_soft_triple(x, PROXY_CENTERS, y, 5.0, 0.5, 0.1, 0.3, w),
+    ),
+]
+PROXY_CASE_IDS = [c[0] for c in PROXY_CASES]
+
+
+@pytest.mark.parametrize(
+    "name, factory, proxies, reference", PROXY_CASES, ids=PROXY_CASE_IDS
+)
+@pytest.mark.parametrize("labels", [Y, Y_SINGLETON])
+def test_proxy_losses_match_numpy(name, factory, proxies, reference, labels):
+    loss = with_proxies(factory(), proxies)
+    expected = reference(X, labels, None)
+    assert expected > 0
+    got = loss(t64(X), l64(labels)).item()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "name, factory, proxies, reference", PROXY_CASES, ids=PROXY_CASE_IDS
+)
+def test_proxy_losses_weight_mined_samples(name, factory, proxies, reference):
+    loss = with_proxies(factory(), proxies)
+    x, labels = t64(X), l64(Y)
+    triplets = (
+        torch.tensor([0, 0, 3]),
+        torch.tensor([1, 2, 6]),
+        torch.tensor([3, 5, 0]),
     )
-    np.testing.assert_allclose(SNRDistance()(x).numpy(), theirs(x).numpy(), atol=1e-12)
-    # pml's pairwise_distance skips the normalisation; compare with its matrix.
-    np.testing.assert_allclose(
-        SNRDistance().pairwise(x, y).numpy(),
-        torch.diagonal(theirs(x, y)).numpy(),
-        rtol=1e-9,
+    w = np_weights(triplets, len(X))
+    assert 0.0 in w and ((w > 0) & (w < 1)).any()  # guard: weights are exercised
+    got = loss(x, labels, triplets).item()
+    np.testing.assert_allclose(got, reference(X, Y, w), rtol=1e-10)
+    assert not np.isclose(got, loss(x, labels).item())
+
+
+# ------------------------------------- proxy losses: gradients, edge cases
+@pytest.mark.parametrize(
+    "name, factory, proxies, reference", PROXY_CASES, ids=PROXY_CASE_IDS
+)
+def test_gradcheck_embeddings_and_proxies(name, factory, proxies, reference):
+    loss = with_proxies(factory(), proxies)
+    labels = l64(Y_SINGLETON)
+
+    def func(x, p):
+        return torch.func.functional_call(loss, {"proxies": p}, (x, labels))
+
+    inputs = (t64(X, requires_grad=True), t64(proxies, requires_grad=True))
+    assert torch.autograd.gradcheck(func, inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize(
+    "name, factory, proxies, reference", PROXY_CASES, ids=PROXY_CASE_IDS
+)
+def test_empty_indices_tuple_gives_zero(name, factory, proxies, reference):
+    loss = with_proxies(factory(), proxies)
+    empty = torch.zeros(0, dtype=torch.long)
+    assert_zero_with_zero_grad(loss, t64(X), l64(Y), (empty, empty, empty))
+    assert_zero_with_zero_grad(loss, t64(X), l64(Y), (empty,) * 4)
+
+
+@pytest.mark.parametrize(
+    "name, factory, proxies, reference", PROXY_CASES, ids=PROXY_CASE_IDS
+)
+def test_one_class_batch_and_single_sample(name, factory, proxies, reference):
+    # Other proxies still act as negatives: a positive, finite loss.
+    loss = with_proxies(factory(), proxies)
+    for labels in ([2] * len(X), [1]):
+        x = t64(X[: len(labels)], requires_grad=True)
+        value = loss(x, l64(labels))
+        value.backward()
+        np.testing.assert_allclose(
+            value.item(), reference(X[: len(labels)], labels, None), rtol=1e-10
+        )
+        assert torch.isfinite(x.grad).all()
+
+
+# ------------------------------------ proxy losses: configure and parameters
+ALL_PROXY_LOSSES = [
+    ProxyNCALoss,
+    ProxyAnchorLoss,
+    NormalizedSoftmaxLoss,
+    LargeMarginSoftmaxLoss,
+    SphereFaceLoss,
+    CosFaceLoss,
+    ArcFaceLoss,
+    SubCenterArcFaceLoss,
+    SoftTripleLoss,
+]
+EXPECTED_SHAPES = {
+    SubCenterArcFaceLoss: (5, 3, 8),
+    SoftTripleLoss: (5, 10, 8),
+}
+
+
+@pytest.mark.parametrize("cls", ALL_PROXY_LOSSES)
+def test_forward_before_configure_raises(cls):
+    loss = cls()
+    assert list(loss.parameters()) == []
+    with pytest.raises(RuntimeError, match=r"call loss.configure\(num_classes"):
+        loss(t64(X), l64(Y))
+
+
+@pytest.mark.parametrize("cls", ALL_PROXY_LOSSES)
+def test_configure_creates_seeded_parameters(cls):
+    torch.manual_seed(3)
+    a = cls().configure(5, 8)
+    torch.manual_seed(3)
+    b = cls().configure(num_classes=5, embedding_size=8)
+    c = cls().configure(5, 8)
+    assert tuple(a.proxies.shape) == EXPECTED_SHAPES.get(cls, (5, 8))
+    assert isinstance(a.proxies, torch.nn.Parameter) and a.proxies.requires_grad
+    assert [p is a.proxies for p in a.parameters()] == [True]
+    assert torch.equal(a.proxies, b.proxies)
+    assert not torch.equal(a.proxies, c.proxies)
+    # constructor values stay as given; configure reads them
+    d = cls(num_classes=5, embedding_size=8)
+    assert d.configure() is d and tuple(d.proxies.shape) == tuple(a.proxies.shape)
+    assert d.num_classes == 5 and cls().get_params()["num_classes"] is None
+
+
+def test_configure_validates_sizes():
+    with pytest.raises(ValueError, match="built with num_classes=3 but configure"):
+        ProxyNCALoss(num_classes=3).configure(4, 2)
+    with pytest.raises(ValueError, match="needs embedding_size"):
+        ProxyNCALoss().configure(3)
+    with pytest.raises(
+        ValueError, match="'num_classes' parameter of ProxyNCALoss.configure must be"
+    ):
+        ProxyNCALoss().configure(0, 2)
+    with pytest.raises(
+        ValueError, match="'embedding_size' parameter of ProxyNCALoss.configure must"
+    ):
+        ProxyNCALoss().configure(3, 2.5)
+    # Constructor values are checked when the loss is built.
+    with pytest.raises(
+        ValueError, match="'sub_centers' parameter of SubCenterArcFaceLoss must be"
+    ):
+        SubCenterArcFaceLoss(sub_centers=0)
+    with pytest.raises(ValueError, match="'num_classes' parameter of ProxyNCALoss"):
+        ProxyNCALoss(num_classes=0)
+
+
+def test_forward_validates_labels_and_shapes():
+    loss = CosFaceLoss().configure(3, 3)
+    with pytest.raises(ValueError, match=r"labels must be class indices in 0 \.\. 2"):
+        loss(torch.zeros(2, 3), l64([0, 3]))
+    with pytest.raises(ValueError, match="got values from -1 to 0"):
+        loss(torch.zeros(2, 3), l64([-1, 0]))
+    with pytest.raises(ValueError, match="embeddings have 4 columns but CosFaceLoss"):
+        loss(torch.zeros(2, 4), l64([0, 1]))
+    with pytest.raises(ValueError, match="embeddings must be a 2-D tensor"):
+        loss(torch.zeros(3), l64([0, 0, 1]))
+    soft = SoftTripleLoss(centers_per_class=2).configure(3, 3)
+    soft.set_params(centers_per_class=4)
+    with pytest.raises(RuntimeError, match="call configure again"):
+        soft(torch.ones(2, 3), l64([0, 1]))
+    with pytest.raises(
+        ValueError, match="'margin' parameter of LargeMarginSoftmaxLoss must be"
+    ):
+        LargeMarginSoftmaxLoss(margin=2.5)
+    # An integral float is an integer margin.
+    assert (
+        LargeMarginSoftmaxLoss(margin=3.0)
+        .configure(3, 3)(torch.ones(2, 3), l64([0, 1]))
+        .isfinite()
     )
 
 
-def test_circle_is_finite_for_large_gamma():
-    x = _t(X * 10, requires_grad=True)
-    value = CircleLoss(m=0.1, gamma=1000.0)(x, _l(Y))
+@pytest.mark.parametrize("cls", [ProxyAnchorLoss, SubCenterArcFaceLoss, SoftTripleLoss])
+def test_pickle_deepcopy_state_dict_and_dtype(cls):
+    torch.manual_seed(0)
+    loss = cls().configure(4, 3)
+    x = torch.tensor(X, dtype=torch.float32)
+    expected = loss(x, l64(Y)).item()
+    for other in (pickle.loads(pickle.dumps(loss)), copy.deepcopy(loss)):
+        assert other.proxies is not loss.proxies
+        assert torch.equal(other.proxies, loss.proxies)
+        assert other(x, l64(Y)).item() == expected
+    buffer = io.BytesIO()
+    torch.save(loss.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = cls().configure(4, 3)
+    fresh.load_state_dict(torch.load(buffer))
+    assert fresh(x, l64(Y)).item() == expected
+    # .to(dtype) moves the parameter; float64 embeddings on float32 proxies
+    # are cast inside forward and the gradient still reaches the parameter.
+    x64 = torch.tensor(X, dtype=torch.float64)
+    value = loss(x64, l64(Y))
+    assert value.dtype == torch.float64
     value.backward()
-    assert torch.isfinite(value) and value.item() > 0 and torch.isfinite(x.grad).all()
-    assert math.isfinite(np_circle(X, Y, 0.25, 4.0))
+    assert loss.proxies.grad.dtype == torch.float32
+    assert torch.count_nonzero(loss.proxies.grad) > 0
+    assert loss.double().proxies.dtype == torch.float64
 
 
-def test_npairs_picks_the_same_pairs_whatever_the_tuple_order():
-    # The lowest (anchor, positive) pair of each class in row-major order:
-    # for the full batch, the first and second sample of the class.
-    labels = _l([2, 0, 1, 0, 2, 1, 0, 3])
-    x = _t(np.random.default_rng(5).normal(size=(8, 3)))
-    a1, p, a2, n = get_all_pairs_indices(labels)
-    order = torch.randperm(a1.shape[0], generator=torch.Generator().manual_seed(0))
-    shuffled = (a1[order], p[order], a2, n)
-    expected = NPairsLoss()(x, labels).item()
-    assert NPairsLoss()(x, labels, shuffled).item() == pytest.approx(
-        expected, rel=1e-12
+def test_proxy_losses_train_a_separable_problem():
+    # A few optimiser steps on learnable proxies lower every loss.
+    torch.manual_seed(0)
+    x = torch.tensor(X, dtype=torch.float32)
+    for cls in ALL_PROXY_LOSSES:
+        loss = cls().configure(4, 3)
+        first = loss(x, l64(Y))
+        for _ in range(5):
+            loss.zero_grad()
+            loss(x, l64(Y)).backward()
+            with torch.no_grad():
+                loss.proxies -= 0.05 * loss.proxies.grad
+        assert loss(x, l64(Y)).item() < first.item(), cls.__name__
+
+
+@pytest.mark.parametrize(
+    "distance", [LpDistance(), DotProductSimilarity(normalize_embeddings=True)]
+)
+def test_other_distances(distance):
+    # ProxyAnchor with a distance, NormalizedSoftmax with a similarity.
+    d = np.array([[np.linalg.norm(unit(x) - unit(p)) for p in PROXIES] for x in X])
+    if isinstance(distance, LpDistance):
+        loss = with_proxies(
+            ProxyAnchorLoss(margin=0.2, alpha=4.0, distance=distance), PROXIES
+        )
+        expected = 0.0
+        for c in range(N_CLASSES):
+            pos = [np.exp(4.0 * (d[i, c] - 0.2)) for i in range(7) if Y[i] == c]
+            neg = [np.exp(-4.0 * (d[i, c] + 0.2)) for i in range(7) if Y[i] != c]
+            expected += np.log1p(sum(pos)) / 3 + np.log1p(sum(neg)) / N_CLASSES
+    else:
+        loss = with_proxies(
+            NormalizedSoftmaxLoss(temperature=0.4, distance=distance), PROXIES
+        )
+        expected = np_normalized_softmax(X, PROXIES, Y, 0.4)
+    np.testing.assert_allclose(loss(t64(X), l64(Y)).item(), expected, rtol=1e-10)
+
+
+# ------------------------------------------------- proxy losses vs pml
+# Deliberate differences from pytorch-metric-learning (pml), not compared:
+#
+# * ``indices_tuple``: an empty tuple gives a zero loss (pml: "no tuple");
+#   ProxyNCALoss weights every position of the tuple (pml: anchors only);
+#   ProxyAnchorLoss multiplies the exponentials by ``w`` (pml: ``e^(w - 1)``).
+# * NCALoss / ProxyNCALoss keep rows whose probability underflows (pml drops
+#   them); ArcFaceLoss has a finite gradient at ``cos = 1`` (pml: inf/NaN).
+# * ArcFaceLoss / SoftTripleLoss take no ``distance`` (cosine only); SoftTriple
+#   keeps ``gamma`` as given (pml stores ``1 / gamma``) and adds the paper's
+#   ``tau`` regulariser (default 0, as pml).
+def _proxy_pml_pairs(pml_losses, n_classes, dim):
+    size = {"num_classes": n_classes, "embedding_size": dim}
+    rows = ("proxies", lambda p: p)
+    cols = ("W", lambda p: p.reshape(-1, dim).T)
+    fc = ("fc", lambda p: p.reshape(-1, dim).T)
+    return [
+        ("ProxyNCA", ProxyNCALoss(), pml_losses.ProxyNCALoss(**size), rows),
+        (
+            "ProxyNCA-s",
+            ProxyNCALoss(softmax_scale=4.0),
+            pml_losses.ProxyNCALoss(softmax_scale=4.0, **size),
+            rows,
+        ),
+        ("ProxyAnchor", ProxyAnchorLoss(), pml_losses.ProxyAnchorLoss(**size), rows),
+        (
+            "ProxyAnchor-p",
+            ProxyAnchorLoss(margin=0.3, alpha=8.0),
+            pml_losses.ProxyAnchorLoss(margin=0.3, alpha=8.0, **size),
+            rows,
+        ),
+        (
+            "NormalizedSoftmax",
+            NormalizedSoftmaxLoss(),
+            pml_losses.NormalizedSoftmaxLoss(**size),
+            cols,
+        ),
+        (
+            "LargeMargin",
+            LargeMarginSoftmaxLoss(),
+            pml_losses.LargeMarginSoftmaxLoss(**size),
+            cols,
+        ),
+        (
+            "LargeMargin-3",
+            LargeMarginSoftmaxLoss(margin=3, scale=2.0),
+            pml_losses.LargeMarginSoftmaxLoss(margin=3, scale=2.0, **size),
+            cols,
+        ),
+        ("SphereFace", SphereFaceLoss(), pml_losses.SphereFaceLoss(**size), cols),
+        ("CosFace", CosFaceLoss(), pml_losses.CosFaceLoss(**size), cols),
+        ("ArcFace", ArcFaceLoss(), pml_losses.ArcFaceLoss(**size), cols),
+        (
+            "ArcFace-p",
+            ArcFaceLoss(margin=40.0, scale=10.0),
+            pml_losses.ArcFaceLoss(margin=40.0, scale=10.0, **size),
+            cols,
+        ),
+        (
+            "SubCenterArcFace",
+            SubCenterArcFaceLoss(),
+            pml_losses.SubCenterArcFaceLoss(**size),
+            cols,
+        ),
+        ("SoftTriple", SoftTripleLoss(), pml_losses.SoftTripleLoss(**size), fc),
+        (
+            "SoftTriple-p",
+            SoftTripleLoss(centers_per_class=3, la=10.0, gamma=0.5, margin=0.2),
+            pml_losses.SoftTripleLoss(
+                centers_per_class=3, la=10.0, gamma=0.5, margin=0.2, **size
+            ),
+            fc,
+        ),
+    ]
+
+
+@pytest.mark.pml
+@pytest.mark.parametrize("seed", [0, 1])
+def test_proxy_losses_match_pml(seed):
+    import pytorch_metric_learning.losses as pml_losses
+
+    x, labels = random_labels_batch(seed)
+    torch.manual_seed(seed)
+    for name, ours, theirs, (attr, to_pml) in _proxy_pml_pairs(pml_losses, 5, 6):
+        ours.configure(5, 6)
+        ours.double()
+        theirs.double()
+        getattr(theirs, attr).data = to_pml(ours.proxies.detach()).clone()
+        v1, g1, (p1,) = value_and_grads(ours, x, labels, params=[ours.proxies])
+        v2, g2, (p2,) = value_and_grads(
+            theirs, x, labels, params=[getattr(theirs, attr)]
+        )
+        assert v1 > 0, name
+        np.testing.assert_allclose(v1, v2, rtol=1e-9, err_msg=name)
+        np.testing.assert_allclose(g1, g2, rtol=1e-7, atol=1e-10, err_msg=name)
+        p1 = to_pml(torch.from_numpy(p1)).numpy()
+        np.testing.assert_allclose(p1, p2, rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.pml
+def test_mined_weights_match_pml_where_the_conventions_agree():
+    # NormalizedSoftmax, CosFace, SoftTriple weight every position of the
+    # tuple by count / max count and average over the batch, like pml.
+    import pytorch_metric_learning.losses as pml_losses
+
+    x, labels = random_labels_batch(3)
+    triplets = (
+        torch.tensor([0, 0, 4]),
+        torch.tensor([5, 7, 9]),
+        torch.tensor([1, 2, 3]),
     )
-    # independent: classes 0, 1, 2 give pairs (1, 3), (2, 5), (0, 4)
-    xa, xp = x.numpy()[[1, 2, 0]], x.numpy()[[3, 5, 4]]
-    logits = xa @ xp.T
-    logits = logits - logits.max(1, keepdims=True)
-    log_prob = np.diag(logits) - np.log(np.exp(logits).sum(1))
-    assert expected == pytest.approx(-log_prob.mean(), rel=1e-10)
+    torch.manual_seed(0)
+    pairs = [
+        p
+        for p in _proxy_pml_pairs(pml_losses, 5, 6)
+        if p[0] in ("NormalizedSoftmax", "CosFace", "SoftTriple-p")
+    ]
+    for name, ours, theirs, (attr, to_pml) in pairs:
+        ours.configure(5, 6)
+        ours.double()
+        theirs.double()
+        getattr(theirs, attr).data = to_pml(ours.proxies.detach()).clone()
+        v1 = ours(x, labels, triplets).item()
+        v2 = theirs(x, labels, triplets).item()
+        np.testing.assert_allclose(v1, v2, rtol=1e-9, err_msg=name)

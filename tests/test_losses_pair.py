@@ -1,53 +1,52 @@
-"""Losses against plain NumPy loops on small hand-built batches."""
+"""Pair and triplet losses (``losses._pair``) against NumPy loops, miners and pml."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 
-from sklearn_dml._tuples import get_all_pairs_indices, get_all_triplets_indices
-from sklearn_dml.distances import CosineSimilarity, DotProductSimilarity, LpDistance
-from sklearn_dml.losses import (
+from sklearn_dml._tuples import get_all_triplets_indices
+from sklearn_dml.distances import (
+    CosineSimilarity,
+    DotProductSimilarity,
+    LpDistance,
+    SNRDistance,
+)
+from sklearn_dml.losses import _pair
+from sklearn_dml.losses._pair import (
+    AngularLoss,
+    CircleLoss,
     ContrastiveLoss,
+    MarginLoss,
     MultiSimilarityLoss,
     TripletMarginLoss,
-    _pair,
+    TupletMarginLoss,
 )
 from sklearn_dml.miners import BatchHardMiner, MultiSimilarityMiner, TripletMarginMiner
 
-# A hand-built batch: three classes, the last one a single sample.
-X = np.array(
-    [
-        [1.0, 0.2, -0.1],
-        [0.8, 0.5, 0.3],
-        [0.9, -0.4, 0.2],
-        [-0.2, 1.0, 0.4],
-        [0.1, 0.7, -0.6],
-        [-0.5, 0.3, 1.0],
-        [0.4, 0.4, 0.4],
-    ]
+from .loss_references import (
+    X_TILTED,
+    Y_SINGLETON,
+    X,
+    Y,
+    assert_same,
+    assert_zero_with_zero_grad,
+    balanced_batch,
+    configured,
+    import_pml,
+    l64,
+    mean_nonzero,
+    np_angular,
+    np_circle,
+    np_margin,
+    np_matrix,
+    t64,
 )
-Y = [0, 0, 0, 1, 1, 2, 1]
-Y_SINGLETON = [0, 0, 1, 1, 2, 2, 3]  # class 3 has one sample
 
 
 # ---------------------------------------------------------------- references
-def np_matrix(x, kind):
-    """Pairwise comparison with explicit loops: "lp" = Euclidean of unit rows."""
-    unit = x / np.sqrt((x**2).sum(axis=1, keepdims=True))
-    n = len(x)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            if kind == "lp":
-                out[i, j] = np.sqrt(np.sum((unit[i] - unit[j]) ** 2))
-            elif kind == "cos":
-                out[i, j] = np.dot(unit[i], unit[j])
-            else:  # raw dot product
-                out[i, j] = np.dot(x[i], x[j])
-    return out
-
-
 def np_all_pairs(labels):
     n = len(labels)
     pos, neg = [], []
@@ -87,11 +86,6 @@ def np_triplets_from_tuple(tup):
     pos = list(zip(lists[0], lists[1]))
     neg = list(zip(lists[2], lists[3]))
     return [(a, p, n) for a, p in pos for b, n in neg if a == b]
-
-
-def mean_nonzero(values):
-    nonzero = [v for v in values if v > 0]
-    return sum(nonzero) / len(nonzero) if nonzero else 0.0
 
 
 def np_contrastive(x, labels, pos_margin, neg_margin, kind="lp", pairs=None):
@@ -149,18 +143,15 @@ def np_multi_similarity(x, labels, alpha, beta, base, kind="cos", pairs=None):
     return total / len(x)
 
 
-def _t(x=X, requires_grad=False):
-    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
-
-
-def _l(labels):
-    return torch.tensor(labels, dtype=torch.long)
-
-
 DISTANCES = {"lp": LpDistance, "cos": CosineSimilarity}
 
 
-# ------------------------------------------------------------ values vs NumPy
+@pytest.fixture(scope="module")
+def pml():
+    return import_pml()
+
+
+# ------------------------------------ contrastive, triplet and multi-similarity
 @pytest.mark.parametrize("kind", ["lp", "cos"])
 @pytest.mark.parametrize("labels", [Y, Y_SINGLETON])
 @pytest.mark.parametrize("margins", [(0.0, 1.0), (0.3, 0.8)])
@@ -170,7 +161,7 @@ def test_contrastive_matches_numpy(kind, labels, margins):
     loss = ContrastiveLoss(*margins, distance=DISTANCES[kind]())
     expected, _ = np_contrastive(X, labels, *margins, kind=kind)
     assert expected > 0
-    np.testing.assert_allclose(loss(_t(), _l(labels)).item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(loss(t64(X), l64(labels)).item(), expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("kind", ["lp", "cos"])
@@ -183,7 +174,7 @@ def test_triplet_matches_numpy(kind, labels, swap, smooth):
     )
     expected, _ = np_triplet(X, labels, 0.2, swap=swap, smooth=smooth, kind=kind)
     assert expected > 0
-    np.testing.assert_allclose(loss(_t(), _l(labels)).item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(loss(t64(X), l64(labels)).item(), expected, rtol=1e-10)
 
 
 def test_triplet_swap_changes_the_value():
@@ -197,23 +188,23 @@ def test_triplet_swap_changes_the_value():
 @pytest.mark.parametrize("params", [(2.0, 50.0, 0.5), (1.0, 3.0, 0.2)])
 def test_multi_similarity_matches_numpy(labels, params):
     expected = np_multi_similarity(X, labels, *params)
-    got = MultiSimilarityLoss(*params)(_t(), _l(labels)).item()
+    got = MultiSimilarityLoss(*params)(t64(X), l64(labels)).item()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
 def test_multi_similarity_with_a_distance_and_dot_product():
     expected = np_multi_similarity(X, Y, 2.0, 5.0, 0.8, kind="lp")
-    got = MultiSimilarityLoss(2.0, 5.0, 0.8, distance=LpDistance())(_t(), _l(Y))
+    got = MultiSimilarityLoss(2.0, 5.0, 0.8, distance=LpDistance())(t64(X), l64(Y))
     np.testing.assert_allclose(got.item(), expected, rtol=1e-10)
     expected = np_multi_similarity(X, Y, 2.0, 5.0, 0.8, kind="dot")
     loss = MultiSimilarityLoss(2.0, 5.0, 0.8, distance=DotProductSimilarity())
-    got = loss(_t(), _l(Y))
+    got = loss(t64(X), l64(Y))
     np.testing.assert_allclose(got.item(), expected, rtol=1e-10)
 
 
 def test_multi_similarity_is_stable_for_large_beta():
-    x = _t(X * 100, requires_grad=True)
-    loss = MultiSimilarityLoss(alpha=50.0, beta=5000.0, base=-0.9)(x, _l(Y))
+    x = t64(X * 100, requires_grad=True)
+    loss = MultiSimilarityLoss(alpha=50.0, beta=5000.0, base=-0.9)(x, l64(Y))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
 
@@ -221,17 +212,16 @@ def test_multi_similarity_is_stable_for_large_beta():
 def test_triplet_dense_chunks_agree_with_indexed(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20, 4))
-    labels = _l(rng.integers(0, 4, size=20))
+    labels = l64(rng.integers(0, 4, size=20))
     loss = TripletMarginLoss(margin=0.3, swap=True)
-    indexed = loss(_t(x), labels, get_all_triplets_indices(labels))
+    indexed = loss(t64(x), labels, get_all_triplets_indices(labels))
     monkeypatch.setattr(_pair, "_TRIPLET_CHUNK_CELLS", 100)  # 5 pairs a chunk
-    dense = loss(_t(x), labels)
+    dense = loss(t64(x), labels)
     np.testing.assert_allclose(dense.item(), indexed.item(), rtol=1e-12)
     expected, _ = np_triplet(x, labels.tolist(), 0.3, swap=True)
     np.testing.assert_allclose(dense.item(), expected, rtol=1e-10)
 
 
-# -------------------------------------------------------------- gradients
 def _away_from_kinks(args, tol=1e-3):
     return min(abs(v) for v in args) > tol
 
@@ -261,16 +251,16 @@ def test_gradcheck(name, loss, labels):
     elif name == "triplet":
         _, args = np_triplet(X, labels, loss.margin, loss.swap, kind=kind)
         assert _away_from_kinks(args)
-    x = _t(requires_grad=True)
-    assert torch.autograd.gradcheck(lambda e: loss(e, _l(labels)), (x,))
+    x = t64(X, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e: loss(e, l64(labels)), (x,))
 
 
 @pytest.mark.parametrize(
     "loss", [ContrastiveLoss(0.3, 0.8), TripletMarginLoss(0.2), MultiSimilarityLoss()]
 )
 def test_gradcheck_with_mined_tuples(loss):
-    x = _t(requires_grad=True)
-    labels = _l(Y)
+    x = t64(X, requires_grad=True)
+    labels = l64(Y)
     pairs = MultiSimilarityMiner(epsilon=0.3)(x, labels)
     triplets = TripletMarginMiner(margin=0.3)(x, labels)
     assert len(pairs[0]) > 0 and len(pairs[2]) > 0 and len(triplets[0]) > 0
@@ -278,69 +268,47 @@ def test_gradcheck_with_mined_tuples(loss):
     assert torch.autograd.gradcheck(lambda e: loss(e, labels, triplets), (x,))
 
 
-# ---------------------------------------------------------- edge cases
-def _assert_zero_with_zero_grad(loss, x, labels, indices_tuple=None):
-    x = x.clone().requires_grad_(True)
-    value = loss(x, labels, indices_tuple)
-    assert value.ndim == 0 and value.requires_grad
-    assert value.item() == 0.0
-    value.backward()
-    assert torch.isfinite(x.grad).all()
-    assert torch.count_nonzero(x.grad) == 0
+CONTRASTIVE_TRIPLET_MS = [ContrastiveLoss(), TripletMarginLoss(), MultiSimilarityLoss()]
 
 
-ALL_LOSSES = [ContrastiveLoss(), TripletMarginLoss(), MultiSimilarityLoss()]
-
-
-@pytest.mark.parametrize("loss", ALL_LOSSES)
+@pytest.mark.parametrize("loss", CONTRASTIVE_TRIPLET_MS)
 def test_single_sample_batch_gives_zero(loss):
-    _assert_zero_with_zero_grad(loss, _t(X[:1]), _l([3]))
+    assert_zero_with_zero_grad(loss, t64(X[:1]), l64([3]))
 
 
-@pytest.mark.parametrize("loss", ALL_LOSSES)
+@pytest.mark.parametrize("loss", CONTRASTIVE_TRIPLET_MS)
 def test_empty_indices_tuple_gives_zero(loss):
     empty = torch.zeros(0, dtype=torch.long)
-    _assert_zero_with_zero_grad(loss, _t(), _l(Y), (empty, empty, empty))
-    _assert_zero_with_zero_grad(loss, _t(), _l(Y), (empty, empty, empty, empty))
+    assert_zero_with_zero_grad(loss, t64(X), l64(Y), (empty, empty, empty))
+    assert_zero_with_zero_grad(loss, t64(X), l64(Y), (empty, empty, empty, empty))
 
 
 @pytest.mark.parametrize("labels", [[0] * 7, list(range(7))])
 def test_triplet_without_positives_or_negatives_gives_zero(labels):
     for loss in (TripletMarginLoss(), TripletMarginLoss(swap=True, smooth_loss=True)):
-        _assert_zero_with_zero_grad(loss, _t(), _l(labels))
+        assert_zero_with_zero_grad(loss, t64(X), l64(labels))
 
 
 def test_inactive_terms_give_zero():
     # Every positive pair within pos_margin, every negative beyond neg_margin.
-    _assert_zero_with_zero_grad(ContrastiveLoss(2.0, 0.0), _t(), _l(Y))
+    assert_zero_with_zero_grad(ContrastiveLoss(2.0, 0.0), t64(X), l64(Y))
     # Every triplet satisfied by a negative margin.
-    _assert_zero_with_zero_grad(TripletMarginLoss(margin=-2.1), _t(), _l(Y))
+    assert_zero_with_zero_grad(TripletMarginLoss(margin=-2.1), t64(X), l64(Y))
 
 
 def test_zero_loss_keeps_float32_graph():
     x = torch.tensor(X[:1], dtype=torch.float32, requires_grad=True)
-    value = TripletMarginLoss()(x, _l([0]))
+    value = TripletMarginLoss()(x, l64([0]))
     assert value.dtype == torch.float32 and value.grad_fn is not None
 
 
-# ------------------------------------------------- indices tuples and miners
-@pytest.mark.parametrize("loss", ALL_LOSSES)
-def test_all_tuples_given_equal_none(loss):
-    # No singleton class: every anchor has a positive, so all triplets cover
-    # all pairs too.
-    labels = _l([0, 0, 0, 1, 1, 2, 2])
-    expected = loss(_t(), labels).item()
-    for tup in (get_all_pairs_indices(labels), get_all_triplets_indices(labels)):
-        np.testing.assert_allclose(loss(_t(), labels, tup).item(), expected, rtol=1e-12)
-
-
 def test_indices_tuple_restricts_the_loss():
-    labels = _l(Y)
+    labels = l64(Y)
     triplets = (torch.tensor([0, 3]), torch.tensor([2, 6]), torch.tensor([5, 1]))
     expected, _ = np_triplet(X, Y, 0.5, triplets=[(0, 2, 5), (3, 6, 1)])
-    got = TripletMarginLoss(0.5)(_t(), labels, triplets).item()
+    got = TripletMarginLoss(0.5)(t64(X), labels, triplets).item()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
-    assert not np.isclose(got, TripletMarginLoss(0.5)(_t(), labels).item())
+    assert not np.isclose(got, TripletMarginLoss(0.5)(t64(X), labels).item())
 
 
 MINERS = [
@@ -354,7 +322,7 @@ MINERS = [
 @pytest.mark.parametrize("miner", MINERS, ids=lambda m: type(m).__name__)
 @pytest.mark.parametrize("labels", [Y, Y_SINGLETON])
 def test_losses_accept_every_miner(miner, labels):
-    x, lab = _t(), _l(labels)
+    x, lab = t64(X), l64(labels)
     tup = miner(x, lab)
     pairs = np_pairs_from_tuple(tup)
     triplets = np_triplets_from_tuple(tup)
@@ -373,7 +341,6 @@ def test_losses_accept_every_miner(miner, labels):
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
-# --------------------------------------------------------- params and clone
 def test_params_clone_round_trip():
     loss = TripletMarginLoss(margin=0.3, swap=True, distance=CosineSimilarity())
     params = loss.get_params(deep=False)
@@ -385,17 +352,17 @@ def test_params_clone_round_trip():
     assert isinstance(copy.distance, CosineSimilarity)
     shallow = {k: v for k, v in copy.get_params(deep=False).items() if k != "distance"}
     assert shallow == {k: v for k, v in params.items() if k != "distance"}
-    np.testing.assert_allclose(copy(_t(), _l(Y)).item(), loss(_t(), _l(Y)).item())
+    np.testing.assert_allclose(copy(t64(X), l64(Y)).item(), loss(t64(X), l64(Y)).item())
 
     assert loss.set_params(margin=0.1, distance=LpDistance(p=1)) is loss
     assert loss.margin == 0.1 and copy.margin == 0.3
     loss.set_params(distance__p=2)
     assert loss.distance.p == 2 and loss.get_params()["distance__p"] == 2
     expected, _ = np_triplet(X, Y, 0.1, swap=True, kind="lp")
-    np.testing.assert_allclose(loss(_t(), _l(Y)).item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(loss(t64(X), l64(Y)).item(), expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("loss", ALL_LOSSES)
+@pytest.mark.parametrize("loss", CONTRASTIVE_TRIPLET_MS)
 def test_default_params_clone(loss):
     copy = clone(loss)
     assert copy is not loss and copy.get_params() == loss.get_params()
@@ -403,19 +370,6 @@ def test_default_params_clone(loss):
     assert list(copy.parameters()) == []
 
 
-def test_input_validation_messages():
-    loss = TripletMarginLoss()
-    with pytest.raises(ValueError, match="embeddings must be a 2-D tensor"):
-        loss(torch.zeros(3), _l([0, 0, 1]))
-    with pytest.raises(ValueError, match="labels must be a 1-D tensor"):
-        loss(torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="embeddings has 3 rows but labels has 2"):
-        loss(torch.zeros(3, 2), _l([0, 1]))
-    with pytest.raises(ValueError, match="got a tuple of length 2"):
-        loss(_t(), _l(Y), (torch.tensor([0]), torch.tensor([1])))
-
-
-# ------------------------------------------------ one class, all singletons
 @pytest.mark.parametrize("labels", [[0] * 7, list(range(7))], ids=["one", "singletons"])
 def test_pair_losses_with_one_side_missing_match_numpy(labels):
     # One class: positive pairs only; all singletons: negative pairs only. The
@@ -426,8 +380,8 @@ def test_pair_losses_with_one_side_missing_match_numpy(labels):
         (ContrastiveLoss(0.3, 1.5), expected),
         (MultiSimilarityLoss(2.0, 5.0, 0.5), expected_ms),
     ]:
-        x = _t(requires_grad=True)
-        value = loss(x, _l(labels))
+        x = t64(X, requires_grad=True)
+        value = loss(x, l64(labels))
         value.backward()
         assert want > 0
         np.testing.assert_allclose(value.item(), want, rtol=1e-10)
@@ -447,8 +401,149 @@ def test_duplicate_embeddings_give_finite_gradients(loss):
     # Identical rows: zero distances, where a plain square root has an
     # infinite derivative.
     x = np.repeat(X[:3], 2, axis=0)
-    xt = _t(x, requires_grad=True)
-    value = loss(xt, _l([0, 0, 1, 1, 2, 2]))
+    xt = t64(x, requires_grad=True)
+    value = loss(xt, l64([0, 0, 1, 1, 2, 2]))
     value.backward()
     assert torch.isfinite(value) and value.item() > 0
     assert torch.isfinite(xt.grad).all()
+
+
+# ------------------------------------------------------------- margin loss
+def test_margin_loss_learned_beta_matches_numpy():
+    torch.manual_seed(0)
+    loss = configured(MarginLoss(0.1, nu=0.3, learn_beta=True, per_class_beta=True))
+    with torch.no_grad():
+        loss.betas.copy_(torch.tensor([0.9, 1.1, 1.3], dtype=torch.float64))
+    expected = np_margin(X_TILTED, Y, 0.1, [0.9, 1.1, 1.3], nu=0.3, mode="class")
+    np.testing.assert_allclose(loss(t64(X_TILTED), l64(Y)).item(), expected, rtol=1e-10)
+    glob = configured(MarginLoss(0.1, nu=0.3, beta=1.25, learn_beta=True))
+    expected = np_margin(X_TILTED, Y, 0.1, [1.25], nu=0.3, mode="global")
+    np.testing.assert_allclose(glob(t64(X_TILTED), l64(Y)).item(), expected, rtol=1e-10)
+
+
+def test_params_and_clone():
+    loss = MarginLoss(margin=0.3, learn_beta=True, num_classes=4, distance=LpDistance())
+    params = loss.get_params(deep=False)
+    assert params["margin"] == 0.3 and params["num_classes"] == 4
+    assert set(params) == {
+        "margin",
+        "nu",
+        "beta",
+        "learn_beta",
+        "per_class_beta",
+        "num_classes",
+        "distance",
+    }
+    copy_ = clone(loss)
+    assert copy_.margin == 0.3 and copy_.distance is not loss.distance
+    tuplet = TupletMarginLoss().set_params(margin=3.0)
+    assert tuplet.margin == 3.0 and "margin=3.0" in repr(tuplet)
+
+
+@pytest.mark.pml
+@pytest.mark.parametrize("per_class", [False, True])
+def test_margin_learned_beta_matches_pml(pml, per_class):
+    x, labels = balanced_batch(2)
+    torch.manual_seed(0)
+    ours = MarginLoss(0.2, nu=0.1, beta=1.1, learn_beta=True, per_class_beta=per_class)
+    ours.configure(5, 6)
+    ours.double()
+    with torch.no_grad():
+        ours.betas.add_(0.1 * torch.randn(ours.betas.shape, dtype=torch.float64))
+    theirs = pml.losses.MarginLoss(
+        0.2, nu=0.1, beta=1.1, learn_beta=True, num_classes=5 if per_class else None
+    ).double()
+    with torch.no_grad():
+        theirs.beta.copy_(ours.betas)  # both start equal
+    assert_same(ours, theirs, x, labels)
+    (g1,) = torch.autograd.grad(ours(x, labels), ours.betas)
+    (g2,) = torch.autograd.grad(theirs(x, labels), theirs.beta)
+    np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-9)
+
+
+# ------------------------------------------------------------- circle loss
+def test_circle_gradient_treats_weights_as_constants():
+    # The weights alpha are detached (as in the paper), so autograd's gradient
+    # is the finite-difference gradient of the loss with alpha frozen at x.
+    loss = CircleLoss(m=0.25, gamma=4.0)
+    x = t64(X_TILTED, requires_grad=True)
+    loss(x, l64(Y)).backward()
+    numeric = np.zeros_like(X_TILTED)
+    eps = 1e-6
+    for idx in np.ndindex(X_TILTED.shape):
+        for sign in (1, -1):
+            shifted = X_TILTED.copy()
+            shifted[idx] += sign * eps
+            numeric[idx] += sign * np_circle(shifted, Y, 0.25, 4.0, frozen_x=X_TILTED)
+    np.testing.assert_allclose(
+        x.grad.numpy(), numeric / (2 * eps), rtol=1e-6, atol=1e-9
+    )
+
+
+def test_circle_is_finite_for_large_gamma():
+    x = t64(X_TILTED * 10, requires_grad=True)
+    value = CircleLoss(m=0.1, gamma=1000.0)(x, l64(Y))
+    value.backward()
+    assert torch.isfinite(value) and value.item() > 0 and torch.isfinite(x.grad).all()
+    assert math.isfinite(np_circle(X_TILTED, Y, 0.25, 4.0))
+
+
+# ------------------------------------------------------------ angular loss
+def test_angular_chunks_agree(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    labels = l64(rng.integers(0, 4, size=30))
+    whole = AngularLoss(30)(t64(x), labels).item()
+    monkeypatch.setattr(_pair, "_ANGULAR_CHUNK_CELLS", 60)  # 2 pairs a chunk
+    np.testing.assert_allclose(
+        AngularLoss(30)(t64(x), labels).item(), whole, rtol=1e-12
+    )
+    np.testing.assert_allclose(whole, np_angular(x, labels.tolist(), 30), rtol=1e-10)
+
+
+@pytest.mark.pml
+@pytest.mark.parametrize("seed", [0, 1])
+def test_angular_matches_pml_on_unit_embeddings(pml, seed):
+    # pml normalises anchors and positives but not the negatives: on unit-norm
+    # input the values agree and the gradients agree up to their radial part.
+    x, labels = balanced_batch(seed)
+    x = x / x.norm(dim=1, keepdim=True)
+    for alpha in (40, 25):
+        assert_same(
+            AngularLoss(alpha), pml.losses.AngularLoss(alpha), x, labels, project=True
+        )
+
+
+# -------------------------------------- SNR distance (SNR contrastive loss)
+def test_snr_distance_matches_numpy():
+    expected = np_matrix(X_TILTED, "snr")
+    np.testing.assert_allclose(
+        SNRDistance()(t64(X_TILTED)).numpy(), expected, atol=1e-12
+    )
+    raw = SNRDistance(normalize_embeddings=False)
+    q, r = X_TILTED[:3], X_TILTED[3:]
+    cross = np.array(
+        [[np.var(a - b, ddof=1) / np.var(a, ddof=1) for b in r] for a in q]
+    )
+    np.testing.assert_allclose(raw(t64(q), t64(r)).numpy(), cross, rtol=1e-12)
+    np.testing.assert_allclose(
+        raw.pairwise(t64(q), t64(r[:3])).numpy(), np.diag(cross[:, :3]), rtol=1e-12
+    )
+    assert not np.allclose(cross[:, :3], cross[:, :3].T)  # not symmetric
+
+
+@pytest.mark.pml
+def test_snr_distance_matches_pml(pml):
+    x, _ = balanced_batch(0)
+    y, _ = balanced_batch(1)
+    theirs = pml.distances.SNRDistance()
+    np.testing.assert_allclose(
+        SNRDistance()(x, y).numpy(), theirs(x, y).numpy(), rtol=1e-9
+    )
+    np.testing.assert_allclose(SNRDistance()(x).numpy(), theirs(x).numpy(), atol=1e-12)
+    # pml's pairwise_distance skips the normalisation; compare with its matrix.
+    np.testing.assert_allclose(
+        SNRDistance().pairwise(x, y).numpy(),
+        torch.diagonal(theirs(x, y)).numpy(),
+        rtol=1e-9,
+    )

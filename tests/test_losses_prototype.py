@@ -1,10 +1,4 @@
-"""Proto-Triplet and ICNN losses and the ICNN score against NumPy loops.
-
-The references loop over samples, neighbours and classes in plain NumPy
-(distances from explicit coordinate differences, neighbours by a Python
-sort on (distance, index)), an independent route from the vectorised torch
-code and from the chunked kNN search.
-"""
+"""Prototype losses (``losses._prototype``): Proto-Triplet, prototypical, ICNN and the ICNN score."""
 
 import math
 
@@ -14,27 +8,20 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml.distances import CosineSimilarity, LpDistance
-from sklearn_dml.losses import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from sklearn_dml.losses._prototype import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
 from sklearn_dml.metrics import icnn_score
 
-X = np.array(
-    [
-        [1.0, 0.2, -0.1],
-        [0.8, 0.5, 0.3],
-        [0.9, -0.4, 0.2],
-        [-0.2, 1.0, 0.4],
-        [0.1, 0.7, -0.6],
-        [-0.5, 0.3, 1.0],
-        [0.4, 0.4, 0.4],
-        [-0.9, -0.3, 0.1],
-    ]
-)
-Y = np.array([0, 0, 0, 1, 1, 2, 1, 3])  # classes 2 and 3 are singletons
+from .loss_references import X, Y, t64, unit
+
+# The references loop over samples, neighbours and classes in plain NumPy
+# (distances from explicit coordinate differences, neighbours by a Python
+# sort on (distance, index)), an independent route from the vectorised torch
+# code and from the chunked kNN search.
+
+# The shared batch plus a sample of a fourth class.
+X8 = np.vstack([X, [[-0.9, -0.3, 0.1]]])
+Y8 = np.array([*Y, 3])  # classes 2 and 3 are singletons
 RAW = LpDistance(normalize_embeddings=False)
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def _dist(a, b):
@@ -43,7 +30,7 @@ def _dist(a, b):
 
 # ------------------------------------------------------------ references
 def _maybe_unit(v, normalize):
-    return v / np.linalg.norm(v) if normalize else v
+    return unit(v) if normalize else v
 
 
 def proto_triplet_ref(x, y, margin, anchors=None, normalize=False):
@@ -103,38 +90,34 @@ def icnn_ref(x, y, k, dist=_dist):
     return ((intra + inter) / 2 + np.mean(purities)) / 2
 
 
-def _t(x, requires_grad=False):
-    return torch.tensor(x, dtype=torch.float64, requires_grad=requires_grad)
-
-
 # ------------------------------------------------------------ Proto-Triplet
 @pytest.mark.parametrize("margin", [0.0, 0.05, 0.5])
 def test_proto_triplet_matches_numpy(margin):
-    value = ProtoTripletLoss(margin=margin)(_t(X), torch.tensor(Y))
+    value = ProtoTripletLoss(margin=margin)(t64(X8), torch.tensor(Y8))
     assert value.item() == pytest.approx(
-        proto_triplet_ref(X, Y, margin, normalize=True)
+        proto_triplet_ref(X8, Y8, margin, normalize=True)
     )
-    raw = ProtoTripletLoss(margin=margin, distance=RAW)(_t(X), torch.tensor(Y))
-    assert raw.item() == pytest.approx(proto_triplet_ref(X, Y, margin))
+    raw = ProtoTripletLoss(margin=margin, distance=RAW)(t64(X8), torch.tensor(Y8))
+    assert raw.item() == pytest.approx(proto_triplet_ref(X8, Y8, margin))
     assert raw.item() > 0
 
 
 def test_proto_triplet_with_a_similarity_flips_the_comparison():
-    x = X
+    x = X8
     loss = ProtoTripletLoss(margin=0.1, distance=CosineSimilarity())
-    value = loss(_t(X), torch.tensor(Y)).item()
-    classes = sorted(set(Y.tolist()))
+    value = loss(t64(X8), torch.tensor(Y8)).item()
+    classes = sorted(set(Y8.tolist()))
     terms = []
     for i in range(len(x)):
-        same = [j for j in range(len(x)) if Y[j] == Y[i] and j != i]
+        same = [j for j in range(len(x)) if Y8[j] == Y8[i] and j != i]
         if not same:
             continue
         pos = np.mean(x[same], axis=0)
         xi = x[i] / np.linalg.norm(x[i])
         s_pos = xi @ pos / np.linalg.norm(pos)
         for c in classes:
-            if c != Y[i]:
-                proto = x[Y == c].mean(axis=0)
+            if c != Y8[i]:
+                proto = x[Y8 == c].mean(axis=0)
                 s_neg = xi @ proto / np.linalg.norm(proto)
                 terms.append(max(0.0, s_neg - s_pos + 0.1))
     assert value == pytest.approx(np.mean(terms))
@@ -147,24 +130,24 @@ def test_proto_triplet_mined_anchors_only():
         torch.tensor([5, 0, 7]),
     )
     loss = ProtoTripletLoss(margin=0.3, distance=RAW)
-    value = loss(_t(X), torch.tensor(Y), triplets).item()
-    assert value == pytest.approx(proto_triplet_ref(X, Y, 0.3, anchors={0, 3}))
-    assert value != pytest.approx(proto_triplet_ref(X, Y, 0.3))
+    value = loss(t64(X8), torch.tensor(Y8), triplets).item()
+    assert value == pytest.approx(proto_triplet_ref(X8, Y8, 0.3, anchors={0, 3}))
+    assert value != pytest.approx(proto_triplet_ref(X8, Y8, 0.3))
     empty = tuple(torch.tensor([], dtype=torch.long) for _ in range(3))
-    assert loss(_t(X), torch.tensor(Y), empty).item() == 0.0
+    assert loss(t64(X8), torch.tensor(Y8), empty).item() == 0.0
 
 
 def test_proto_triplet_gradcheck():
     loss = ProtoTripletLoss(margin=0.4)
-    labels = torch.tensor(Y)
-    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (_t(X, True),))
+    labels = torch.tensor(Y8)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (t64(X8, True),))
 
 
 @pytest.mark.parametrize(
     "labels", [[0] * 8, list(range(8))], ids=["one-class", "all-singletons"]
 )
 def test_proto_triplet_without_valid_triplet_is_an_attached_zero(labels):
-    x = _t(X, True)
+    x = t64(X8, True)
     value = ProtoTripletLoss(margin=0.5)(x, torch.tensor(labels))
     assert value.item() == 0.0
     value.backward()
@@ -199,19 +182,19 @@ def prototypical_ref(x, y, temperature, normalize=True, power=2):
 
 @pytest.mark.parametrize("temperature", [0.1, 1.0])
 def test_prototypical_matches_numpy(temperature):
-    value = PrototypicalLoss(temperature=temperature)(_t(X), torch.tensor(Y)).item()
-    assert value == pytest.approx(prototypical_ref(X, Y, temperature))
+    value = PrototypicalLoss(temperature=temperature)(t64(X8), torch.tensor(Y8)).item()
+    assert value == pytest.approx(prototypical_ref(X8, Y8, temperature))
     raw = PrototypicalLoss(temperature=temperature, distance=RAW)
-    value = raw(_t(X), torch.tensor(Y)).item()
-    assert value == pytest.approx(prototypical_ref(X, Y, temperature, False, 1))
+    value = raw(t64(X8), torch.tensor(Y8)).item()
+    assert value == pytest.approx(prototypical_ref(X8, Y8, temperature, False, 1))
 
 
 def test_prototypical_gradcheck_and_edges():
     loss = PrototypicalLoss(temperature=0.5)
-    labels = torch.tensor(Y)
-    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (_t(X, True),))
+    labels = torch.tensor(Y8)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (t64(X8, True),))
     for edge in ([0] * 8, list(range(8))):
-        x = _t(X, True)
+        x = t64(X8, True)
         value = loss(x, torch.tensor(edge))
         assert value.item() == 0.0
         value.backward()
@@ -223,28 +206,28 @@ def test_prototypical_gradcheck_and_edges():
 # ------------------------------------------------------------ ICNN loss
 @pytest.mark.parametrize("k", [1, 2, 4, 7, 50])
 def test_icnn_loss_matches_numpy(k):
-    value = ICNNLoss(n_neighbors=k, distance=RAW)(_t(X), torch.tensor(Y)).item()
-    assert value == pytest.approx(-math.log(icnn_ref(X, Y, k)))
-    normed = ICNNLoss(n_neighbors=k)(_t(X), torch.tensor(Y)).item()
-    assert normed == pytest.approx(-math.log(icnn_ref(_unit(X), Y, k)))
+    value = ICNNLoss(n_neighbors=k, distance=RAW)(t64(X8), torch.tensor(Y8)).item()
+    assert value == pytest.approx(-math.log(icnn_ref(X8, Y8, k)))
+    normed = ICNNLoss(n_neighbors=k)(t64(X8), torch.tensor(Y8)).item()
+    assert normed == pytest.approx(-math.log(icnn_ref(unit(X8), Y8, k)))
 
 
 def test_icnn_loss_is_minus_log_of_the_score():
-    value = ICNNLoss(n_neighbors=3, distance=RAW)(_t(X), torch.tensor(Y)).item()
-    assert value == pytest.approx(-math.log(icnn_score(X, Y, n_neighbors=3)))
+    value = ICNNLoss(n_neighbors=3, distance=RAW)(t64(X8), torch.tensor(Y8)).item()
+    assert value == pytest.approx(-math.log(icnn_score(X8, Y8, n_neighbors=3)))
 
 
 def test_icnn_loss_gradcheck():
     loss = ICNNLoss(n_neighbors=3)
-    labels = torch.tensor(Y)
-    x = _t(X, True)
+    labels = torch.tensor(Y8)
+    x = t64(X8, True)
     assert torch.autograd.gradcheck(lambda e: loss(e, labels), (x,))
     loss(x, labels).backward()
     assert x.grad.abs().sum() > 0
 
 
 def test_icnn_loss_one_class_batch_scores_perfectly():
-    x = _t(X, True)
+    x = t64(X8, True)
     value = ICNNLoss()(x, torch.zeros(8, dtype=torch.long))
     assert value.item() == pytest.approx(0.0, abs=1e-12)
     value.backward()
@@ -253,19 +236,19 @@ def test_icnn_loss_one_class_batch_scores_perfectly():
 
 def test_icnn_loss_singletons_and_tiny_batches():
     labels = torch.arange(8)
-    value = ICNNLoss(n_neighbors=2, distance=RAW)(_t(X), labels).item()
-    assert value == pytest.approx(-math.log(icnn_ref(X, labels.numpy(), 2)))
+    value = ICNNLoss(n_neighbors=2, distance=RAW)(t64(X8), labels).item()
+    assert value == pytest.approx(-math.log(icnn_ref(X8, labels.numpy(), 2)))
     assert math.isfinite(value) and value > math.log(4) - 1e-12  # score <= 1/4
-    single = _t(X[:1], True)
+    single = t64(X8[:1], True)
     assert ICNNLoss()(single, torch.tensor([0])).item() == 0.0
-    two = ICNNLoss(n_neighbors=5, distance=RAW)(_t(X[:2]), torch.tensor([0, 1]))
-    assert two.item() == pytest.approx(-math.log(icnn_ref(X[:2], [0, 1], 5)))
+    two = ICNNLoss(n_neighbors=5, distance=RAW)(t64(X8[:2]), torch.tensor([0, 1]))
+    assert two.item() == pytest.approx(-math.log(icnn_ref(X8[:2], [0, 1], 5)))
 
 
 def test_icnn_loss_errors():
-    labels = torch.tensor(Y)
+    labels = torch.tensor(Y8)
     with pytest.raises(ValueError, match="does not use mined tuples"):
-        ICNNLoss()(_t(X), labels, (torch.tensor([0]),) * 3)
+        ICNNLoss()(t64(X8), labels, (torch.tensor([0]),) * 3)
     with pytest.raises(ValueError, match="'n_neighbors' parameter of ICNNLoss"):
         ICNNLoss(n_neighbors=0)
     with pytest.raises(
@@ -283,15 +266,15 @@ def test_losses_clone_with_params():
 # ------------------------------------------------------------ ICNN score
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_icnn_score_matches_numpy(k):
-    assert icnn_score(X, Y, n_neighbors=k) == pytest.approx(icnn_ref(X, Y, k))
+    assert icnn_score(X8, Y8, n_neighbors=k) == pytest.approx(icnn_ref(X8, Y8, k))
     labels = np.array(["a", "a", "a", "b", "b", "c", "b", "d"])
-    assert icnn_score(X, labels, n_neighbors=k) == pytest.approx(icnn_ref(X, Y, k))
+    assert icnn_score(X8, labels, n_neighbors=k) == pytest.approx(icnn_ref(X8, Y8, k))
 
 
 def test_icnn_score_cosine_metric():
-    value = icnn_score(X, Y, n_neighbors=3, metric="cosine")
-    assert value == pytest.approx(icnn_ref(X, Y, 3, dist=_cosine_dist))
-    assert value != pytest.approx(icnn_score(X, Y, n_neighbors=3))
+    value = icnn_score(X8, Y8, n_neighbors=3, metric="cosine")
+    assert value == pytest.approx(icnn_ref(X8, Y8, 3, dist=_cosine_dist))
+    assert value != pytest.approx(icnn_score(X8, Y8, n_neighbors=3))
 
 
 def test_icnn_score_breaks_ties_by_index():
@@ -334,10 +317,10 @@ def test_icnn_score_bounds():
 
 def test_icnn_score_errors():
     with pytest.raises(ValueError, match="n_neighbors must be a positive integer"):
-        icnn_score(X, Y, n_neighbors=0)
+        icnn_score(X8, Y8, n_neighbors=0)
     with pytest.raises(ValueError, match="metric must be one of"):
-        icnn_score(X, Y, metric="manhattan")
+        icnn_score(X8, Y8, metric="manhattan")
     with pytest.raises(ValueError, match="at least 2 samples"):
-        icnn_score(X[:1], Y[:1])
+        icnn_score(X8[:1], Y8[:1])
     with pytest.raises(ValueError, match="labels has 3 entries"):
-        icnn_score(X, Y[:3])
+        icnn_score(X8, Y8[:3])
