@@ -374,3 +374,14 @@ def test_history_records_each_term(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pd.DataFrame([r["terms"] for r in est.history_])
+
+
+def test_a_cohort_cannot_resume_with_another_number_of_members(data):
+    from sklearn_dml import MutualLearningEmbedder
+
+    X, y = data
+    est = MutualLearningEmbedder(n_models=2, warm_start=True, **KW).fit(X, y)
+    est.set_params(n_models=3)
+    with pytest.raises(ValueError, match="n_models changed"):
+        est.fit(X, y)
+    assert len(est.backbone_.members) == 2

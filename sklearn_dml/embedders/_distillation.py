@@ -458,6 +458,14 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
         "ema_decay": [None, Interval(Real, 0, 1, closed="neither")],
         "ensemble": ["boolean"],
     }
+    # The cohort's shape is fixed once trained (warm_start, partial_fit).
+    _architecture_params = (
+        *BaseDeepMetricLearner._architecture_params,
+        "n_models",
+        "feature_dropout",
+        "ema_decay",
+        "ensemble",
+    )
 
     def _check_training_options(self):
         used = self._training_options_in_use()

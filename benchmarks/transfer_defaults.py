@@ -1,0 +1,241 @@
+"""The headline embedders' defaults on the class-disjoint transfer suite.
+
+Every headline embedder (triplet, contrastive, multi-similarity,
+Proxy-Anchor, SupCon) is fitted on each task of ``transfer_tasks.TASKS``
+with the protocol of ``transfer_suite.evaluate`` (70 % of the seen samples,
+standardised; retrieval among the unseen classes), in three settings that
+differ only in the anchoring of the default backbone:
+
+* ``anchor_weight=None``: the method's own weight (10 for these five);
+* ``anchor_weight=0``: its own network, unanchored;
+* ``anchor_weight="auto"``: the weight chosen by class-disjoint validation
+  on the training classes.
+
+Everything else is the estimator's default (64 dimensions or fewer, the
+same epochs, learning rate and batches in the three settings). The margin
+of a setting on a task is its unseen MAP@R minus the best of the baselines
+of ``transfer_suite`` (raw, PCA, PCA + L2, NCA, the plain
+pytorch-metric-learning loop) and of the same embedder unanchored; the
+table reports, per embedder and setting, the worst margin over the tasks
+and the mean.
+
+Rows are cached in ``results/transfer_defaults.json`` (keyed by embedder,
+setting, task and seed); ``results/transfer_defaults.md`` is rewritten from
+every cached row. Run (``--n-jobs 2`` runs (task, seed) pairs in parallel):
+
+    python benchmarks/transfer_defaults.py [--seeds 1] [--tasks T ...]
+        [--embedders E ...] [--settings S ...] [--n-jobs 1] [--quick]
+"""
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from joblib import Parallel, delayed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from transfer_suite import RESULTS_JSON as BASELINES_JSON  # noqa: E402
+from transfer_suite import _commit, evaluate  # noqa: E402
+from transfer_tasks import TASKS  # noqa: E402
+
+import sklearn_dml  # noqa: E402
+
+HERE = Path(__file__).parent
+RESULTS_JSON = HERE / "results" / "transfer_defaults.json"
+RESULTS_MD = HERE / "results" / "transfer_defaults.md"
+EMBEDDERS = [
+    "TripletEmbedder",
+    "ContrastiveEmbedder",
+    "MultiSimilarityEmbedder",
+    "ProxyAnchorEmbedder",
+    "SupConEmbedder",
+]
+SETTINGS = {"method weight": None, "unanchored": 0.0, "auto": "auto"}
+BASELINES = ["raw", "PCA", "PCA+L2", "NCA", "PML triplet"]
+
+
+def factory(embedder, anchor_weight, made):
+    """``make(n_features, seed)`` for ``evaluate``; each estimator made is
+    appended to ``made`` (to read its fitted ``anchor_weight_`` afterwards)."""
+    cls = getattr(sklearn_dml, embedder)
+
+    def make(n_features, seed):
+        est = cls(
+            n_components=min(64, n_features),
+            anchor_weight=anchor_weight,
+            random_state=seed,
+            device="cpu",
+        )
+        made.append(est)
+        return est
+
+    return make
+
+
+def run(task, seed, jobs, max_iter):
+    torch.set_num_threads(1)
+    rows = []
+    for embedder, setting in jobs:
+        made = []
+        row = evaluate(factory(embedder, SETTINGS[setting], made), task, seed, max_iter)
+        row.update(
+            embedder=embedder,
+            setting=setting,
+            anchor_weight_=made[-1].anchor_weight_,
+            anchor_selection_=made[-1].anchor_selection_,
+        )
+        rows.append(row)
+    return rows
+
+
+def _key(row):
+    return f"{row['embedder']}|{row['setting']}|{row['task']}|{row['seed']}"
+
+
+def _load(path):
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def margins(rows, baselines):
+    """Per (embedder, setting): task -> mean over seeds of the margin."""
+    base = {}
+    for row in baselines.values():
+        if row.get("method") in BASELINES and row.get("max_iter") is None:
+            base.setdefault((row["task"], row["seed"]), []).append(row["unseen_map"])
+    own = {
+        (r["embedder"], r["task"], r["seed"]): r["unseen_map"]
+        for r in rows
+        if r["setting"] == "unanchored"
+    }
+    out = {}
+    for r in rows:
+        key = (r["task"], r["seed"])
+        if key not in base or (r["embedder"], *key) not in own:
+            continue
+        best = max(max(base[key]), own[(r["embedder"], *key)])
+        cell = out.setdefault((r["embedder"], r["setting"]), {})
+        cell.setdefault(r["task"], []).append(r["unseen_map"] - best)
+    return {k: {t: float(np.mean(v)) for t, v in d.items()} for k, d in out.items()}
+
+
+def markdown(rows, baselines, header):
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    lines = [
+        "# The headline embedders' defaults on the class-disjoint transfer suite",
+        "",
+        header,
+        "",
+        "## Unseen-class MAP@R (mean over seeds)",
+        "",
+        "| embedder | setting | " + " | ".join(tasks) + " |",
+        "|---|---|" + "---|" * len(tasks),
+    ]
+    for embedder in EMBEDDERS:
+        for setting in SETTINGS:
+            cells = []
+            for task in tasks:
+                vals = [
+                    r["unseen_map"]
+                    for r in rows
+                    if (r["embedder"], r["setting"], r["task"])
+                    == (embedder, setting, task)
+                ]
+                cells.append(f"{np.mean(vals):.3f}" if vals else "-")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {embedder} | {setting} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Margin over the best baseline of each task",
+        "",
+        "The best of raw, PCA, PCA + L2, NCA, the plain pytorch-metric-learning "
+        "loop and the same embedder unanchored, on the same seed.",
+        "",
+        "| embedder | setting | tasks | worst margin (task) | mean margin |",
+        "|---|---|---|---|---|",
+    ]
+    for (embedder, setting), per_task in sorted(
+        margins(rows, baselines).items(),
+        key=lambda kv: (EMBEDDERS.index(kv[0][0]), kv[0][1]),
+    ):
+        worst = min(per_task, key=per_task.get)
+        lines.append(
+            f"| {embedder} | {setting} | {len(per_task)} | "
+            f"{per_task[worst]:+.3f} ({worst}) | {np.mean(list(per_task.values())):+.3f} |"
+        )
+    chosen = [
+        (r["task"], r.get("anchor_weight_"))
+        for r in rows
+        if r["setting"] == "auto" and r.get("anchor_weight_") is not None
+    ]
+    if chosen:
+        lines += [
+            "",
+            "Weights chosen by `auto`: " + ", ".join(f"{t} {w:g}" for t, w in chosen),
+        ]
+    fit = {
+        s: np.mean([r["fit_s"] for r in rows if r["setting"] == s]) for s in SETTINGS
+    }
+    lines += [
+        "",
+        "Mean fit seconds: "
+        + ", ".join(f"{s} {v:.1f}" for s, v in fit.items() if np.isfinite(v)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("--embedders", nargs="*", default=EMBEDDERS)
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    store = _load(RESULTS_JSON)
+    max_iter = 2 if args.quick else None
+    todo = {}
+    for task in args.tasks:
+        for seed in range(args.seeds):
+            for embedder in args.embedders:
+                for setting in args.settings:
+                    row = {
+                        "embedder": embedder,
+                        "setting": setting,
+                        "task": task,
+                        "seed": seed,
+                    }
+                    if args.quick or _key(row) not in store:
+                        todo.setdefault((task, seed), []).append((embedder, setting))
+    tic = time.perf_counter()
+    results = Parallel(n_jobs=args.n_jobs)(
+        delayed(run)(task, seed, jobs, max_iter) for (task, seed), jobs in todo.items()
+    )
+    rows = [row for batch in results for row in batch]
+    if args.quick:
+        print(json.dumps(rows[:3], indent=1))
+        return
+    commit = _commit()
+    for row in rows:
+        row["commit"] = commit
+        store[_key(row)] = row
+    RESULTS_JSON.write_text(json.dumps(store, indent=1))
+    header = (
+        f"Commit {commit}; command `python {shlex.join(sys.argv)}`; "
+        f"{time.perf_counter() - tic:.0f} s for {len(rows)} new fits. "
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, 1 torch thread per run."
+    )
+    RESULTS_MD.write_text(markdown(list(store.values()), _load(BASELINES_JSON), header))
+    print(f"wrote {RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    main()
