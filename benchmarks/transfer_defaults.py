@@ -215,25 +215,36 @@ def main():
                     if args.quick or _key(row) not in store:
                         todo.setdefault((task, seed), []).append((embedder, setting))
     tic = time.perf_counter()
-    results = Parallel(n_jobs=args.n_jobs)(
-        delayed(run)(task, seed, jobs, max_iter) for (task, seed), jobs in todo.items()
-    )
-    rows = [row for batch in results for row in batch]
-    if args.quick:
-        print(json.dumps(rows[:3], indent=1))
-        return
     commit = _commit()
-    for row in rows:
-        row["commit"] = commit
-        store[_key(row)] = row
-    RESULTS_JSON.write_text(json.dumps(store, indent=1))
-    header = (
-        f"Commit {commit}; command `python {shlex.join(sys.argv)}`; "
-        f"{time.perf_counter() - tic:.0f} s for {len(rows)} new fits. "
-        f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}, 1 torch thread per run."
-    )
-    RESULTS_MD.write_text(markdown(list(store.values()), _load(BASELINES_JSON), header))
+    items = list(todo.items())
+    # Saved after every batch of (task, seed) pairs: a long run keeps what it did.
+    step = max(1, args.n_jobs)
+    n_new = 0
+    for start in range(0, len(items), step):
+        batch = items[start : start + step]
+        results = Parallel(n_jobs=args.n_jobs)(
+            delayed(run)(task, seed, jobs, max_iter) for (task, seed), jobs in batch
+        )
+        rows = [row for part in results for row in part]
+        if args.quick:
+            print(json.dumps(rows[:3], indent=1))
+            continue
+        for row in rows:
+            row["commit"] = commit
+            store[_key(row)] = row
+        n_new += len(rows)
+        RESULTS_JSON.write_text(json.dumps(store, indent=1))
+        header = (
+            f"Commit {commit}; command `python {shlex.join(sys.argv)}`; "
+            f"{time.perf_counter() - tic:.0f} s for {n_new} new fits. "
+            f"Python {platform.python_version()}, torch {torch.__version__}, "
+            f"scikit-learn {sklearn.__version__}, 1 torch thread per run."
+        )
+        RESULTS_MD.write_text(
+            markdown(list(store.values()), _load(BASELINES_JSON), header)
+        )
+    if args.quick:
+        return
     print(f"wrote {RESULTS_MD}")
 
 
