@@ -219,7 +219,7 @@ class HedgedInstanceEmbedder(MethodEmbedder):
         """Log-variances of an already validated 2-D array (float32)."""
         check_is_fitted(self, "backbone_")
         return engine.embed(
-            LogVarianceOf(self.backbone_), X, engine.resolve_device(self.device)
+            LogVarianceOf(self.backbone_), X, engine.inference_device(self.device)
         )
 
     def transform_variance(self, X):
