@@ -106,7 +106,7 @@ def _load(path):
 def margins(rows, baselines):
     """Per (embedder, setting): task -> mean over seeds of the margin."""
     base = {}
-    for row in baselines.values():
+    for row in baselines.get("rows", []):
         if row.get("method") in BASELINES and row.get("max_iter") is None:
             base.setdefault((row["task"], row["seed"]), []).append(row["unseen_map"])
     own = {
