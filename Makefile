@@ -45,6 +45,8 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_zoo_digits.py
 	$(BIN)/python benchmarks/unseen_classes.py
+	$(BIN)/python benchmarks/transfer_suite.py --seeds 3
+	$(BIN)/python benchmarks/transfer_defaults.py --seeds 3
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/compare_methods.py
 
