@@ -29,7 +29,7 @@ LAYERS = [
         ["distances", "miners", "losses", "backbones", "samplers", "mixup"],
     ),
     ("training and metrics", ["training", "metrics"]),
-    ("estimators", ["_verification", "base", "embedders"]),
+    ("estimators", ["_verification", "_shared_parameters", "base", "embedders"]),
     (
         "applications",
         ["__init__", "__main__", "model_selection", "plotting", "datasets"],

@@ -1,0 +1,463 @@
+"""The parameters every embedder shares, declared once.
+
+Each shared parameter is a :class:`SharedParameter`: its default, its type
+as documented, its constraints (``_param_validation``) and its text. The
+numpydoc blocks ``{backbone_params}`` and ``{engine_params}`` (and the
+``{fitted_attributes}`` block they share) of the
+embedders' docstrings are rendered from these tables, so the documented
+default is the real one; :func:`generate_init` writes an embedder's
+``__init__`` from its own parameters and these.
+"""
+
+import textwrap
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import torch
+
+from ._docstrings import register_doc
+from ._param_validation import Interval, StrOptions, TupleOf
+from .losses import ProcSimWeighting
+from .mixup import MIXUP_PLACES, Metrix
+from .training.validation import VALIDATION_SPLITS
+
+__all__ = ["SHARED_PARAMETERS", "TRAINING_OPTIONS", "generate_init"]
+
+#: The optimizers of the ``optimizer`` parameter.
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class DeviceConstraint:
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"`` (lower case)."""
+
+    def is_satisfied_by(self, value):
+        if not isinstance(value, str):
+            return False
+        if value in ("auto", "cpu", "cuda"):
+            return True
+        kind, _, index = value.partition(":")
+        return kind == "cuda" and index.isdigit()
+
+    def __str__(self):
+        return "one of 'auto', 'cpu', 'cuda', 'cuda:<index>'"
+
+
+class SharedParameter(NamedTuple):
+    """A shared parameter: default, type as documented, constraints, text."""
+
+    default: object
+    type_text: str
+    constraints: list
+    doc: str
+
+
+def _doc_default(value):
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _render_doc(params):
+    """A numpydoc Parameters block for the shared parameters ``params``."""
+    entries = []
+    for name, p in params.items():
+        head = f"{name} : {p.type_text}, default={_doc_default(p.default)}"
+        entries.append(
+            head + "\n" + textwrap.indent(textwrap.dedent(p.doc).strip("\n"), "    ")
+        )
+    return "\n\n".join(entries)
+
+
+# The parameters of the backbone and of the training options, in signature order.
+_BACKBONE_PARAMETERS = {
+    "n_components": SharedParameter(
+        64,
+        "int",
+        [Interval(Integral, 1, None, closed="left")],
+        """
+            Dimension of the embedding produced by the default backbone. Ignored
+            when ``backbone`` is given (its output size is the embedding size).
+            """,
+    ),
+    "hidden_layer_sizes": SharedParameter(
+        (256,),
+        "tuple of int",
+        [TupleOf(Interval(Integral, 1, None, closed="left"))],
+        """
+            Widths of the hidden layers of the residual branch of the default
+            backbone (:class:`~sklearn_dml.backbones.ResidualMLP`). An empty tuple
+            gives a linear embedding.
+            """,
+    ),
+    "backbone": SharedParameter(
+        None,
+        "torch.nn.Module",
+        [None, torch.nn.Module],
+        """
+            A module mapping ``(batch, n_features)`` float32 tensors to
+            ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
+            object passed in is never modified. ``None`` builds a
+            :class:`~sklearn_dml.backbones.ResidualMLP` from ``hidden_layer_sizes``
+            and ``n_components`` whose linear path starts at the PCA projection of
+            the training data, and whose anchoring penalty keeps the embedding's
+            pairwise similarities close to that start (the default that protects
+            classes not seen in training; see :ref:`unseen_classes`). The
+            embedders trained with a softmax over class weights or prototypes
+            (normalized softmax, ProxyNCA, SoftTriple, ArcFace, CosFace,
+            sub-center ArcFace, equiangular basis, Proto-Triplet, ICNN) build
+            it without the anchor, which costs them much closed-set quality for
+            little unseen-class gain (see :ref:`unseen_classes`). A module
+            with an ``initialize(X)`` method gets it called on the training data
+            before training; one with a ``training_penalty(x, embeddings, y)``
+            method has that term added to the loss of each batch.
+            """,
+    ),
+    "anchor_weight": SharedParameter(
+        None,
+        'float, "auto" or None',
+        [None, StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        """
+            Weight of the default backbone's anchoring penalty, which keeps the
+            pairwise similarities of the embedding close to those of its PCA
+            start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``None`` uses
+            the method's own default: 10, or 0 for the embedders trained with
+            a softmax over class weights or prototypes, for distillation and
+            with ``nested_dims``. ``"auto"`` chooses between no anchoring and
+            the method's default on the training data, by class-disjoint
+            validation: each candidate is trained on half of the classes and
+            scored (MAP@R) on the other half, both ways round, and the better
+            one is refitted on all the data (about three times the cost of one
+            fit); with fewer than four classes, or in ``partial_fit``, it keeps
+            the method's default. ``anchor_weight_`` holds the weight used.
+            Ignored with a user ``backbone``.
+            """,
+    ),
+    "normalize_embeddings": SharedParameter(
+        True,
+        "bool",
+        ["boolean"],
+        """
+            L2-normalise the embeddings (unit hypersphere), also on top of a
+            user ``backbone``.
+            """,
+    ),
+    "nested_dims": SharedParameter(
+        None,
+        "tuple of int or None",
+        [None, TupleOf(Interval(Integral, 1, None, closed="left"), min_length=1)],
+        """
+            Matryoshka Representation Learning (Kusupati et al., NeurIPS 2022):
+            also apply the loss to these leading prefixes of the embedding
+            (strictly increasing sizes, each smaller than the embedding size; the
+            prefixes re-normalised when ``normalize_embeddings``), averaging the
+            prefix losses and the full one, so that the first ``k`` dimensions
+            form a usable embedding on their own: get them with
+            ``transform_nested(X, k)``. Losses with per-class parameters get one
+            copy per prefix (see :class:`~sklearn_dml.losses.MatryoshkaLoss`).
+            The default backbone is then not anchored to its PCA start (the
+            anchor would fight the reordering of the coordinates). ``None``
+            trains the full embedding only.
+            """,
+    ),
+    "mixup": SharedParameter(
+        None,
+        'None, {"embedding", "input", "feature"} or Metrix',
+        [None, StrOptions(set(MIXUP_PLACES)), Metrix],
+        """
+            Metrix mixup (Venkataramanan et al., ICLR 2022): every training batch
+            also scores mixes of two samples of different classes, with
+            interpolated soft labels, against the clean samples, and adds that
+            loss (weight ``Metrix.weight``) to the clean one. A string mixes
+            the embeddings, the inputs, or the first hidden layer of the default
+            backbone, with :class:`~sklearn_dml.mixup.Metrix` defaults; a
+            :class:`~sklearn_dml.mixup.Metrix` object sets ``alpha`` and
+            ``weight`` too (tunable as ``mixup__alpha``). Needs a loss with soft
+            labels (contrastive, multi-similarity, Proxy-Anchor, Proxy-NCA,
+            normalized softmax); other estimators raise ``ValueError`` in
+            ``fit``. ``None`` disables it.
+            """,
+    ),
+    "energy_confusion": SharedParameter(
+        0.0,
+        "float",
+        [Interval(Real, 0, None, closed="left")],
+        """
+            Weight :math:`\\lambda` of the energy-confusion term of Energy
+            Confused Adversarial Metric Learning (Chen and Deng, AAAI 2019):
+            :math:`\\lambda \\log` of the mean of
+            :math:`\\frac{1}{2}\\lVert f_i - f_j \\rVert^2` over the pairs of
+            different classes of the batch
+            (:class:`~sklearn_dml.losses.EnergyConfusionRegularizer`) is added to
+            the loss, its gradient reaching only the backbone's output
+            ``Linear`` layers (the "metric"; the default backbone's skip
+            projection and last branch layer), which it trains to confuse the
+            classes against the metric loss. ``0`` disables it.
+            """,
+    ),
+    "procsim": SharedParameter(
+        None,
+        "None, True or ProcSimWeighting",
+        [None, "boolean", ProcSimWeighting],
+        """
+            ProcSim confidence weighting for noisy labels (Barbany et al., WACV
+            2024): class proxies learned alongside give every sample a
+            confidence from its distance to its class's proxy relative to the
+            nearest other proxy, and the loss weighs the samples by it
+            (:class:`~sklearn_dml.losses.ProcSimLoss`). ``True`` uses
+            ``ProcSimWeighting()``; a
+            :class:`~sklearn_dml.losses.ProcSimWeighting` sets its
+            hyper-parameters (a copy is trained). Needs a loss with per-sample
+            weights (contrastive, multi-similarity, triplet margin); ``None``
+            disables it.
+            """,
+    ),
+}
+
+# The parameters of the training engine, in signature order.
+_ENGINE_PARAMETERS = {
+    "max_iter": SharedParameter(
+        50,
+        "int",
+        [Interval(Integral, 1, None, closed="left")],
+        """
+            Maximum number of epochs. One epoch draws about ``n_samples`` samples
+            in class-balanced batches.
+            """,
+    ),
+    "batch_size": SharedParameter(
+        128,
+        "int",
+        [Interval(Integral, 2, None, closed="left")],
+        """
+            Number of samples per training batch.
+            """,
+    ),
+    "samples_per_class": SharedParameter(
+        4,
+        "int",
+        [Interval(Integral, 1, None, closed="left")],
+        """
+            Minimum number of samples of each class drawn into a batch (the "m" of
+            m-per-class sampling). With few classes, each class gets
+            ``batch_size // n_classes`` samples instead, so batches stay full.
+            """,
+    ),
+    "learning_rate_init": SharedParameter(
+        1e-3,
+        "float",
+        [Interval(Real, 0, None, closed="neither")],
+        """
+            Learning rate of the optimizer for the backbone.
+            """,
+    ),
+    "weight_decay": SharedParameter(
+        0.0,
+        "float",
+        [Interval(Real, 0, None, closed="left")],
+        """
+            L2 penalty (``AdamW``-style decoupled for ``optimizer="adamw"``).
+            """,
+    ),
+    "optimizer": SharedParameter(
+        "adam",
+        '{"adam", "adamw", "sgd"}',
+        [StrOptions(set(OPTIMIZERS))],
+        """
+            Optimizer for the backbone and any learnable loss parameters.
+            """,
+    ),
+    "early_stopping": SharedParameter(
+        False,
+        "bool",
+        ["boolean"],
+        """
+            Hold out part of the training data (see ``validation_split``) and
+            stop when its leave-one-out MAP@R has not improved by ``tol`` for
+            ``n_iter_no_change`` epochs; the best weights are restored, those
+            before the first epoch included (training that only lowers the
+            validation score gives the starting model back).
+            """,
+    ),
+    "validation_fraction": SharedParameter(
+        0.1,
+        "float",
+        [Interval(Real, 0, 1, closed="neither")],
+        """
+            Share of the training samples (``validation_split="stratified"``) or
+            of the classes (``"class_disjoint"``) held out when
+            ``early_stopping=True``.
+            """,
+    ),
+    "validation_split": SharedParameter(
+        "stratified",
+        '{"stratified", "class_disjoint"}',
+        [StrOptions(set(VALIDATION_SPLITS))],
+        """
+            How the early-stopping hold-out is drawn. ``"stratified"`` holds out
+            samples of every class (closed-set retrieval). ``"class_disjoint"``
+            holds out ``validation_fraction`` of the classes (rounded, at least 2,
+            leaving at least 2 to train on; needs 4 classes or more) and trains
+            on the others only, so early stopping tracks retrieval of unseen
+            classes, the open-set goal of most metric learning.
+            """,
+    ),
+    "n_iter_no_change": SharedParameter(
+        10,
+        "int",
+        [Interval(Integral, 1, None, closed="left")],
+        """
+            Epochs without improvement tolerated before stopping early.
+            """,
+    ),
+    "tol": SharedParameter(
+        1e-4,
+        "float",
+        [Interval(Real, 0, None, closed="left")],
+        """
+            Minimum improvement of the validation MAP@R that counts.
+            """,
+    ),
+    "warm_start": SharedParameter(
+        False,
+        "bool",
+        ["boolean"],
+        """
+            Resume training from the model of a previous ``fit`` (its weights,
+            learned loss parameters and optimizer state) instead of starting
+            afresh. Changed learning rates, weight decay and loss
+            hyper-parameters are honoured; a changed architecture
+            (``n_components``, ``hidden_layer_sizes``, ``normalize_embeddings``,
+            ``backbone``) or ``optimizer`` raises a ``ValueError``, as do labels
+            of another type than ``classes_``. Training runs on a copy: a fit
+            that fails leaves the previous model as it was.
+            """,
+    ),
+    "device": SharedParameter(
+        "auto",
+        '{"auto", "cpu", "cuda"} or str',
+        [DeviceConstraint(), torch.device],
+        """
+            Torch device for training and inference: ``"auto"`` (CUDA when
+            available), ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``, checked
+            before anything changes. The fitted model is kept on the CPU, so a
+            fitted estimator pickles, loads and embeds anywhere: on a machine
+            without CUDA a model fitted with ``"cuda"`` embeds on the CPU.
+            """,
+    ),
+    "verbose": SharedParameter(
+        0,
+        "int",
+        ["boolean", Interval(Integral, 0, None, closed="left")],
+        """
+            Progress of training: ``0`` silent, ``1`` one live line per fit
+            (updated each epoch), ``2`` a line per epoch. A line shows the epoch
+            and steps, the mean objective and each of its terms (the metric
+            loss, the anchoring penalty, ...), the validation MAP@R with early
+            stopping, the time spent and an estimate of the time left.
+            ``history_`` records the same per epoch.
+            """,
+    ),
+    "random_state": SharedParameter(
+        None,
+        "int, RandomState instance or None",
+        ["random_state"],
+        """
+            Seeds weight initialisation, batch sampling and dropout through a
+            forked torch generator; the global torch random state is left as it
+            was. Same value, same data and the same number of torch threads
+            (``torch.get_num_threads()``): identical embeddings on the CPU. Another
+            thread count sums in another order, which changes the last bits and,
+            through training, the embeddings.
+            """,
+    ),
+}
+
+#: Every shared parameter, in signature order (after an embedder's own).
+SHARED_PARAMETERS = {**_BACKBONE_PARAMETERS, **_ENGINE_PARAMETERS}
+
+#: The training options that change the objective, off by default.
+TRAINING_OPTIONS = ("nested_dims", "mixup", "energy_confusion", "procsim")
+
+register_doc("backbone_params", _render_doc(_BACKBONE_PARAMETERS))
+register_doc("engine_params", _render_doc(_ENGINE_PARAMETERS))
+register_doc(
+    "fitted_attributes",
+    """
+    backbone_ : torch.nn.Module
+        The trained embedding network (on the CPU, in evaluation mode).
+
+    anchor_weight_ : float or None
+        The anchoring weight of the default backbone (``None`` with a user
+        ``backbone``); with ``anchor_weight="auto"``, the one chosen.
+
+    anchor_selection_ : dict or None
+        With ``anchor_weight="auto"``: each candidate weight mapped to its mean
+        MAP@R on held-out training classes; ``None`` when nothing was chosen.
+
+    loss_ : torch.nn.Module
+        The loss component used for training, with any learned parameters.
+
+    miner_ : torch.nn.Module or None
+        The miner used for training.
+
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen during ``fit``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column
+        names.
+
+    n_iter_ : int
+        Number of epochs run on the current model (cumulative over
+        ``warm_start`` and ``partial_fit`` calls).
+
+    loss_curve_ : list of float
+        Mean training objective of each epoch (the sum of its terms).
+
+    validation_scores_ : list of float or None
+        Validation MAP@R of each epoch when ``early_stopping=True``.
+
+    best_validation_score_ : float or None
+        Best validation MAP@R when ``early_stopping=True``.
+
+    history_ : list of dict
+        One record per epoch: ``epoch``, ``loss`` (the objective), ``terms``
+        (the mean of each term of the objective: ``"metric"``, the
+        backbone's ``"anchor"`` penalty, ``"mixup"``, ...), ``time``, and
+        ``validation_score`` when early stopping; ``pandas.DataFrame(
+        est.history_)`` turns it into a table for plotting.
+
+    threshold_ : float
+        Distance below which a pair is predicted "same class"; set by
+        :meth:`calibrate_threshold` (absent until then, removed by further
+        training).
+    """,
+)
+
+
+def generate_init(cls, method_parameters):
+    """An ``__init__`` storing every parameter, with an explicit signature.
+
+    The embedder's own parameters come first (positional or keyword), then
+    the shared ones (keyword only). Generated as source, like a dataclass's,
+    so the signature is real: ``inspect.signature``, ``help()`` and the
+    interpreter's argument checks all see the same parameters.
+    """
+    defaults = {
+        **method_parameters,
+        **{n: p.default for n, p in SHARED_PARAMETERS.items()},
+    }
+    own = [f"{name}=_defaults[{name!r}]" for name in method_parameters]
+    shared = [f"{name}=_defaults[{name!r}]" for name in SHARED_PARAMETERS]
+    signature = ", ".join(["self", *own, "*", *shared])
+    body = "".join(f"    self.{name} = {name}\n" for name in defaults)
+    namespace = {"_defaults": defaults}
+    exec(f"def __init__({signature}):\n{body}", namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = f"Store the parameters of {cls.__name__} (see the class)."
+    return init
