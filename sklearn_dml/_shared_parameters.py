@@ -128,8 +128,12 @@ _BACKBONE_PARAMETERS = {
             scored (MAP@R) on the other half, both ways round, and the better
             one is refitted on all the data (about three times the cost of one
             fit); with fewer than four classes, or in ``partial_fit``, it keeps
-            the method's default. ``anchor_weight_`` holds the weight used.
-            Ignored with a user ``backbone``.
+            the method's default. With few classes the choice rests on two or
+            three held-out classes and can go wrong (on the transfer suite's
+            5-class tasks it sometimes drops a useful anchor; see
+            :ref:`benchmarks`); with tens of classes it picked the better
+            candidate. ``anchor_weight_`` holds the weight used. Ignored with
+            a user ``backbone``.
             """,
     ),
     "normalize_embeddings": SharedParameter(

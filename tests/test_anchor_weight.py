@@ -18,12 +18,13 @@ def six_classes():
 @pytest.mark.parametrize(
     "cls, params, expected",
     [
-        (TripletEmbedder, {}, 10.0),
+        (TripletEmbedder, {"anchor_weight": None}, 10.0),
         (TripletEmbedder, {"anchor_weight": 0}, 0.0),
         (TripletEmbedder, {"anchor_weight": 2.5}, 2.5),
-        (TripletEmbedder, {"nested_dims": (2,)}, 0.0),
+        (TripletEmbedder, {"nested_dims": (2,), "anchor_weight": None}, 0.0),
         (TripletEmbedder, {"nested_dims": (2,), "anchor_weight": 3}, 3.0),
         (ArcFaceEmbedder, {}, 0.0),
+        (ArcFaceEmbedder, {"anchor_weight": "auto"}, 0.0),  # nothing to choose
         (ArcFaceEmbedder, {"anchor_weight": 1}, 1.0),
     ],
 )
@@ -80,6 +81,6 @@ def test_auto_keeps_the_method_weight_with_few_classes_or_a_user_backbone(six_cl
 
 
 def test_a_warm_start_honours_a_changed_weight(six_classes):
-    est = TripletEmbedder(warm_start=True, **KW).fit(*six_classes)
+    est = TripletEmbedder(warm_start=True, anchor_weight=None, **KW).fit(*six_classes)
     est.set_params(anchor_weight=1.5).fit(*six_classes)
     assert est.anchor_weight_ == 1.5 and est.backbone_.anchor_weight == 1.5
