@@ -2,8 +2,8 @@
 
 Every deep metric learner derives from :class:`BaseDeepMetricLearner`. The
 parameters they all share (the backbone, the training options, the
-engine's settings) are declared once, in the tables below, with their
-default, documentation and constraints. A concrete embedder declares only
+engine's settings) are declared once, in ``_shared_parameters.py``, with
+their default, documentation and constraints. A concrete embedder declares only
 its own parameters (``_method_parameters``, name -> default, and their
 ``_parameter_constraints``); the base class generates its ``__init__`` with
 the full, explicit signature that ``help()``, ``get_params``, ``clone`` and
@@ -193,19 +193,10 @@ class BaseDeepMetricLearner(
             ensure_min_samples=2,
         )
         check_float32_range(X)
-        kinds = {type(label) for label in y.tolist()} if y.dtype == object else set()
-        if len({str in k.__mro__ for k in kinds}) > 1:
-            raise ValueError(
-                "y mixes string labels with labels of other types "
-                f"({sorted(k.__name__ for k in kinds)}); give every label the same "
-                "type, e.g. y.astype(str)."
-            )
+        new_is_str = _are_strings(y)
         check_classification_targets(y)
         if not reset and hasattr(self, "classes_"):
-            fitted_is_str = self.classes_.dtype.kind in "OUS" and all(
-                isinstance(c, str) for c in self.classes_.tolist()
-            )
-            new_is_str = all(isinstance(c, str) for c in y.tolist())
+            fitted_is_str = _are_strings(self.classes_)
             if fitted_is_str != new_is_str:
                 raise ValueError(
                     f"y holds {'string' if new_is_str else 'non-string'} labels but "
@@ -229,15 +220,13 @@ class BaseDeepMetricLearner(
         return self._default_anchor_weight
 
     def _anchor_weight(self):
-        """Anchoring weight of the default backbone for this fit."""
-        if self.anchor_weight is None:
+        """The anchoring weight the parameter gives without a choice on data.
+
+        ``"auto"`` gives the method's weight here; the choice itself is made
+        by :meth:`_select_anchor_weight` when a new model is fitted.
+        """
+        if self.anchor_weight is None or self.anchor_weight == "auto":
             return self._method_anchor_weight()
-        if self.anchor_weight == "auto":
-            # Chosen by _select_anchor_weight before the backbone is built;
-            # the method's weight where no choice was made (partial_fit).
-            return getattr(
-                self, "_selected_anchor_weight", self._method_anchor_weight()
-            )
         return float(self.anchor_weight)
 
     def _select_anchor_weight(self, X, y, seed):
@@ -282,7 +271,7 @@ class BaseDeepMetricLearner(
                 tuple(self.hidden_layer_sizes),
                 init="pca",
                 normalize_embeddings=self.normalize_embeddings,
-                anchor_weight=self._anchor_weight(),
+                anchor_weight=self.anchor_weight_,
             )
         else:
             net = copy.deepcopy(self.backbone)
@@ -332,9 +321,16 @@ class BaseDeepMetricLearner(
             name=type(self).__name__,
         )
 
-    def _new_state(self, n_features, config, X=None):
+    def _new_state(self, n_features, config, X=None, y=None):
+        """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
+        if self.anchor_weight == "auto" and y is not None:
+            weight, self.anchor_selection_ = self._select_anchor_weight(
+                X, y, config.seed
+            )
+        else:
+            weight, self.anchor_selection_ = self._anchor_weight(), None
+        self.anchor_weight_ = weight if self.backbone is None else None
         # Initialise under the fit's seed so the weights are reproducible.
-        self.anchor_weight_ = self._anchor_weight() if self.backbone is None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             backbone = self._build_backbone(n_features, X)
@@ -658,14 +654,7 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            self.__dict__.pop("_selected_anchor_weight", None)
-            self.anchor_selection_ = None
-            if self.anchor_weight == "auto":
-                weight, self.anchor_selection_ = self._select_anchor_weight(
-                    X, y, config.seed
-                )
-                self._selected_anchor_weight = weight
-            state, self._n_features_out = self._new_state(X.shape[1], config, X)
+            state, self._n_features_out = self._new_state(X.shape[1], config, X, y)
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )
@@ -862,6 +851,26 @@ class BaseDeepMetricLearner(
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _are_strings(labels):
+    """Whether the labels are strings; ValueError when strings and others mix.
+
+    Decided from the dtype, except for object arrays, whose items are read.
+    """
+    if labels.dtype.kind in "US":
+        return True
+    if labels.dtype.kind != "O":
+        return False
+    kinds = {type(label) for label in labels.tolist()}
+    is_str = {issubclass(k, str) for k in kinds}
+    if len(is_str) > 1:
+        raise ValueError(
+            "y mixes string labels with labels of other types "
+            f"({sorted(k.__name__ for k in kinds)}); give every label the same "
+            "type, e.g. y.astype(str)."
+        )
+    return is_str == {True}
 
 
 def check_float32_range(X):

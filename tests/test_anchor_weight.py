@@ -84,3 +84,8 @@ def test_a_warm_start_honours_a_changed_weight(six_classes):
     est = TripletEmbedder(warm_start=True, anchor_weight=None, **KW).fit(*six_classes)
     est.set_params(anchor_weight=1.5).fit(*six_classes)
     assert est.anchor_weight_ == 1.5 and est.backbone_.anchor_weight == 1.5
+
+
+def test_partial_fit_makes_no_choice(six_classes):
+    est = TripletEmbedder(anchor_weight="auto", **KW).partial_fit(*six_classes)
+    assert est.anchor_weight_ == 10.0 and est.anchor_selection_ is None
