@@ -172,13 +172,15 @@ def batch_objective(state, config, xb, yb, tb=None):
 
 
 def train_step(state, optimizer, xb, yb, config, tb=None):
-    """One optimisation step on one batch; returns the detached term values."""
+    """One optimisation step on one batch.
+
+    Returns the detached objective and the detached value of each term.
+    """
     loss, values = batch_objective(state, config, xb, yb, tb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    values["total"] = loss.detach()
-    return values
+    return loss.detach(), values
 
 
 def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
@@ -203,8 +205,8 @@ def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
-        values = train_step(state, optimizer, xb, yb, config, tb)
-        total += float(values.pop("total"))
+        loss, values = train_step(state, optimizer, xb, yb, config, tb)
+        total += float(loss)
         count += 1
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + value
