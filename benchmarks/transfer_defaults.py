@@ -169,15 +169,18 @@ def markdown(rows, baselines, header):
             f"| {embedder} | {setting} | {len(per_task)} | "
             f"{per_task[worst]:+.3f} ({worst}) | {np.mean(list(per_task.values())):+.3f} |"
         )
-    chosen = [
-        (r["task"], r.get("anchor_weight_"))
-        for r in rows
-        if r["setting"] == "auto" and r.get("anchor_weight_") is not None
-    ]
-    if chosen:
+    unanchored = {}
+    for r in rows:
+        if r["setting"] == "auto" and r.get("anchor_weight_") is not None:
+            counts = unanchored.setdefault(r["task"], [0, 0])
+            counts[0] += r["anchor_weight_"] == 0
+            counts[1] += 1
+    if unanchored:
         lines += [
             "",
-            "Weights chosen by `auto`: " + ", ".join(f"{t} {w:g}" for t, w in chosen),
+            "Fits in which `auto` chose no anchoring, per task: "
+            + ", ".join(f"{t} {k} of {n}" for t, (k, n) in unanchored.items())
+            + ".",
         ]
     fit = {
         s: np.mean([r["fit_s"] for r in rows if r["setting"] == s]) for s in SETTINGS
