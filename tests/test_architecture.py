@@ -29,7 +29,10 @@ LAYERS = [
         ["distances", "miners", "losses", "backbones", "samplers", "mixup"],
     ),
     ("training and metrics", ["training", "metrics"]),
-    ("estimators", ["_verification", "_shared_parameters", "base", "embedders"]),
+    (
+        "estimators",
+        ["_verification", "_shared_parameters", "base", "embedders", "mahalanobis"],
+    ),
     (
         "applications",
         ["__init__", "__main__", "model_selection", "plotting", "datasets"],
