@@ -25,6 +25,7 @@ every cached row. Run (``--n-jobs 2`` runs (task, seed) pairs in parallel):
 
     python benchmarks/transfer_defaults.py [--seeds 1] [--tasks T ...]
         [--embedders E ...] [--settings S ...] [--n-jobs 1] [--quick]
+        [--refresh]
 """
 
 import argparse
@@ -201,6 +202,9 @@ def main():
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS))
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--refresh", action="store_true", help="recompute the selected rows if cached"
+    )
     args = parser.parse_args()
     store = _load(RESULTS_JSON)
     max_iter = 2 if args.quick else None
@@ -215,7 +219,7 @@ def main():
                         "task": task,
                         "seed": seed,
                     }
-                    if args.quick or _key(row) not in store:
+                    if args.quick or args.refresh or _key(row) not in store:
                         todo.setdefault((task, seed), []).append((embedder, setting))
     tic = time.perf_counter()
     commit = _commit()

@@ -451,6 +451,35 @@ def pretrained_features(seed=0):
 
 
 # --------------------------------------------------------------------------
+# 10. few classes: the same kinds of data with 10 or 20 classes
+# --------------------------------------------------------------------------
+
+
+def few_classes(task, n_classes):
+    """``task`` restricted to ``n_classes`` of its classes, half of them seen.
+
+    The classes are drawn by the seed among all the classes of the task (seen
+    and unseen alike), as are the seen ones among them, so that a seed gives
+    one small class-disjoint task of the same kind of data.
+    """
+
+    def restricted(seed=0):
+        X_seen, y_seen, X_unseen, y_unseen = task(seed)
+        X = np.vstack([X_seen, X_unseen])
+        y = np.concatenate([y_seen, y_unseen])
+        rng = np.random.default_rng([seed, n_classes])
+        kept = rng.permutation(np.unique(y))[:n_classes]
+        rows = np.isin(y, kept)
+        return _split_by_class(X[rows], y[rows], kept[: n_classes // 2])
+
+    restricted.__name__ = f"{task.__name__}_{n_classes}cls"
+    restricted.__doc__ = (
+        f"{task.__name__} restricted to {n_classes} classes, half seen."
+    )
+    return restricted
+
+
+# --------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------
 
@@ -516,6 +545,23 @@ TASKS = {
         "digit classifier trained on other MNIST images",
     ),
 }
+
+
+FEW_CLASS_BASES = (
+    "signals",
+    "latent_distractors",
+    "tabular_irrelevant",
+    "pretrained_features",
+)
+for _base in FEW_CLASS_BASES:
+    for _n in (10, 20):
+        _function, _kind, _ = TASKS[_base]
+        TASKS[f"{_base}_{_n}cls"] = (
+            few_classes(_function, _n),
+            f"{_kind}, few classes",
+            f"{_base} restricted to {_n} of its classes drawn by the seed, "
+            f"{_n // 2} seen",
+        )
 
 
 def describe(seed=0):

@@ -127,12 +127,10 @@ _BACKBONE_PARAMETERS = {
             validation: each candidate is trained on half of the classes and
             scored (MAP@R) on the other half, both ways round, and the better
             one is refitted on all the data (about three times the cost of one
-            fit); with fewer than four classes, or in ``partial_fit``, it keeps
-            the method's default. With few classes the choice rests on two or
-            three held-out classes and can go wrong (on the transfer suite's
-            5-class tasks it sometimes drops a useful anchor; see
-            :ref:`benchmarks`); with tens of classes it picked the better
-            candidate. ``anchor_weight_`` holds the weight used. Ignored with
+            fit); with fewer than ten classes (too few held-out classes to
+            judge transfer), or in ``partial_fit``, it keeps the method's
+            default (see :ref:`unseen_classes` for what to do with few
+            classes). ``anchor_weight_`` holds the weight used. Ignored with
             a user ``backbone``.
             """,
     ),

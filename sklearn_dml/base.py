@@ -51,6 +51,11 @@ from .training.validation import validation_split
 
 __all__ = ["BaseDeepMetricLearner"]
 
+#: ``anchor_weight="auto"`` chooses only with at least this many classes (5
+#: per half of the class-disjoint validation); with fewer it keeps the
+#: method's weight.
+AUTO_ANCHOR_MIN_CLASSES = 10
+
 
 class BaseDeepMetricLearner(
     PairVerificationMixin,
@@ -236,12 +241,18 @@ class BaseDeepMetricLearner(
         split in two halves (drawn with ``seed``); each candidate is trained
         on one half and scored by leave-one-out MAP@R on the other, both
         ways round, and the candidate with the better mean wins (the
-        method's weight on a tie). Returns ``(weight, scores)``, with
+        method's weight on a tie). With fewer than
+        ``AUTO_ANCHOR_MIN_CLASSES`` classes, a half holds too few classes to
+        judge transfer and the method's weight is kept without a choice. Returns ``(weight, scores)``, with
         ``scores`` ``None`` when no choice was made.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)
-        if default == 0 or self.backbone is not None or classes.shape[0] < 4:
+        if (
+            default == 0
+            or self.backbone is not None
+            or classes.shape[0] < AUTO_ANCHOR_MIN_CLASSES
+        ):
             return default, None
         order = np.random.RandomState(seed % 2**32).permutation(classes)
         halves = (order[: len(order) // 2], order[len(order) // 2 :])

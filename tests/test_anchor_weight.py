@@ -15,6 +15,12 @@ def six_classes():
     return rng.randn(120, 5), np.repeat(np.arange(6), 20)
 
 
+@pytest.fixture(scope="module")
+def ten_classes():
+    rng = np.random.RandomState(0)
+    return rng.randn(200, 5), np.repeat(np.arange(10), 20)
+
+
 @pytest.mark.parametrize(
     "cls, params, expected",
     [
@@ -36,9 +42,9 @@ def test_the_weight_reaches_the_backbone(cls, params, expected, six_classes):
 
 
 def test_auto_trains_both_candidates_on_half_the_classes_and_keeps_the_better(
-    six_classes, monkeypatch
+    ten_classes, monkeypatch
 ):
-    X, y = six_classes
+    X, y = ten_classes
     fits = []
     original_fit = TripletEmbedder._fit
 
@@ -56,24 +62,35 @@ def test_auto_trains_both_candidates_on_half_the_classes_and_keeps_the_better(
     candidates = fits[1:]  # the first call is the outer fit
     assert sorted(w for w, _ in candidates) == [0.0, 0.0, 10.0, 10.0]
     for _, classes in candidates:
-        assert len(classes) == 3  # half of the six classes
+        assert len(classes) == 5  # half of the ten classes
     halves = {tuple(c) for _, c in candidates}
-    assert len(halves) == 2 and set(sum(map(list, halves), [])) == set(range(6))
+    assert len(halves) == 2 and set(sum(map(list, halves), [])) == set(range(10))
     assert est.anchor_selection_ == {0.0: 0.9, 10.0: 0.5}
     assert est.anchor_weight_ == 0.0 and est.backbone_.anchor_weight == 0.0
     assert est.anchor_weight == "auto"  # the parameter is untouched
 
 
-def test_auto_prefers_the_method_weight_on_a_tie(six_classes, monkeypatch):
+def test_auto_prefers_the_method_weight_on_a_tie(ten_classes, monkeypatch):
     monkeypatch.setattr(TripletEmbedder, "score", lambda self, X, y: 0.7)
-    est = TripletEmbedder(anchor_weight="auto", **KW).fit(*six_classes)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(*ten_classes)
     assert est.anchor_weight_ == 10.0
 
 
-def test_auto_keeps_the_method_weight_with_few_classes_or_a_user_backbone(six_classes):
-    X, y = six_classes
-    few = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 3], y[y < 3])
+def test_auto_keeps_the_method_weight_with_few_classes_or_a_user_backbone(
+    six_classes, ten_classes, monkeypatch
+):
+    # Nine classes are too few to choose even when unanchoring would score higher.
+    monkeypatch.setattr(
+        TripletEmbedder,
+        "score",
+        lambda self, X, y: 0.9 if self.anchor_weight == 0 else 0.5,
+    )
+    X, y = ten_classes
+    few = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 9], y[y < 9])
     assert few.anchor_weight_ == 10.0 and few.anchor_selection_ is None
+    chosen = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    assert chosen.anchor_weight_ == 0.0
+    X, y = six_classes
     user = TripletEmbedder(
         anchor_weight="auto", backbone=ResidualMLP(5, 4, anchor_weight=0.0), **KW
     ).fit(X, y)
