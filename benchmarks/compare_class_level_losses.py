@@ -15,7 +15,7 @@ embedding size and training budget (``SHARED``); 5 seeds on digits.
 """
 
 import numpy as np
-from _protocol import KEYS, _cell, run
+from _protocol import KEYS, _cell, matched_note, run
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_dml import (
@@ -152,6 +152,8 @@ def main(quick=False):
     cache = {}
     parts = [
         "# Newer losses against their base loss",
+        "",
+        matched_note(),
         "",
         "Seen classes 0-4 (70 % train, 30 % seen test), unseen classes 5-9; "
         f"{len(seeds)} seeds; mean ± std over seeds; the Δ column is the paired "

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _protocol import markdown_table, run, scores, split  # noqa: E402
+from _protocol import markdown_table, matched, matched_note, run, scores, split  # noqa: E402
 from sklearn.frozen import FrozenEstimator  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -49,7 +49,7 @@ def _cohort_rows(make, dataset, seed):
 
     torch.set_num_threads(1)
     X_tr, y_tr, X_te, y_te, X_new, y_new = split(dataset, seed)
-    pipe = make_pipeline(StandardScaler(), make(seed))
+    pipe = make_pipeline(StandardScaler(), matched(make(seed)))
     tic = time.perf_counter()
     pipe.fit(X_tr, y_tr)
     fit_s = time.perf_counter() - tic
@@ -161,7 +161,7 @@ def main(quick=False):
     text.append(
         f"Every network: {budget['max_iter']} epochs, batches of "
         f"{budget['batch_size']} (4 per class), Adam at 1e-3. Timings were "
-        "taken on a machine shared with other jobs and are noisy."
+        "taken on a machine shared with other jobs and are noisy. " + matched_note()
     )
     return "\n\n".join(text)
 

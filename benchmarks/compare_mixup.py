@@ -15,7 +15,7 @@ Run through the runner: ``python benchmarks/compare_methods.py --only mixup``.
 """
 
 import numpy as np
-from _protocol import markdown_table, run, split
+from _protocol import markdown_table, matched_note, run, split
 
 from sklearn_dml import (
     ContrastiveEmbedder,
@@ -74,6 +74,8 @@ def main(quick=False):
     dataset = "digits"
     sections = [
         "# Metrix mixup vs the plain loss (digits, seen 0-4 / unseen 5-9)",
+        "",
+        matched_note(),
         "",
         f"{len(seeds)} seeds, {max_iter} epochs, default ResidualMLP backbone "
         "(hidden (256,), 32 dimensions), default learning rate and batch "

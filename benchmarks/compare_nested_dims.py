@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import torch
-from _protocol import split
+from _protocol import matched, matched_note, split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -32,7 +32,7 @@ NESTED = (2, 4, 8, 16, 32)
 
 def _fit(seed, data, max_iter, **params):
     X_tr, y_tr = data[:2]
-    model = TripletEmbedder(random_state=seed, max_iter=max_iter, **params)
+    model = matched(TripletEmbedder(random_state=seed, max_iter=max_iter, **params))
     pipe = make_pipeline(StandardScaler(), model)
     tic = time.perf_counter()
     pipe.fit(X_tr, y_tr)
@@ -92,6 +92,8 @@ def main(quick=False):
     return "\n".join(
         [
             "# Matryoshka embeddings (`nested_dims`) on digits",
+            "",
+            matched_note(),
             "",
             "Kusupati et al., NeurIPS 2022. TripletEmbedder (residual MLP, 256 "
             f"hidden units, {max_iter} epochs, defaults otherwise) on the seen "

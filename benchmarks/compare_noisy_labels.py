@@ -11,7 +11,7 @@ default backbone, the same number of epochs for a method and its base):
 """
 
 import numpy as np
-from _protocol import evaluate, markdown_table
+from _protocol import evaluate, markdown_table, matched_note
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from sklearn_dml import MultiSimilarityEmbedder
@@ -69,6 +69,7 @@ def main(quick=False):
 
     parts = [
         "# ProcSim and ECAML (digits, seen/unseen protocol)\n",
+        matched_note() + "\n",
         "Base: `MultiSimilarityEmbedder` (default ResidualMLP backbone, "
         f"{epochs} epochs, defaults otherwise), 5 seeds; train on 70 % of the "
         "samples of digits 0-4, score MAP@R / P@1 on the other 30 % (seen) and "

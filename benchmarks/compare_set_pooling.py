@@ -14,7 +14,7 @@ random distractor vectors.
 
 import numpy as np
 import torch
-from _protocol import evaluate, markdown_table
+from _protocol import evaluate, markdown_table, matched_note
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -113,6 +113,8 @@ def main(quick=False):
     return "\n".join(
         [
             "# Generalized sum pooling (GSP) on digits as 16 patches",
+            "",
+            matched_note(),
             "",
             "Gurbuz et al., ICCV 2023. Every digit as 16 vectors of 4 pixels "
             "(2x2 patches). Backbone `SetPoolingMLP(n_vectors=16, vector_size=4, "

@@ -22,7 +22,7 @@ train, 5 seeds, same backbone and budget for both methods):
 import sys
 
 import numpy as np
-from _protocol import _cell, markdown_table, run, split
+from _protocol import _cell, markdown_table, matched_note, run, split
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
@@ -128,7 +128,7 @@ def main(quick=False):
             results[name].append(row)
             extras[name].append(extra(pipe, seed))
     head = (
-        "# Hedged instance embedding vs contrastive loss\n\n"
+        "# Hedged instance embedding vs contrastive loss\n\n" + matched_note() + "\n\n"
         f"`load_digits`, trained on digits 0-4, {len(seeds)} seeds (mean ± std); "
         f"both methods with n_components={SHARED['n_components']}, the default "
         f"ResidualMLP backbone with {SHARED['hidden_layer_sizes']} hidden units "

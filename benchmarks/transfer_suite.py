@@ -107,6 +107,8 @@ class PMLTripletLoop(TransformerMixin, BaseEstimator):
         n_classes = len(torch.unique(y))
         # m per class; with few classes, more per class so that a batch fills up
         m = max(self.m, self.batch_size // n_classes)
+        # ... but a batch no larger than the data (the sampler requires it)
+        m = max(2, min(m, len(y) // n_classes))
         batch = m * min(n_classes, self.batch_size // m)
         sampler = samplers.MPerClassSampler(
             y, m=m, batch_size=batch, length_before_new_iter=len(y)
