@@ -8,8 +8,9 @@ differ only in the anchoring of the default backbone:
 
 * ``anchor_weight=None``: the method's own weight (10 for these five);
 * ``anchor_weight=0``: its own network, unanchored;
-* ``anchor_weight="auto"``: the weight chosen by class-disjoint validation
-  on the training classes.
+* ``anchor_weight="auto"`` (the default): the weight chosen by
+  class-disjoint validation on the training classes, or the method's weight
+  with fewer than ten of them.
 
 Everything else is the estimator's default (64 dimensions or fewer, the
 same epochs, learning rate and batches in the three settings). The margin

@@ -113,25 +113,26 @@ _BACKBONE_PARAMETERS = {
             """,
     ),
     "anchor_weight": SharedParameter(
-        None,
+        "auto",
         'float, "auto" or None',
         [None, StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         """
             Weight of the default backbone's anchoring penalty, which keeps the
             pairwise similarities of the embedding close to those of its PCA
-            start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``None`` uses
-            the method's own default: 10, or 0 for the embedders trained with
-            a softmax over class weights or prototypes, for distillation and
-            with ``nested_dims``. ``"auto"`` chooses between no anchoring and
-            the method's default on the training data, by class-disjoint
-            validation: each candidate is trained on half of the classes and
-            scored (MAP@R) on the other half, both ways round, and the better
-            one is refitted on all the data (about three times the cost of one
-            fit); with fewer than ten classes (too few held-out classes to
-            judge transfer), or in ``partial_fit``, it keeps the method's
-            default (see :ref:`unseen_classes` for what to do with few
-            classes). ``anchor_weight_`` holds the weight used. Ignored with
-            a user ``backbone``.
+            start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``"auto"``
+            chooses between no anchoring and the method's own weight on the
+            training data, by class-disjoint validation: each candidate is
+            trained on half of the classes and scored (MAP@R) on the other
+            half, both ways round, and the better one (the method's weight on
+            a tie) is refitted on all the data, about three times the cost of
+            one fit. It needs ten classes or more (five per half); with fewer,
+            and in ``partial_fit``, it keeps the method's weight without a
+            choice (see :ref:`unseen_classes` for what to do with few
+            classes). ``None`` always uses the method's weight: 10, or 0 for
+            the embedders trained with a softmax over class weights or
+            prototypes, for distillation and with ``nested_dims``; a number
+            sets it. ``anchor_weight_`` holds the weight used. Ignored with a
+            user ``backbone``.
             """,
     ),
     "normalize_embeddings": SharedParameter(
