@@ -269,6 +269,37 @@ _ENGINE_PARAMETERS = {
             Optimizer for the backbone and any learnable loss parameters.
             """,
     ),
+    "learning_rate_schedule": SharedParameter(
+        "constant",
+        '{"constant", "warmup_cosine"} or callable',
+        [StrOptions({"constant", "warmup_cosine"}), "callable"],
+        """
+            How the learning rates change during one call to ``fit`` or
+            ``partial_fit``, step by step (one step per batch). ``"constant"``
+            keeps them; ``"warmup_cosine"`` raises them linearly from 0 over
+            the first 10 % of the steps (Goyal et al., 2017) and then lowers
+            them along a half cosine to 0 at the last step (Loshchilov and
+            Hutter, 2017). A callable ``schedule(optimizer, n_steps)``
+            returns any torch learning-rate scheduler for the run's
+            ``n_steps`` steps (e.g. ``lambda opt, n:
+            torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2,
+            total_steps=n)``); its ``step()`` is called after every batch.
+            Early stopping may end the run before the schedule does. The
+            learning rate at the end of each epoch is in ``history_``.
+            """,
+    ),
+    "max_grad_norm": SharedParameter(
+        None,
+        "float or None",
+        [None, Interval(Real, 0, None, closed="neither")],
+        """
+            Clip the gradient of all trained parameters (backbone and loss)
+            to this total L2 norm before each step
+            (:func:`torch.nn.utils.clip_grad_norm_`); ``None`` does not clip.
+            With Adam, whose steps are normalised, clipping matters mostly
+            against rare huge gradients; with SGD it bounds every step.
+            """,
+    ),
     "early_stopping": SharedParameter(
         False,
         "bool",
@@ -429,7 +460,8 @@ register_doc(
     history_ : list of dict
         One record per epoch: ``epoch``, ``loss`` (the objective), ``terms``
         (the mean of each term of the objective: ``"metric"``, the
-        backbone's ``"anchor"`` penalty, ``"mixup"``, ...), ``time``, and
+        backbone's ``"anchor"`` penalty, ``"mixup"``, ...), ``learning_rate``
+        (of the backbone, at the end of the epoch), ``time``, and
         ``validation_score`` when early stopping; ``pandas.DataFrame(
         est.history_)`` turns it into a table for plotting.
 

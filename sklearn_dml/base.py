@@ -329,6 +329,8 @@ class BaseDeepMetricLearner(
             verbose=self.verbose,
             seed=engine.seed_from(self.random_state),
             loss_learning_rate=self._loss_learning_rate(),
+            learning_rate_schedule=self.learning_rate_schedule,
+            max_grad_norm=self.max_grad_norm,
             name=type(self).__name__,
         )
 

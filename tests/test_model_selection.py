@@ -1,5 +1,7 @@
 """Class-disjoint splitters and class-disjoint early stopping (the open-set protocol)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -257,6 +259,16 @@ def test_class_disjoint_hold_out_size(n_classes, fraction, n_val):
     assert np.unique(codes[val]).size == n_val
     assert np.intersect1d(codes[train], codes[val]).size == 0
     assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(codes.size))
+
+
+@pytest.mark.parametrize("n_classes, warns", [(10, True), (22, True), (23, False)])
+def test_class_disjoint_hold_out_warns_with_few_held_out_classes(n_classes, warns):
+    codes = np.repeat(np.arange(n_classes), 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        validation_split(codes, 0.2, "class_disjoint", seed=0)
+    few = [w for w in caught if "so few classes" in str(w.message)]
+    assert bool(few) == warns
 
 
 def test_class_disjoint_early_stopping_needs_four_classes(eight_classes):

@@ -11,6 +11,7 @@ per-epoch records in ``history``.
 """
 
 import copy
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ class TrainingConfig:
     verbose: int
     seed: int
     loss_learning_rate: float | None = None
+    learning_rate_schedule: object = "constant"
+    max_grad_norm: float | None = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
 
@@ -119,6 +122,43 @@ def _make_optimizer(config, backbone, loss):
     raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
 
 
+#: Share of the steps of ``learning_rate_schedule="warmup_cosine"`` spent warming up.
+WARMUP_FRACTION = 0.1
+
+
+def warmup_cosine_factor(step, n_steps, warmup_fraction=WARMUP_FRACTION):
+    """Learning-rate multiplier after ``step`` of ``n_steps`` steps (0-based).
+
+    Linear warm-up from ``1 / n_warmup`` to 1 over the first
+    ``n_warmup = max(1, round(warmup_fraction * n_steps))`` steps, then a half
+    cosine from 1 down to 0 at step ``n_steps``.
+    """
+    n_warmup = max(1, int(round(warmup_fraction * n_steps)))
+    if step < n_warmup:
+        return (step + 1) / n_warmup
+    progress = (step - n_warmup + 1) / max(1, n_steps - n_warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _make_scheduler(config, optimizer, n_steps):
+    """The learning-rate scheduler of one run, or None for a constant rate."""
+    schedule = config.learning_rate_schedule
+    if schedule == "constant":
+        return None
+    if schedule == "warmup_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine_factor(step, n_steps)
+        )
+    scheduler = schedule(optimizer, n_steps)
+    if not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            f"learning_rate_schedule(optimizer, n_steps) of {config.name} must "
+            "return a learning-rate scheduler (an object with a step() method, "
+            f"e.g. torch.optim.lr_scheduler.CosineAnnealingLR); got {scheduler!r}."
+        )
+    return scheduler
+
+
 def _resume_optimizer(optimizer, saved, config):
     """Load a saved optimizer state, keeping the current learning rates and decay.
 
@@ -137,6 +177,8 @@ def _resume_optimizer(optimizer, saved, config):
     optimizer.load_state_dict(saved)
     for group, (lr, decay) in zip(optimizer.param_groups, current):
         group["lr"], group["weight_decay"] = lr, decay
+        # A schedule restarts from the current rates, not the previous run's.
+        group.pop("initial_lr", None)
 
 
 def batch_objective(state, config, xb, yb, tb=None):
@@ -171,23 +213,35 @@ def batch_objective(state, config, xb, yb, tb=None):
     return total, values
 
 
-def train_step(state, optimizer, xb, yb, config, tb=None):
+def train_step(state, optimizer, xb, yb, config, tb=None, scheduler=None):
     """One optimisation step on one batch.
 
+    Clips the gradient to ``config.max_grad_norm`` (if set), steps the
+    optimizer, then the learning-rate ``scheduler`` (if any).
     Returns the detached objective and the detached value of each term.
     """
     loss, values = batch_objective(state, config, xb, yb, tb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(
+            [p for group in optimizer.param_groups for p in group["params"]],
+            config.max_grad_norm,
+        )
     optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
     return loss.detach(), values
 
 
-def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
+def run_epoch(
+    state, optimizer, X, y, sampler, device, config, targets=None, scheduler=None
+):
     """One pass of class-balanced batches.
 
     ``targets`` (a tensor with one row per sample, or ``None``) is sliced
-    with each batch and handed to :func:`batch_objective`.
+    with each batch and handed to :func:`batch_objective`; ``scheduler``
+    (or ``None``) is stepped after every batch.
 
     Returns
     -------
@@ -205,7 +259,7 @@ def run_epoch(state, optimizer, X, y, sampler, device, config, targets=None):
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
-        loss, values = train_step(state, optimizer, xb, yb, config, tb)
+        loss, values = train_step(state, optimizer, xb, yb, config, tb, scheduler)
         total += float(loss)
         count += 1
         for name, value in values.items():
@@ -374,6 +428,7 @@ def _run_epochs(
     """
     Xt, yt, Tt = data
     progress = _Progress(config, n_epochs, len(sampler))
+    scheduler = _make_scheduler(config, optimizer, n_epochs * len(sampler))
     best_score, best_weights, bad_epochs = -np.inf, None, 0
     try:
         if validation is not None:
@@ -386,10 +441,15 @@ def _run_epochs(
         for _ in range(n_epochs):
             tic = time.perf_counter()
             loss_value, terms = run_epoch(
-                state, optimizer, Xt, yt, sampler, device, config, Tt
+                state, optimizer, Xt, yt, sampler, device, config, Tt, scheduler
             )
             state.n_iter += 1
-            record = {"epoch": state.n_iter, "loss": loss_value, "terms": terms}
+            record = {
+                "epoch": state.n_iter,
+                "loss": loss_value,
+                "terms": terms,
+                "learning_rate": float(optimizer.param_groups[0]["lr"]),
+            }
             if not np.isfinite(loss_value):
                 raise FloatingPointError(
                     f"The training loss became {loss_value} at epoch {state.n_iter} "

@@ -1,5 +1,7 @@
 """The early-stopping hold-out: stratified samples, or whole classes."""
 
+import warnings
+
 import numpy as np
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
@@ -34,6 +36,10 @@ def validation_split(codes, fraction, kind, seed):
     return _stratified_split(codes, fraction, seed)
 
 
+#: Fewer held-out classes than this make class-disjoint early stopping warn.
+MIN_RELIABLE_HELD_OUT_CLASSES = 5
+
+
 def _class_disjoint_split(codes, fraction, seed):
     """Hold out ``fraction`` of the classes (at least 2, rounded)."""
     present = np.unique(codes)
@@ -47,6 +53,16 @@ def _class_disjoint_split(codes, fraction, seed):
         )
     n_val = int(np.floor(fraction * n_classes + 0.5))
     n_val = min(max(n_val, 2), n_classes - 2)
+    if n_val < MIN_RELIABLE_HELD_OUT_CLASSES:
+        warnings.warn(
+            f"validation_split='class_disjoint' holds out {n_val} of the "
+            f"{n_classes} classes: the epoch is chosen on so few classes that "
+            "it may predict retrieval of other classes poorly (see the user "
+            "guide on unseen classes); with few classes prefer "
+            "early_stopping=False.",
+            UserWarning,
+            stacklevel=2,
+        )
     rng = np.random.RandomState(seed % 2**32)
     held_out = rng.permutation(present)[:n_val]
     in_val = np.isin(codes, held_out)
@@ -67,7 +83,9 @@ def _stratified_split(codes, fraction, seed):
     stratify = counts.min() >= 2 and int(fraction * len(codes)) >= len(counts)
     splitter_cls = StratifiedShuffleSplit if stratify else ShuffleSplit
     splitter = splitter_cls(n_splits=1, test_size=fraction, random_state=seed)
-    train, val = next(splitter.split(np.zeros((len(codes), 1)), codes if stratify else None))
+    train, val = next(
+        splitter.split(np.zeros((len(codes), 1)), codes if stratify else None)
+    )
     if np.bincount(codes[val]).max(initial=0) < 2:
         raise ValueError(
             "early_stopping=True needs a validation set holding at least two samples "
