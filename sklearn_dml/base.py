@@ -243,8 +243,9 @@ class BaseDeepMetricLearner(
         ways round, and the candidate with the better mean wins (the
         method's weight on a tie). With fewer than
         ``AUTO_ANCHOR_MIN_CLASSES`` classes, a half holds too few classes to
-        judge transfer and the method's weight is kept without a choice. Returns ``(weight, scores)``, with
-        ``scores`` ``None`` when no choice was made.
+        judge transfer and the method's weight is kept without a choice.
+        Returns ``(weight, scores)``, with ``scores`` ``None`` when no choice
+        was made.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)

@@ -35,7 +35,14 @@ LAYERS = [
     ),
     (
         "applications",
-        ["__init__", "__main__", "model_selection", "plotting", "datasets"],
+        [
+            "__init__",
+            "__main__",
+            "model_selection",
+            "plotting",
+            "datasets",
+            "persistence",
+        ],
     ),
 ]
 
