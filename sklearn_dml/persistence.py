@@ -45,7 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import embedders
 
-__all__ = ["FORMAT", "load", "save"]
+__all__ = ["load", "save"]
 
 #: The format tag written in every file; :func:`load` refuses other tags.
 FORMAT = "sklearn-dml/1"
@@ -163,6 +163,19 @@ def save(estimator, path):
         When a parameter or fitted attribute cannot be written as plain data
         (a user backbone module, a callable, another estimator); the message
         names it. Nothing is written then.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_dml import TripletEmbedder
+    >>> from sklearn_dml.persistence import save
+    >>> X, y = load_iris(return_X_y=True)
+    >>> emb = TripletEmbedder(n_components=2, max_iter=1, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "iris.pt")
+    >>> save(emb, path)
+    >>> os.path.exists(path)
+    True
     """
     name = type(estimator).__name__
     if name not in embedders.__all__ or type(estimator) is not getattr(embedders, name):
@@ -237,6 +250,19 @@ def load(path):
         The fitted embedder, on the CPU, ready for ``transform``, ``score``,
         the pair API, and further training with ``warm_start`` or
         ``partial_fit``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_dml import TripletEmbedder
+    >>> from sklearn_dml.persistence import load, save
+    >>> X, y = load_iris(return_X_y=True)
+    >>> emb = TripletEmbedder(n_components=2, max_iter=1, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "iris.pt")
+    >>> save(emb, path)
+    >>> load(path).transform(X[:3]).shape
+    (3, 2)
     """
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

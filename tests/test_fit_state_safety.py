@@ -305,7 +305,9 @@ def test_training_stays_on_its_device_through_validation(data, monkeypatch):
         return original(module, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", recording_to)
-    TripletEmbedder(early_stopping=True, **{**KW, "max_iter": 3}).fit(X, y)
+    TripletEmbedder(
+        early_stopping=True, anchor_weight=None, **{**KW, "max_iter": 3}
+    ).fit(X, y)
     assert moves == ["cpu", "cpu"]  # to the training device, then back: no more
 
 
