@@ -32,6 +32,7 @@ from ._scorer import (
     r_precision_scorer,
     recall_at_1_scorer,
 )
+from ._spectral import rankme_score, wasserstein_uniformity_loss
 
 __all__ = [
     "alignment_loss",
@@ -52,6 +53,7 @@ __all__ = [
     "opis_loss",
     "precision_at_1_scorer",
     "precision_at_k_score",
+    "rankme_score",
     "r_precision_score",
     "r_precision_scorer",
     "recall_at_1_scorer",
@@ -59,4 +61,5 @@ __all__ = [
     "retrieval_report",
     "uniformity_loss",
     "utilization_loss",
+    "wasserstein_uniformity_loss",
 ]
