@@ -8,6 +8,7 @@ gathers every metric of an embedder on one dataset.
 """
 
 from ._clustering import ami_score, nmi_score
+from ._few_shot import few_shot_accuracy, make_few_shot_scorer
 from ._geometry import alignment_loss, opis_loss, uniformity_loss, utilization_loss
 from ._icnn import icnn_score
 from ._knn import chunked_knn
@@ -39,8 +40,10 @@ __all__ = [
     "ami_score",
     "ami_scorer",
     "chunked_knn",
+    "few_shot_accuracy",
     "get_scorer",
     "icnn_score",
+    "make_few_shot_scorer",
     "make_retrieval_scorer",
     "map_at_r_score",
     "map_at_r_scorer",
