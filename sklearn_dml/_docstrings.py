@@ -34,4 +34,3 @@ def fill_doc(obj):
             lines.append(line)
     obj.__doc__ = "\n".join(lines)
     return obj
-

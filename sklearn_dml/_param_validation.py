@@ -65,7 +65,9 @@ class Interval:
         if kind not in (numbers.Integral, numbers.Real):
             raise ValueError("Interval kind must be numbers.Integral or numbers.Real.")
         if closed not in ("left", "right", "both", "neither"):
-            raise ValueError(f"Interval closed must be left/right/both/neither, got {closed!r}.")
+            raise ValueError(
+                f"Interval closed must be left/right/both/neither, got {closed!r}."
+            )
         self.kind = kind
         self.left = left
         self.right = right
@@ -77,11 +79,19 @@ class Interval:
         if not math.isfinite(value):
             return False
         if self.left is not None:
-            inside = value >= self.left if self.closed in ("left", "both") else value > self.left
+            inside = (
+                value >= self.left
+                if self.closed in ("left", "both")
+                else value > self.left
+            )
             if not inside:
                 return False
         if self.right is not None:
-            inside = value <= self.right if self.closed in ("right", "both") else value < self.right
+            inside = (
+                value <= self.right
+                if self.closed in ("right", "both")
+                else value < self.right
+            )
             if not inside:
                 return False
         return True
@@ -275,7 +285,9 @@ def validate_params(constraints, params, owner):
     """
     for name, value in params.items():
         if name not in constraints:
-            raise RuntimeError(f"{owner} declares no constraint for its parameter {name!r}.")
+            raise RuntimeError(
+                f"{owner} declares no constraint for its parameter {name!r}."
+            )
         entry = constraints[name]
         if entry == "no_validation":
             continue

@@ -15,7 +15,8 @@ module                    embedders
 ``_classification``       normalised classifiers: normalised softmax,
                           CosFace, ArcFace, sub-centre ArcFace, large-margin
                           softmax, equiangular basis
-``_prototype``            class prototypes of the batch: ProtoTriplet, ICNN
+``_prototype``            class prototypes of the batch: ProtoTriplet, ICNN,
+                          angular prototypical
 ``_distillation``         learning from other networks: RKD, mutual learning
 ``_probabilistic``        a distribution per sample: hedged instances
 ``_method``               :class:`MethodEmbedder`, the base of the embedders
@@ -52,7 +53,11 @@ from ._pair import (
     TupletMarginEmbedder,
 )
 from ._probabilistic import HedgedInstanceEmbedder
-from ._prototype import ICNNEmbedder, ProtoTripletEmbedder
+from ._prototype import (
+    AngularPrototypicalEmbedder,
+    ICNNEmbedder,
+    ProtoTripletEmbedder,
+)
 from ._proxy import (
     MeanFieldClassWiseMultiSimilarityEmbedder,
     MeanFieldContrastiveEmbedder,
@@ -64,6 +69,7 @@ from ._ranking import FastAPEmbedder, HistogramEmbedder
 
 __all__ = [
     "AngularEmbedder",
+    "AngularPrototypicalEmbedder",
     "ArcFaceEmbedder",
     "CircleEmbedder",
     "ContrastiveEmbedder",

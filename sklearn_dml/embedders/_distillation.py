@@ -268,7 +268,9 @@ class RKDEmbedder(BaseDeepMetricLearner):
     def _extra_terms(self, state):
         # The teacher's relations, matched on the teacher's embeddings of the
         # batch (the targets of _training_targets).
-        rkd = RKDLoss(distance_weight=self.distance_weight, angle_weight=self.angle_weight)
+        rkd = RKDLoss(
+            distance_weight=self.distance_weight, angle_weight=self.angle_weight
+        )
         return [RelationalTerm(rkd)]
 
     def _fitted_teacher(self, X, y, config):

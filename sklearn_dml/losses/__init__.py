@@ -33,7 +33,12 @@ from ._pair import (
     TupletMarginLoss,
 )
 from ._probabilistic import HedgedInstanceLoss
-from ._prototype import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from ._prototype import (
+    AngularPrototypicalLoss,
+    ICNNLoss,
+    ProtoTripletLoss,
+    PrototypicalLoss,
+)
 from ._proxy import (
     MeanFieldClassWiseMultiSimilarityLoss,
     MeanFieldContrastiveLoss,
@@ -47,6 +52,7 @@ from ._wrappers import CombinedLoss, MatryoshkaLoss, ProcSimLoss, ProcSimWeighti
 
 __all__ = [
     "AngularLoss",
+    "AngularPrototypicalLoss",
     "ArcFaceLoss",
     "BaseMetricLoss",
     "CenterLoss",

@@ -67,7 +67,9 @@ def _stratified_split(codes, fraction, seed):
     stratify = counts.min() >= 2 and int(fraction * len(codes)) >= len(counts)
     splitter_cls = StratifiedShuffleSplit if stratify else ShuffleSplit
     splitter = splitter_cls(n_splits=1, test_size=fraction, random_state=seed)
-    train, val = next(splitter.split(np.zeros((len(codes), 1)), codes if stratify else None))
+    train, val = next(
+        splitter.split(np.zeros((len(codes), 1)), codes if stratify else None)
+    )
     if np.bincount(codes[val]).max(initial=0) < 2:
         raise ValueError(
             "early_stopping=True needs a validation set holding at least two samples "
