@@ -19,6 +19,7 @@ module                    embedders
                           angular prototypical
 ``_distillation``         learning from other networks: RKD, mutual learning
 ``_probabilistic``        a distribution per sample: hedged instances
+``_label_free``           no labels: :class:`TLDREmbedder`
 ``_method``               :class:`MethodEmbedder`, the base of the embedders
                           trained with one named loss
 ========================  ==================================================
@@ -39,6 +40,7 @@ from ._classification import (
 )
 from ._distillation import MutualLearningEmbedder, RKDEmbedder
 from ._generic import DeepMetricEmbedder
+from ._label_free import TLDREmbedder
 from ._method import MethodEmbedder as MethodEmbedder
 from ._pair import (
     AngularEmbedder,
@@ -100,6 +102,7 @@ __all__ = [
     "SubCenterArcFaceEmbedder",
     "SupConEmbedder",
     "TCMEmbedder",
+    "TLDREmbedder",
     "TripletEmbedder",
     "TupletMarginEmbedder",
 ]

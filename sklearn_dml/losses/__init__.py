@@ -47,6 +47,7 @@ from ._proxy import (
     SoftTripleLoss,
 )
 from ._ranking import FastAPLoss, HistogramLoss
+from ._redundancy import BarlowTwinsLoss
 from ._regularizers import CenterLoss, EnergyConfusionRegularizer, TCMRegularizer
 from ._wrappers import CombinedLoss, MatryoshkaLoss, ProcSimLoss, ProcSimWeighting
 
@@ -54,6 +55,7 @@ __all__ = [
     "AngularLoss",
     "AngularPrototypicalLoss",
     "ArcFaceLoss",
+    "BarlowTwinsLoss",
     "BaseMetricLoss",
     "CenterLoss",
     "CircleLoss",
