@@ -107,13 +107,10 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         sample among which its partner is drawn at every step (the value of
         the paper's main experiments). At most ``n_samples - 1`` are used.
 
-    redundancy_weight : float or None, default=None
+    redundancy_weight : float, default=0.0039
         Weight :math:`\\lambda` of the off-diagonal term of the Barlow Twins
-        loss. ``None`` scales the paper's value (3.9e-3 for 2048 projector
-        dimensions) to the projector's output size :math:`d'`:
-        :math:`\\lambda = 3.9 \\cdot 10^{-3} \\times 2048 / d'`, which keeps
-        the weight of the off-diagonal term relative to the diagonal one
-        (0.0312 for the default 256).
+        loss: the value of the authors' code, kept with the smaller
+        projector.
 
     max_iter : int, default=100
         Number of epochs (passes over the samples), the paper's value.
@@ -220,7 +217,7 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             TupleOf(Interval(Integral, 1, None, closed="left"), min_length=1)
         ],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "redundancy_weight": [None, Interval(Real, 0, None, closed="left")],
+        "redundancy_weight": [Interval(Real, 0, None, closed="left")],
         "max_iter": _shared("max_iter"),
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "learning_rate_init": _shared("learning_rate_init"),
@@ -238,7 +235,7 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         hidden_layer_sizes=(),
         projector_layer_sizes=(256, 256, 256),
         n_neighbors=3,
-        redundancy_weight=None,
+        redundancy_weight=0.0039,
         max_iter=100,
         batch_size=256,
         learning_rate_init=1e-3,
@@ -261,11 +258,6 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.device = device
         self.verbose = verbose
         self.random_state = random_state
-
-    def _redundancy_weight(self):
-        if self.redundancy_weight is not None:
-            return float(self.redundancy_weight)
-        return 3.9e-3 * 2048 / self.projector_layer_sizes[-1]
 
     def _training_config(self, seed, objective):
         return engine.TrainingConfig(
@@ -326,7 +318,7 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             encoder = _mlp(sizes, bias=True)
             loss = _ProjectedTwinLoss(
                 _mlp(projector_sizes, bias=False),
-                BarlowTwinsLoss(redundancy_weight=self._redundancy_weight()),
+                BarlowTwinsLoss(redundancy_weight=self.redundancy_weight),
             )
         term = _NeighbourPairTerm(
             engine.as_float_tensor(X), torch.from_numpy(neighbors)
