@@ -168,15 +168,7 @@ def few_shot_accuracy(
     """
     validate_params(
         _CONSTRAINTS,
-        {
-            "n_way": n_way,
-            "n_shot": n_shot,
-            "n_query": n_query,
-            "n_episodes": n_episodes,
-            "classifier": classifier,
-            "metric": metric,
-            "random_state": random_state,
-        },
+        {name: value for name, value in locals().items() if name in _CONSTRAINTS},
         "few_shot_accuracy",
     )
     points = _as_2d_float(embeddings, "embeddings").to(torch.float64)
@@ -332,14 +324,6 @@ def make_few_shot_scorer(
     >>> bool(scores.min() > 0.8)
     True
     """
-    kwargs = {
-        "n_way": n_way,
-        "n_shot": n_shot,
-        "n_query": n_query,
-        "n_episodes": n_episodes,
-        "classifier": classifier,
-        "metric": metric,
-        "random_state": random_state,
-    }
+    kwargs = {name: value for name, value in locals().items() if name in _CONSTRAINTS}
     validate_params(_CONSTRAINTS, kwargs, "make_few_shot_scorer")
     return _FewShotScorer(kwargs)
