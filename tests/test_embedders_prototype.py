@@ -1,13 +1,16 @@
-"""Embedders against the class prototypes of the batch: ProtoTriplet and ICNN."""
+"""Embedders against the class prototypes of the batch: ProtoTriplet, ICNN and
+angular prototypical."""
 
 import numpy as np
 import pytest
 
 from sklearn_dml import (
+    AngularPrototypicalEmbedder,
     ICNNEmbedder,
     ProtoTripletEmbedder,
 )
 from sklearn_dml.losses import (
+    AngularPrototypicalLoss,
     ICNNLoss,
     ProtoTripletLoss,
     PrototypicalLoss,
@@ -22,6 +25,11 @@ SMALL = {"n_components": 8, "hidden_layer_sizes": (16,)}
     [
         (ProtoTripletEmbedder, ProtoTripletLoss, ["margin"]),
         (ICNNEmbedder, ICNNLoss, ["n_neighbors"]),
+        (
+            AngularPrototypicalEmbedder,
+            AngularPrototypicalLoss,
+            ["init_scale", "init_bias"],
+        ),
     ],
 )
 def test_defaults_are_the_components_paper_defaults(cls, loss_cls, names):
@@ -43,6 +51,16 @@ def test_defaults_are_the_components_paper_defaults(cls, loss_cls, names):
             "'prototypical_weight' parameter",
         ),
         (ICNNEmbedder(temperature=0.0), ValueError, "'temperature' parameter"),
+        (
+            AngularPrototypicalEmbedder(init_scale=-1.0),
+            ValueError,
+            "'init_scale' parameter",
+        ),
+        (
+            AngularPrototypicalEmbedder(samples_per_class=1),
+            ValueError,
+            "samples_per_class >= 2",
+        ),
     ],
 )
 def test_bad_parameters_rejected_before_training(est, error, match, tiny):
@@ -54,7 +72,7 @@ def test_bad_parameters_rejected_before_training(est, error, match, tiny):
 
 def test_same_random_state_same_embedding(tiny):
     X, y = tiny
-    for cls in (ProtoTripletEmbedder, ICNNEmbedder):
+    for cls in (ProtoTripletEmbedder, ICNNEmbedder, AngularPrototypicalEmbedder):
         a = cls(max_iter=2, random_state=3, **SMALL).fit(X, y).transform(X)
         b = cls(max_iter=2, random_state=3, **SMALL).fit(X, y).transform(X)
         np.testing.assert_array_equal(a, b)
@@ -77,3 +95,14 @@ def test_icnn_embedder_loss_is_icnn_plus_prototypical(tiny):
     assert est.loss_.weights == [1.0, 1.0]
     alone = ICNNEmbedder(prototypical_weight=0.0, max_iter=1, **SMALL).fit(X, y)
     assert isinstance(alone.loss_, ICNNLoss)
+
+
+def test_angular_prototypical_embedder_learns_the_scale(tiny):
+    X, y = tiny
+    est = AngularPrototypicalEmbedder(
+        n_components=8, hidden_layer_sizes=(32,), max_iter=6, random_state=0
+    ).fit(X, y)
+    assert isinstance(est.loss_, AngularPrototypicalLoss)
+    # The scale is a parameter of the optimizer; the bias cancels and stays.
+    assert abs(est.loss_.scale.item() - 10.0) > 1e-3
+    assert est.loss_.bias.item() == -5.0

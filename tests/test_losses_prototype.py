@@ -1,4 +1,5 @@
-"""Prototype losses (``losses._prototype``): Proto-Triplet, prototypical, ICNN and the ICNN score."""
+"""Prototype losses (``losses._prototype``): Proto-Triplet, prototypical, angular
+prototypical, ICNN and the ICNN score."""
 
 import math
 
@@ -8,7 +9,12 @@ import torch
 from sklearn.base import clone
 
 from sklearn_dml.distances import CosineSimilarity, LpDistance
-from sklearn_dml.losses._prototype import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from sklearn_dml.losses._prototype import (
+    AngularPrototypicalLoss,
+    ICNNLoss,
+    ProtoTripletLoss,
+    PrototypicalLoss,
+)
 from sklearn_dml.metrics import icnn_score
 
 from .loss_references import X, Y, t64, unit
@@ -21,6 +27,7 @@ from .loss_references import X, Y, t64, unit
 # The shared batch plus a sample of a fourth class.
 X8 = np.vstack([X, [[-0.9, -0.3, 0.1]]])
 Y8 = np.array([*Y, 3])  # classes 2 and 3 are singletons
+Y_FULL_8 = [0, 0, 0, 1, 1, 2, 2, 1]  # every class has at least two samples
 RAW = LpDistance(normalize_embeddings=False)
 
 
@@ -201,6 +208,100 @@ def test_prototypical_gradcheck_and_edges():
         assert torch.equal(x.grad, torch.zeros_like(x))
     with pytest.raises(ValueError, match="'temperature' parameter of PrototypicalLoss"):
         PrototypicalLoss(temperature=0)
+
+
+# ------------------------------------------------------ Angular prototypical
+def angular_prototypical_ref(x, y, w, b):
+    """Query = the last sample of each class with two or more, in batch order."""
+    y = list(y)
+    classes = [c for c in sorted(set(y)) if y.count(c) >= 2]
+    if len(classes) < 2:
+        return 0.0
+    queries, prototypes = [], []
+    for c in classes:
+        members = [i for i in range(len(x)) if y[i] == c]
+        queries.append(x[members[-1]])
+        prototypes.append(np.mean([x[i] for i in members[:-1]], axis=0))
+    terms = []
+    for j, q in enumerate(queries):
+        logits = [w * float(unit(q) @ unit(p)) + b for p in prototypes]
+        top = max(logits)
+        log_norm = top + math.log(sum(math.exp(v - top) for v in logits))
+        terms.append(log_norm - logits[j])
+    return float(np.mean(terms))
+
+
+def authors_angular_prototypical(x, w, b):
+    """The authors' tensor form: x of shape (speakers, utterances, dim), the
+    first utterance the query, the mean of the others the prototype."""
+    query, prototype = unit(x[:, 0]), unit(x[:, 1:].mean(axis=1))
+    logits = w * query @ prototype.T + b
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-np.mean(np.diag(log_softmax)))
+
+
+@pytest.mark.parametrize("init_scale, init_bias", [(10.0, -5.0), (3.0, 0.0)])
+def test_angular_prototypical_matches_numpy(init_scale, init_bias):
+    loss = AngularPrototypicalLoss(init_scale, init_bias).configure()
+    for labels in (Y8, Y_FULL_8):  # with and without singleton classes
+        value = loss(t64(X8), torch.tensor(labels)).item()
+        expected = angular_prototypical_ref(X8, labels, init_scale, init_bias)
+        assert value == pytest.approx(expected, rel=1e-10)
+        assert value > 0
+
+
+def test_angular_prototypical_matches_the_authors_tensor_form():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3, 4))  # 5 speakers, 3 utterances each
+    # Batch order: the support utterances first, every query at the end.
+    order = [(s, u) for u in (1, 2, 0) for s in range(5)]
+    batch = np.array([x[s, u] for s, u in order])
+    labels = torch.tensor([s for s, _ in order])
+    loss = AngularPrototypicalLoss(init_scale=7.0, init_bias=-2.0).configure()
+    value = loss(t64(batch), labels).item()
+    assert value == pytest.approx(authors_angular_prototypical(x, 7.0, -2.0))
+
+
+def test_angular_prototypical_gradients():
+    loss = AngularPrototypicalLoss().configure().double()
+    labels = torch.tensor(Y_FULL_8)
+    assert torch.autograd.gradcheck(lambda e: loss(e, labels), (t64(X8, True),))
+    loss(t64(X8), labels).backward()
+    # The scale is learned; the bias shifts every logit alike and cancels.
+    assert loss.scale.grad.abs().item() > 1e-6
+    assert loss.bias.grad is None
+
+
+def test_angular_prototypical_edges_and_errors():
+    loss = AngularPrototypicalLoss().configure()
+    for labels in ([0] * 8, list(range(8)), [0, 0, 1, 2, 3, 4, 5, 6]):
+        x = t64(X8, True)
+        value = loss(x, torch.tensor(labels))
+        assert value.item() == 0.0
+        value.backward()
+        assert torch.equal(x.grad, torch.zeros_like(x))
+    with pytest.raises(RuntimeError, match="call configure"):
+        AngularPrototypicalLoss()(t64(X8), torch.tensor(Y8))
+    with pytest.raises(ValueError, match="does not use mined tuples"):
+        loss(t64(X8), torch.tensor(Y8), (torch.tensor([0]),) * 3)
+    with pytest.raises(ValueError, match="'init_scale' parameter"):
+        AngularPrototypicalLoss(init_scale=0.0)
+    with pytest.raises(ValueError, match="'distance' parameter"):
+        AngularPrototypicalLoss(distance=LpDistance())
+    assert not hasattr(clone(loss), "scale")  # clone: unconfigured
+
+
+def test_angular_prototypical_query_is_the_last_sample_of_its_class():
+    # Moving a sample to the end of the batch makes it its class's query.
+    loss = AngularPrototypicalLoss().configure()
+    labels = np.array(Y_FULL_8)
+    order = np.r_[np.delete(np.arange(8), 0), 0]
+    moved = loss(t64(X8[order]), torch.tensor(labels[order])).item()
+    assert moved == pytest.approx(
+        angular_prototypical_ref(X8[order], labels[order], 10.0, -5.0)
+    )
+    assert moved != pytest.approx(loss(t64(X8), torch.tensor(labels)).item())
 
 
 # ------------------------------------------------------------ ICNN loss

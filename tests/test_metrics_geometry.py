@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.linalg import sqrtm
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
@@ -15,7 +16,9 @@ from sklearn_dml.metrics import (
     _geometry,
     alignment_loss,
     opis_loss,
+    rankme_score,
     uniformity_loss,
+    wasserstein_uniformity_loss,
 )
 
 from .metric_references import (
@@ -273,3 +276,87 @@ def test_opis_errors(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         opis_loss(**arguments)
+
+
+# --------------------------------------------------------------------------
+# RankMe and the Wasserstein uniformity (label-free, from second moments)
+# --------------------------------------------------------------------------
+
+
+def numpy_rankme(Z, epsilon):
+    singular = np.linalg.svd(np.asarray(Z, dtype=np.float64), compute_uv=False)
+    p = singular / singular.sum() + epsilon
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def numpy_gaussian_w2(Z):
+    """W2 between N(mean, cov) of the unit rows and N(0, I/m), general formula."""
+    Z = np.asarray(Z, dtype=np.float64)
+    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    m = Z.shape[1]
+    mu, cov = Z.mean(axis=0), np.cov(Z.T, bias=True)
+    target = np.eye(m) / m
+    root = sqrtm(sqrtm(target) @ cov @ sqrtm(target)).real
+    squared = mu @ mu + np.trace(cov + target - 2 * root)
+    return float(np.sqrt(max(squared, 0.0)))
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+@pytest.mark.parametrize("epsilon", [1e-7, 0.0, 0.01])
+def test_rankme_matches_numpy_svd(chunk_size, epsilon):
+    Z = np.random.default_rng(20).normal(size=(40, 6)) * [5, 3, 1, 1, 0.2, 0.01]
+    assert rankme_score(Z, epsilon=epsilon, chunk_size=chunk_size) == pytest.approx(
+        numpy_rankme(Z, epsilon), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7])
+def test_wasserstein_uniformity_matches_gaussian_w2(chunk_size):
+    Z = np.random.default_rng(21).normal(size=(50, 5)) + [2.0, 0, 0, 0, 0]
+    assert wasserstein_uniformity_loss(Z, chunk_size=chunk_size) == pytest.approx(
+        numpy_gaussian_w2(Z), rel=1e-7
+    )
+
+
+def test_collapse_gives_rank_one_and_the_worst_uniformity():
+    rng = np.random.default_rng(22)
+    direction = rng.normal(size=8)
+    collapsed = rng.uniform(0.5, 2.0, size=(200, 1)) * direction  # one ray
+    assert rankme_score(collapsed) == pytest.approx(1.0, abs=1e-4)
+    assert wasserstein_uniformity_loss(collapsed) == pytest.approx(np.sqrt(2), abs=1e-6)
+
+
+def test_isotropic_gaussian_is_near_the_best():
+    Z = np.random.default_rng(23).normal(size=(20000, 8))
+    assert rankme_score(Z) > 7.9  # the maximum is 8
+    assert wasserstein_uniformity_loss(Z) < 0.03  # the minimum is 0
+
+
+def test_dimensional_collapse_orders_both_measures():
+    # Isotropic in the first k coordinates only: fewer used dimensions give
+    # a lower rank and a larger distance to the uniform sphere.
+    rng = np.random.default_rng(24)
+    ranks, distances = [], []
+    for k in (8, 4, 2, 1):
+        Z = np.zeros((3000, 8))
+        Z[:, :k] = rng.normal(size=(3000, k))
+        ranks.append(rankme_score(Z))
+        distances.append(wasserstein_uniformity_loss(Z))
+    assert ranks == sorted(ranks, reverse=True)
+    assert distances == sorted(distances)
+    assert ranks[-1] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: rankme_score(np.zeros((3, 2))), "all 0"),
+        (lambda: rankme_score(np.ones((3, 2)), epsilon=-1.0), "epsilon must"),
+        (lambda: rankme_score(np.ones((3, 2)), chunk_size=0), "chunk_size must"),
+        (lambda: wasserstein_uniformity_loss(np.ones(3)), "2-D array"),
+        (lambda: wasserstein_uniformity_loss([[np.inf, 1.0]]), "NaN or infinity"),
+    ],
+)
+def test_spectral_measure_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

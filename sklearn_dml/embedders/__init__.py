@@ -15,9 +15,11 @@ module                    embedders
 ``_classification``       normalised classifiers: normalised softmax,
                           CosFace, ArcFace, sub-centre ArcFace, large-margin
                           softmax, equiangular basis
-``_prototype``            class prototypes of the batch: ProtoTriplet, ICNN
+``_prototype``            class prototypes of the batch: ProtoTriplet, ICNN,
+                          angular prototypical
 ``_distillation``         learning from other networks: RKD, mutual learning
 ``_probabilistic``        a distribution per sample: hedged instances
+``_label_free``           no labels: :class:`TLDREmbedder`
 ``_method``               :class:`MethodEmbedder`, the base of the embedders
                           trained with one named loss
 ========================  ==================================================
@@ -38,6 +40,7 @@ from ._classification import (
 )
 from ._distillation import MutualLearningEmbedder, RKDEmbedder
 from ._generic import DeepMetricEmbedder
+from ._label_free import TLDREmbedder
 from ._method import MethodEmbedder as MethodEmbedder
 from ._pair import (
     AngularEmbedder,
@@ -52,7 +55,11 @@ from ._pair import (
     TupletMarginEmbedder,
 )
 from ._probabilistic import HedgedInstanceEmbedder
-from ._prototype import ICNNEmbedder, ProtoTripletEmbedder
+from ._prototype import (
+    AngularPrototypicalEmbedder,
+    ICNNEmbedder,
+    ProtoTripletEmbedder,
+)
 from ._proxy import (
     MeanFieldClassWiseMultiSimilarityEmbedder,
     MeanFieldContrastiveEmbedder,
@@ -64,6 +71,7 @@ from ._ranking import FastAPEmbedder, HistogramEmbedder
 
 __all__ = [
     "AngularEmbedder",
+    "AngularPrototypicalEmbedder",
     "ArcFaceEmbedder",
     "CircleEmbedder",
     "ContrastiveEmbedder",
@@ -94,6 +102,7 @@ __all__ = [
     "SubCenterArcFaceEmbedder",
     "SupConEmbedder",
     "TCMEmbedder",
+    "TLDREmbedder",
     "TripletEmbedder",
     "TupletMarginEmbedder",
 ]

@@ -33,7 +33,12 @@ from ._pair import (
     TupletMarginLoss,
 )
 from ._probabilistic import HedgedInstanceLoss
-from ._prototype import ICNNLoss, ProtoTripletLoss, PrototypicalLoss
+from ._prototype import (
+    AngularPrototypicalLoss,
+    ICNNLoss,
+    ProtoTripletLoss,
+    PrototypicalLoss,
+)
 from ._proxy import (
     MeanFieldClassWiseMultiSimilarityLoss,
     MeanFieldContrastiveLoss,
@@ -42,12 +47,15 @@ from ._proxy import (
     SoftTripleLoss,
 )
 from ._ranking import FastAPLoss, HistogramLoss
+from ._redundancy import BarlowTwinsLoss
 from ._regularizers import CenterLoss, EnergyConfusionRegularizer, TCMRegularizer
 from ._wrappers import CombinedLoss, MatryoshkaLoss, ProcSimLoss, ProcSimWeighting
 
 __all__ = [
     "AngularLoss",
+    "AngularPrototypicalLoss",
     "ArcFaceLoss",
+    "BarlowTwinsLoss",
     "BaseMetricLoss",
     "CenterLoss",
     "CircleLoss",

@@ -1,4 +1,5 @@
-"""Losses against class prototypes of the batch (prototypical, ProtoTriplet, ICNN)."""
+"""Losses against class prototypes of the batch (prototypical, ProtoTriplet,
+angular prototypical, ICNN)."""
 
 from numbers import Real
 
@@ -7,8 +8,8 @@ import torch
 from .._docstrings import fill_doc
 from .._param_validation import Interval
 from .._tuples import check_embeddings_labels
-from ..distances import DistanceConstraint, LpDistance
-from ._base import POSITIVE_INT, BaseMetricLoss, zero_loss
+from ..distances import CosineSimilarity, DistanceConstraint, LpDistance
+from ._base import POSITIVE_INT, BaseMetricLoss, not_configured_error, zero_loss
 
 
 def _anchors_of(indices_tuple, n, device):
@@ -246,6 +247,168 @@ class PrototypicalLoss(BaseMetricLoss):
         values, own = found
         logits = (values if distance.is_inverted else -values) / temperature
         return torch.nn.functional.cross_entropy(logits, own)
+
+
+# The smallest scale of the angular prototypical loss (the authors' clamp).
+_MIN_SCALE = 1e-6
+
+
+@fill_doc
+class AngularPrototypicalLoss(BaseMetricLoss):
+    """Angular prototypical loss: a query against the prototypes of the others.
+
+    In every class of the batch with at least two samples, one sample is the
+    query and the mean of the others the class's prototype. Each query is
+    classified among the prototypes of the batch by a softmax over their
+    scaled cosine similarities, the scale being learned; the loss
+    is the cross-entropy of that classification. A loss for open-set
+    problems with many classes and few samples each.
+
+    Parameters
+    ----------
+    init_scale : float, default=10.0
+        Initial value of the learnable scale :math:`w > 0` (the authors'
+        implementation's).
+
+    init_bias : float, default=-5.0
+        Value of the bias :math:`b` (the authors'
+        implementation's).
+
+    {loss_distance_cosine_only}
+
+    Attributes
+    ----------
+    scale : torch.nn.Parameter of shape ()
+        The learned :math:`w`, created by :meth:`configure` from
+        ``init_scale``; clamped to at least 1e-6 when used.
+    bias : torch.nn.Parameter of shape ()
+        The :math:`b`, created by :meth:`configure` from ``init_bias``; it
+        receives no gradient (see Notes).
+
+    See Also
+    --------
+    PrototypicalLoss : Every sample a query, squared Euclidean distances.
+    sklearn_dml.losses.NormalizedSoftmaxLoss : Scaled cosines to learned
+        class weights instead of batch prototypes.
+
+    Notes
+    -----
+    Let :math:`1, \\dots, N` be the classes of the batch with at least two
+    samples. For class :math:`j`, the query :math:`q_j` is its last sample
+    in batch order (the batch order is random) and the prototype
+    :math:`c_j` the mean of its other samples. With
+    :math:`S_{jk} = w \\cos(q_j, c_k) + b`,
+
+    .. math::
+
+        L = -\\frac{1}{N} \\sum_{j=1}^{N}
+            \\log \\frac{e^{S_{jj}}}{\\sum_{k=1}^{N} e^{S_{jk}}}.
+
+    As in the paper, the prototypes of every class leave out that class's
+    query, so each query is compared with prototypes built from the same
+    number of samples. The bias shifts every logit of a row alike, which a
+    softmax ignores (its exact gradient is 0): it is kept so that the logits
+    are the paper's, but enters them as a constant, so it stays at
+    ``init_bias`` (an adaptive optimizer would otherwise turn the rounding
+    noise of its gradient into a drift). A batch with fewer than
+    two such classes gives 0. Each sample plays one role (query or support),
+    so the loss uses no mined tuples and raises an error when given one.
+    The scale is learned with the network (an estimator puts it in the
+    optimizer through :meth:`configure`).
+
+    {loss_configure_note}
+
+    References
+    ----------
+    .. [1] J. S. Chung, J. Huh, S. Mun, M. Lee, H. S. Heo, S. Choe, C. Ham,
+       S. Jung, B.-J. Lee and I. Han, "In defence of metric learning for
+       speaker recognition", Interspeech 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import AngularPrototypicalLoss
+    >>> loss = AngularPrototypicalLoss().configure()
+    >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> loss(x, torch.tensor([0, 0, 1, 1])).item() < 1e-3
+    True
+    >>> loss(x, torch.tensor([0, 1, 0, 1])).item() > 0.5
+    True
+    """
+
+    _parameter_constraints = {
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
+        "init_bias": [Interval(Real, None, None, closed="neither")],
+        "distance": [None, DistanceConstraint(CosineSimilarity)],
+    }
+
+    def __init__(self, init_scale=10.0, init_bias=-5.0, distance=None):
+        super().__init__(distance=distance)
+        self.init_scale = init_scale
+        self.init_bias = init_bias
+
+    def _default_distance(self):
+        return CosineSimilarity()
+
+    def configure(self, num_classes=None, embedding_size=None):
+        """Create the learnable scale and bias.
+
+        Parameters
+        ----------
+        num_classes : int, default=None
+            Unused; accepted so that every loss configures alike.
+        embedding_size : int, default=None
+            Unused; accepted so that every loss configures alike.
+
+        Returns
+        -------
+        self : AngularPrototypicalLoss
+            This loss, with ``scale`` and ``bias``.
+        """
+        self._validate_params()
+        self.scale = torch.nn.Parameter(torch.tensor(float(self.init_scale)))
+        self.bias = torch.nn.Parameter(torch.tensor(float(self.init_bias)))
+        return self
+
+    def forward(self, embeddings, labels, indices_tuple=None):
+        check_embeddings_labels(embeddings, labels)
+        if indices_tuple is not None:
+            raise ValueError(
+                "AngularPrototypicalLoss splits each class of the batch into a "
+                "query and a support set and does not use mined tuples; train it "
+                "without a miner (miner=None)."
+            )
+        return self._compute(embeddings, labels, None, self._get_distance())
+
+    def _compute(self, embeddings, labels, indices_tuple, distance):
+        scale, bias = getattr(self, "scale", None), getattr(self, "bias", None)
+        if scale is None or bias is None:
+            raise not_configured_error(self, "scale and bias")
+        n = embeddings.shape[0]
+        _, codes = torch.unique(labels, return_inverse=True)
+        counts = torch.bincount(codes)
+        positions = torch.arange(n, device=embeddings.device)
+        last = torch.full_like(counts, -1).scatter_reduce(
+            0, codes, positions, reduce="amax"
+        )
+        episode = counts >= 2
+        if int(episode.sum()) < 2:
+            zero = zero_loss(embeddings)
+            return zero + 0.0 * scale
+        support = torch.ones(n, dtype=torch.bool, device=embeddings.device)
+        support[last] = False
+        onehot = torch.nn.functional.one_hot(codes, counts.shape[0])
+        onehot = onehot.to(embeddings.dtype) * support[:, None]
+        sums = onehot.T @ embeddings
+        prototypes = sums[episode] / (counts[episode] - 1)[:, None].to(sums.dtype)
+        queries = embeddings[last[episode]]
+        cosines = distance(queries, prototypes)
+        logits = scale.to(cosines.dtype).clamp(min=_MIN_SCALE) * cosines
+        # b cancels in the softmax (exact gradient 0): added as a constant, so
+        # that Adam never turns the rounding noise of its gradient into a drift.
+        logits = logits + bias.detach().to(cosines.dtype)
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return torch.nn.functional.cross_entropy(logits, target)
 
 
 def icnn_terms(dist, same, k):

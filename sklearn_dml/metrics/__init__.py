@@ -8,6 +8,7 @@ gathers every metric of an embedder on one dataset.
 """
 
 from ._clustering import ami_score, nmi_score
+from ._few_shot import few_shot_accuracy, make_few_shot_scorer
 from ._geometry import alignment_loss, opis_loss, uniformity_loss, utilization_loss
 from ._icnn import icnn_score
 from ._knn import chunked_knn
@@ -32,14 +33,17 @@ from ._scorer import (
     r_precision_scorer,
     recall_at_1_scorer,
 )
+from ._spectral import rankme_score, wasserstein_uniformity_loss
 
 __all__ = [
     "alignment_loss",
     "ami_score",
     "ami_scorer",
     "chunked_knn",
+    "few_shot_accuracy",
     "get_scorer",
     "icnn_score",
+    "make_few_shot_scorer",
     "make_retrieval_scorer",
     "map_at_r_score",
     "map_at_r_scorer",
@@ -52,6 +56,7 @@ __all__ = [
     "opis_loss",
     "precision_at_1_scorer",
     "precision_at_k_score",
+    "rankme_score",
     "r_precision_score",
     "r_precision_scorer",
     "recall_at_1_scorer",
@@ -59,4 +64,5 @@ __all__ = [
     "retrieval_report",
     "uniformity_loss",
     "utilization_loss",
+    "wasserstein_uniformity_loss",
 ]
