@@ -291,7 +291,7 @@ def main():
         print(_key(row), row.get("unseen_map"), row["closed_map"], flush=True)
         store = [r for r in store if _key(r) != _key(row)] + [row]
         RESULTS_JSON.write_text(json.dumps(store, indent=1) + "\n")
-    elapsed = time.perf_counter() - tic
+    print(f"{len(todo)} fits in {time.perf_counter() - tic:.0f} s", flush=True)
     all_names = [n for n in CHANGES if any(r["name"] == n for r in store)]
     header = [
         "# Defaults of the embedders that trailed on closed-set digits",
@@ -309,8 +309,8 @@ def main():
         "transfer tasks.",
         "",
         f"Command `python benchmarks/zoo_defaults.py --seeds {args.seeds} "
-        f"--digits-seeds {args.digits_seeds}`; last run {elapsed:.0f} s for "
-        f"{len(todo)} new fits; rows in `{RESULTS_JSON.name}`. Python "
+        f"--digits-seeds {args.digits_seeds}`; rows (cached, refitted only with "
+        f"`--recompute`) in `{RESULTS_JSON.name}`. Python "
         f"{platform.python_version()}, torch {torch.__version__}, 1 torch "
         "thread per fit.",
     ]
