@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sklearn_dml import ArcFaceEmbedder, TripletEmbedder
+from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder
 from sklearn_dml.backbones import ResidualMLP
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
@@ -32,6 +32,7 @@ def ten_classes():
         (ArcFaceEmbedder, {}, 0.0),
         (ArcFaceEmbedder, {"anchor_weight": "auto"}, 0.0),  # nothing to choose
         (ArcFaceEmbedder, {"anchor_weight": 1}, 1.0),
+        (NPairsEmbedder, {}, 3.0),  # the method's own, lighter weight
     ],
 )
 def test_the_weight_reaches_the_backbone(cls, params, expected, six_classes):

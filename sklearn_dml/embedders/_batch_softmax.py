@@ -51,6 +51,11 @@ class NPairsEmbedder(MethodEmbedder):
     averaged over the (anchor, positive) pairs. The method has no
     hyper-parameter.
 
+    The default backbone's anchoring weight (``anchor_weight=None``) is 3,
+    not the package's 10: without a temperature the loss's logits are
+    cosines in [-1, 1], so its gradients are weak and a weight of 10 holds
+    the embedding near its PCA start.
+
     {defaults_note}
 
     "A Metric Learning Reality Check" (Musgrave, Belongie and Lim, ECCV 2020)
@@ -78,6 +83,9 @@ class NPairsEmbedder(MethodEmbedder):
     _loss_class = NPairsLoss
     _loss_params = ()
     _parameter_constraints = {"miner": MINER_CONSTRAINT}
+
+    # Unit-temperature logits give weak gradients: a lighter anchor.
+    _default_anchor_weight = 3.0
 
     _method_parameters = {
         "miner": None,
