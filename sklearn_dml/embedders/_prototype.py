@@ -90,7 +90,7 @@ class ProtoTripletEmbedder(MethodEmbedder):
         "miner": MINER_CONSTRAINT,
     }
 
-    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
+    _default_anchor_weight = 0.0  # trained on the batch's class prototypes: no anchor
 
     _method_parameters = {
         "margin": 0.05,
@@ -189,7 +189,7 @@ class ICNNEmbedder(MethodEmbedder):
         "temperature": [Interval(Real, 0, None, closed="neither")],
     }
 
-    _default_anchor_weight = 0.0  # a softmax over class weights: no anchor
+    _default_anchor_weight = 0.0  # trained on the batch's class prototypes: no anchor
 
     _method_parameters = {
         "n_neighbors": 4,
