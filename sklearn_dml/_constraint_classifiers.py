@@ -66,7 +66,9 @@ def _tuples_doc(size, what):
 register_doc("pairs_tuples_param", _tuples_doc(2, "Pairs of samples."))
 register_doc(
     "triplets_tuples_param",
-    _tuples_doc(3, "Triplets ``(a, p, n)``: ``a`` should be closer to ``p`` than to ``n``."),
+    _tuples_doc(
+        3, "Triplets ``(a, p, n)``: ``a`` should be closer to ``p`` than to ``n``."
+    ),
 )
 register_doc(
     "quadruplets_tuples_param",
@@ -106,7 +108,9 @@ def check_tuples(tuples, tuple_size, preprocessor=None, *, name=None, dtype=np.f
     try:
         arr = np.asarray(tuples)
     except ValueError as exc:  # ragged nested lists
-        raise ValueError(f"{name} must be {expected}; got ragged input ({exc}).") from None
+        raise ValueError(
+            f"{name} must be {expected}; got ragged input ({exc})."
+        ) from None
     if arr.ndim == 3 and arr.shape[1] == tuple_size:
         features = check_array(
             arr, allow_nd=True, dtype=dtype, input_name=name, copy=True

@@ -15,6 +15,10 @@ counterpart that draws its constraints from class labels.
 from ._base import BaseMahalanobisLearner, MahalanobisMixin
 from ._covariance import Covariance
 from ._itml import ITML, ITMLSupervised
+from ._lsml import LSML, LSMLSupervised
+from ._mmc import MMC, MMCSupervised
+from ._scml import SCML, SCMLSupervised
+from ._sdml import SDML, SDMLSupervised
 from ._weak import BaseWeakMahalanobisLearner
 
 __all__ = [
@@ -23,5 +27,13 @@ __all__ = [
     "Covariance",
     "ITML",
     "ITMLSupervised",
+    "LSML",
+    "LSMLSupervised",
+    "MMC",
+    "MMCSupervised",
     "MahalanobisMixin",
+    "SCML",
+    "SCMLSupervised",
+    "SDML",
+    "SDMLSupervised",
 ]

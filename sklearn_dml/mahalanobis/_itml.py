@@ -9,12 +9,13 @@ from scipy.linalg.blas import dsymv as symv
 from .._constraint_classifiers import PairsClassifierMixin
 from .._docstrings import fill_doc, register_doc
 from .._param_validation import Interval, TupleOf
-from ..constraints import positive_negative_pairs
-from ._base import BaseMahalanobisLearner
 from ._weak import (
+    N_CONSTRAINTS,
     PRIOR_CONSTRAINT,
     PRIOR_DOC,
     BaseWeakMahalanobisLearner,
+    SolverParamsMixin,
+    SupervisedFromConstraints,
     components_from_metric,
     distinct_samples,
     prior_matrix,
@@ -156,12 +157,13 @@ def itml_solve(features, same, *, gamma, max_iter, tol, prior, bounds):
     return M, {"bounds_": np.array([lower, upper]), "n_iter_": n_iter}
 
 
-def _itml_params(est):
-    return {name: getattr(est, name) for name in _PARAMS}
+class _ITMLSolver(SolverParamsMixin):
+    _solver = staticmethod(itml_solve)
+    _solver_params = tuple(_PARAMS)
 
 
 @fill_doc
-class ITML(PairsClassifierMixin, BaseWeakMahalanobisLearner):
+class ITML(_ITMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
     """Information-theoretic metric learning on labelled pairs (Davis et al., 2007).
 
     Learns the Mahalanobis matrix closest to a prior :math:`M_0` in LogDet
@@ -237,13 +239,9 @@ class ITML(PairsClassifierMixin, BaseWeakMahalanobisLearner):
         self.bounds = bounds
         self.preprocessor = preprocessor
 
-    def _fit_tuples(self, features, labels):
-        M, extra = itml_solve(features, labels[0], **_itml_params(self))
-        return components_from_metric(M), extra
-
 
 @fill_doc
-class ITMLSupervised(BaseMahalanobisLearner):
+class ITMLSupervised(_ITMLSolver, SupervisedFromConstraints):
     """Information-theoretic metric learning from class labels (Davis et al., 2007).
 
     Draws same-class and different-class pairs from the labels
@@ -297,11 +295,7 @@ class ITMLSupervised(BaseMahalanobisLearner):
     True
     """
 
-    _parameter_constraints = {
-        **_PARAMS,
-        "n_constraints": [None, Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-    }
+    _parameter_constraints = {**_PARAMS, **N_CONSTRAINTS}
 
     def __init__(
         self,
@@ -320,10 +314,3 @@ class ITMLSupervised(BaseMahalanobisLearner):
         self.bounds = bounds
         self.n_constraints = n_constraints
         self.random_state = random_state
-
-    def _fit_components(self, X, y):
-        pairs, y_pairs = positive_negative_pairs(
-            y, self.n_constraints, random_state=self.random_state
-        )
-        M, extra = itml_solve(X[pairs], y_pairs == 1, **_itml_params(self))
-        return components_from_metric(M), extra

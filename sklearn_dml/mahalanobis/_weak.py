@@ -15,16 +15,21 @@ constraints from the labels (:mod:`sklearn_dml.constraints`) and calls the
 same solver.
 """
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
-from .._param_validation import StrOptions, validate_params
-from ._base import MahalanobisMixin
+from .._param_validation import Interval, StrOptions, validate_params
+from ..constraints import positive_negative_pairs
+from ._base import BaseMahalanobisLearner, MahalanobisMixin
 
 __all__ = ["BaseWeakMahalanobisLearner"]
 
 PREPROCESSOR_CONSTRAINT = [None, "array-like", "callable"]
+#: The ``n_constraints`` parameter of the supervised learners drawing constraints.
+N_CONSTRAINTS = {"n_constraints": [None, Interval(Integral, 1, None, closed="left")]}
 PRIOR_CONSTRAINT = [StrOptions({"identity", "covariance"}), "array-like"]
 
 #: The numpydoc entry of ``prior``, inserted in the learners' parameter blocks.
@@ -106,8 +111,49 @@ class BaseWeakMahalanobisLearner(MahalanobisMixin, BaseEstimator):
             raise
         return self
 
-    def _fit_tuples(self, features, labels):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _fit_tuples(self, features, labels):
+        same = None if labels is None else labels[0]
+        M, extra = self._solve(features, same)
+        return components_from_metric(M), extra
+
+
+class SupervisedFromConstraints(BaseMahalanobisLearner):
+    """Base of the ``<Name>Supervised`` learners: constraints drawn from labels.
+
+    A subclass derives from the learner's solver mixin (which gives
+    ``_solve(features, same)``, the one shared with the weak learner) and
+    from this class; ``_draw_constraints(X, y)`` returns the tuples of
+    features and the "same" mask (``None`` for triplets and quadruplets),
+    by default same-class and different-class pairs.
+    """
+
+    _parameter_constraints = {"random_state": ["random_state"]}
+
+    def _draw_constraints(self, X, y):
+        pairs, y_pairs = positive_negative_pairs(
+            y, self.n_constraints, random_state=self.random_state
+        )
+        return X[pairs], y_pairs == 1
+
+    def _fit_components(self, X, y):
+        features, same = self._draw_constraints(X, y)
+        M, extra = self._solve(features, same)
+        return components_from_metric(M), extra
+
+
+class SolverParamsMixin:
+    """``_solve(features, same)``: the learner's solver with its parameters.
+
+    A learner's solver mixin sets ``_solver`` (a ``staticmethod``
+    ``solver(features, same, **params)``) and ``_solver_params`` (the
+    names of the parameters forwarded to it).
+    """
+
+    _solver_params = ()
+
+    def _solve(self, features, same):
+        params = {name: getattr(self, name) for name in self._solver_params}
+        return self._solver(features, same, **params)
 
 
 def distinct_samples(features):
