@@ -18,6 +18,9 @@ module                    embedders
 ``_prototype``            class prototypes of the batch: ProtoTriplet, ICNN
 ``_distillation``         learning from other networks: RKD, mutual learning
 ``_probabilistic``        a distribution per sample: hedged instances
+``_weak``                 fitted on constraints (weak supervision): the
+                          contrastive loss on labelled pairs, the triplet
+                          loss on given triplets
 ``_method``               :class:`MethodEmbedder`, the base of the embedders
                           trained with one named loss
 ========================  ==================================================
@@ -61,6 +64,7 @@ from ._proxy import (
     SoftTripleEmbedder,
 )
 from ._ranking import FastAPEmbedder, HistogramEmbedder
+from ._weak import WeakContrastiveEmbedder, WeakTripletEmbedder
 
 __all__ = [
     "AngularEmbedder",
@@ -96,4 +100,6 @@ __all__ = [
     "TCMEmbedder",
     "TripletEmbedder",
     "TupletMarginEmbedder",
+    "WeakContrastiveEmbedder",
+    "WeakTripletEmbedder",
 ]

@@ -288,7 +288,7 @@ class ITMLSupervised(_ITMLSolver, SupervisedFromConstraints):
     >>> from sklearn.datasets import load_iris
     >>> from sklearn_dml.mahalanobis import ITMLSupervised
     >>> X, y = load_iris(return_X_y=True)
-    >>> itml = ITMLSupervised(random_state=0).fit(X, y)
+    >>> itml = ITMLSupervised(max_iter=50, random_state=0).fit(X, y)
     >>> itml.transform(X).shape
     (150, 4)
     >>> itml.score(X, y) > 0.8
