@@ -106,7 +106,7 @@ def lsml_solve(features, same, *, regularization, prior, max_iter, tol):
         G = (G + G.T) / 2
         norm2 = float((G * G).sum())
         if np.sqrt(norm2) < tol:
-            n_iter = it
+            n_iter = it + 1  # gradient evaluations
             break
         while True:
             candidate = M - step * G
@@ -115,7 +115,7 @@ def lsml_solve(features, same, *, regularization, prior, max_iter, tol):
                 break
             step /= 2
             if step < 1e-20:
-                return M, {"n_iter_": it}
+                return M, {"n_iter_": it + 1}
         M, value, step = candidate, new_value, step * 2
     return M, {"n_iter_": n_iter}
 

@@ -145,7 +145,7 @@ def _mmc_full(Vs, Vd, A, max_iter, max_proj, tol):
                 break
             step /= 2
             if step < 1e-20:
-                return A, it
+                return A, it + 1
         change = np.linalg.norm(candidate - A) / max(np.linalg.norm(A), 1e-300)
         A, value, step = candidate, new_value, step * 1.5
         if change < tol:
@@ -185,7 +185,7 @@ def _mmc_diagonal(Vs, Vd, w, max_iter, tol):
                 break
             t /= 2
         if not improved:
-            n_iter = it
+            n_iter = it + 1
             break
         decrease = value - new_value
         w, value = candidate, new_value

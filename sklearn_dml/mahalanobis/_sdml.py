@@ -67,7 +67,7 @@ register_doc(
     the problem is then unbounded below, which is why graphical lasso
     solvers fail on it (metric-learn's SDML stops with an error on iris).
     Here :math:`P` is first repaired: its eigenvalues are raised to at
-    least :math:`10^{-3}` times the largest one (the directions that
+    least :math:`10^{-3}` times the largest in absolute value (the directions that
     separate the classes keep the largest weights of :math:`M`). The
     repaired problem is solved by proximal gradient descent (G-ISTA [2]_):
     a gradient step on the smooth part, soft-thresholding of the
@@ -95,14 +95,8 @@ def sdml_matrix(features, same, balance_param, prior):
     K = (V * np.where(same, 1.0, -1.0)[:, None]).T @ V
     P = M0_inv + balance_param * K
     w, U = np.linalg.eigh((P + P.T) / 2)
-    top = w.max()
-    if top <= 0:
-        raise ValueError(
-            "SDML's matrix P = inv(prior) + balance_param * K has no positive "
-            "eigenvalue (the different-class pairs dominate everywhere); lower "
-            "balance_param."
-        )
-    return (U * np.maximum(w, _EIGENVALUE_FLOOR * top)) @ U.T
+    floor = _EIGENVALUE_FLOOR * max(np.abs(w).max(), np.finfo(np.float64).tiny)
+    return (U * np.maximum(w, floor)) @ U.T
 
 
 def graphical_lasso_ista(P, sparsity, *, max_iter=1000, tol=1e-6):
