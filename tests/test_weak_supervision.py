@@ -232,12 +232,13 @@ def test_tuple_loss_is_the_contrastive_loss_of_the_given_pairs_only():
     rng = np.random.default_rng(0)
     Z = torch.tensor(rng.normal(size=(6, 2, 3)))
     labels = torch.tensor([1, 0, 1, 0, 0, 1])
-    value = _TupleLoss(ContrastiveLoss(pos_margin=0.0, neg_margin=5.0), 2)(
+    value = _TupleLoss(ContrastiveLoss(pos_margin=0.0, neg_margin=1.5), 2)(
         Z.reshape(6, 6), labels
     )
-    d = np.linalg.norm((Z[:, 0] - Z[:, 1]).numpy(), axis=1)
+    U = Z.numpy() / np.linalg.norm(Z.numpy(), axis=2, keepdims=True)  # unit sphere
+    d = np.linalg.norm(U[:, 0] - U[:, 1], axis=1)
     same = labels.numpy() == 1
-    pos, neg = d[same], np.maximum(5.0 - d[~same], 0)
+    pos, neg = d[same], np.maximum(1.5 - d[~same], 0)
     expected = pos[pos > 0].mean() + neg[neg > 0].mean()
     assert float(value) == pytest.approx(expected, rel=1e-6)
 
