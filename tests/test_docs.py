@@ -32,6 +32,8 @@ PUBLIC_MODULES = [
     "sklearn_dml.plotting",
     "sklearn_dml.datasets",
     "sklearn_dml.mixup",
+    "sklearn_dml.mahalanobis",
+    "sklearn_dml.constraints",
 ]
 
 

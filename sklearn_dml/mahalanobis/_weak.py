@@ -49,6 +49,12 @@ class BaseWeakMahalanobisLearner(MahalanobisMixin, BaseEstimator):
     Subclasses put a constraint classifier mixin first in their bases,
     declare ``_parameter_constraints`` (merged with the base's, which holds
     ``preprocessor``) and implement ``_fit_tuples(features, labels)``.
+
+    Examples
+    --------
+    >>> from sklearn_dml.mahalanobis import ITML, BaseWeakMahalanobisLearner
+    >>> issubclass(ITML, BaseWeakMahalanobisLearner)
+    True
     """
 
     _parameter_constraints = {"preprocessor": PREPROCESSOR_CONSTRAINT}
