@@ -157,6 +157,15 @@ def itml_solve(features, same, *, gamma, max_iter, tol, prior, bounds):
     return M, {"bounds_": np.array([lower, upper]), "n_iter_": n_iter}
 
 
+register_doc(
+    "itml_references",
+    """
+    .. [1] J. V. Davis, B. Kulis, P. Jain, S. Sra and I. S. Dhillon,
+       "Information-Theoretic Metric Learning", ICML 2007.
+    """,
+)
+
+
 class _ITMLSolver(SolverParamsMixin):
     _solver = staticmethod(itml_solve)
     _solver_params = tuple(_PARAMS)
@@ -186,13 +195,7 @@ class ITML(_ITMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
         The bounds ``(lower, upper)`` used.
     n_iter_ : int
         Sweeps over the constraints run.
-    classes_ : ndarray of shape (2,)
-        The two pair labels seen in ``fit`` (different, same).
-    threshold_ : float
-        Distance threshold of :meth:`predict`, calibrated for accuracy on
-        the training pairs.
-    n_features_in_ : int
-        Number of features of the samples.
+    {pairs_learner_attributes}
 
     See Also
     --------
@@ -204,8 +207,7 @@ class ITML(_ITMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     References
     ----------
-    .. [1] J. V. Davis, B. Kulis, P. Jain, S. Sra and I. S. Dhillon,
-       "Information-Theoretic Metric Learning", ICML 2007.
+    {itml_references}
 
     Examples
     --------
@@ -252,12 +254,7 @@ class ITMLSupervised(_ITMLSolver, SupervisedFromConstraints):
     ----------
     {itml_params}
 
-    n_constraints : int, default=None
-        Pairs of each kind drawn from the labels; ``None`` draws
-        ``20 * n_classes**2``.
-
-    random_state : int, RandomState instance or None, default=None
-        Seed of the drawn pairs.
+    {drawn_pairs_params}
 
     Attributes
     ----------
@@ -280,8 +277,7 @@ class ITMLSupervised(_ITMLSolver, SupervisedFromConstraints):
 
     References
     ----------
-    .. [1] J. V. Davis, B. Kulis, P. Jain, S. Sra and I. S. Dhillon,
-       "Information-Theoretic Metric Learning", ICML 2007.
+    {itml_references}
 
     Examples
     --------

@@ -120,6 +120,16 @@ def lsml_solve(features, same, *, regularization, prior, max_iter, tol):
     return M, {"n_iter_": n_iter}
 
 
+register_doc(
+    "lsml_references",
+    """
+    .. [1] E. Y. Liu, Z. Guo, X. Zhang, V. Jojic and W. Wang, "Metric
+       Learning from Relative Comparisons by Minimizing Squared Residual",
+       ICDM 2012.
+    """,
+)
+
+
 class _LSMLSolver(SolverParamsMixin):
     _solver = staticmethod(lsml_solve)
     _solver_params = tuple(_PARAMS)
@@ -160,9 +170,7 @@ class LSML(_LSMLSolver, QuadrupletsClassifierMixin, BaseWeakMahalanobisLearner):
 
     References
     ----------
-    .. [1] E. Y. Liu, Z. Guo, X. Zhang, V. Jojic and W. Wang, "Metric
-       Learning from Relative Comparisons by Minimizing Squared Residual",
-       ICDM 2012.
+    {lsml_references}
 
     Examples
     --------
@@ -231,9 +239,7 @@ class LSMLSupervised(_LSMLSolver, SupervisedFromConstraints):
 
     References
     ----------
-    .. [1] E. Y. Liu, Z. Guo, X. Zhang, V. Jojic and W. Wang, "Metric
-       Learning from Relative Comparisons by Minimizing Squared Residual",
-       ICDM 2012.
+    {lsml_references}
 
     Examples
     --------

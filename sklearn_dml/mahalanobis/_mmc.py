@@ -211,6 +211,16 @@ def mmc_solve(features, same, *, max_iter, max_proj, tol, init, diagonal):
     return A, {"n_iter_": n_iter}
 
 
+register_doc(
+    "mmc_references",
+    """
+    .. [1] E. P. Xing, A. Y. Ng, M. I. Jordan and S. Russell, "Distance
+       Metric Learning, with Application to Clustering with
+       Side-Information", NIPS 2002.
+    """,
+)
+
+
 class _MMCSolver(SolverParamsMixin):
     _solver = staticmethod(mmc_solve)
     _solver_params = tuple(_PARAMS)
@@ -237,13 +247,7 @@ class MMC(_MMCSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Gradient (or Newton) steps run.
-    classes_ : ndarray of shape (2,)
-        The two pair labels seen in ``fit`` (different, same).
-    threshold_ : float
-        Distance threshold of :meth:`predict`, calibrated for accuracy on
-        the training pairs.
-    n_features_in_ : int
-        Number of features of the samples.
+    {pairs_learner_attributes}
 
     See Also
     --------
@@ -255,9 +259,7 @@ class MMC(_MMCSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     References
     ----------
-    .. [1] E. P. Xing, A. Y. Ng, M. I. Jordan and S. Russell, "Distance
-       Metric Learning, with Application to Clustering with
-       Side-Information", NIPS 2002.
+    {mmc_references}
 
     Examples
     --------
@@ -302,12 +304,7 @@ class MMCSupervised(_MMCSolver, SupervisedFromConstraints):
     ----------
     {mmc_params}
 
-    n_constraints : int, default=None
-        Pairs of each kind drawn from the labels; ``None`` draws
-        ``20 * n_classes**2``.
-
-    random_state : int, RandomState instance or None, default=None
-        Seed of the drawn pairs.
+    {drawn_pairs_params}
 
     Attributes
     ----------
@@ -328,9 +325,7 @@ class MMCSupervised(_MMCSolver, SupervisedFromConstraints):
 
     References
     ----------
-    .. [1] E. P. Xing, A. Y. Ng, M. I. Jordan and S. Russell, "Distance
-       Metric Learning, with Application to Clustering with
-       Side-Information", NIPS 2002.
+    {mmc_references}
 
     Examples
     --------

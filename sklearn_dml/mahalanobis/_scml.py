@@ -273,6 +273,15 @@ def scml_solve(
     return M, {"basis_": B, "weights_": best_w, "n_iter_": max_iter}
 
 
+register_doc(
+    "scml_references",
+    """
+    .. [1] Y. Shi, A. Bellet and F. Sha, "Sparse Compositional Metric
+       Learning", AAAI 2014.
+    """,
+)
+
+
 class _SCMLSolver(SolverParamsMixin):
     _solver = staticmethod(scml_solve)
     _solver_params = ("basis", *_PARAMS)
@@ -316,8 +325,7 @@ class SCML(_SCMLSolver, TripletsClassifierMixin, BaseWeakMahalanobisLearner):
 
     References
     ----------
-    .. [1] Y. Shi, A. Bellet and F. Sha, "Sparse Compositional Metric
-       Learning", AAAI 2014.
+    {scml_references}
 
     Examples
     --------
@@ -394,8 +402,7 @@ class SCMLSupervised(_SCMLSolver, SupervisedFromConstraints):
 
     References
     ----------
-    .. [1] Y. Shi, A. Bellet and F. Sha, "Sparse Compositional Metric
-       Learning", AAAI 2014.
+    {scml_references}
 
     Examples
     --------

@@ -155,6 +155,19 @@ def sdml_solve(features, same, *, balance_param, sparsity_param, prior, max_iter
     return M, {"n_iter_": n_iter}
 
 
+register_doc(
+    "sdml_references",
+    """
+    .. [1] G.-J. Qi, J. Tang, Z.-J. Zha, T.-S. Chua and H.-J. Zhang, "An
+       Efficient Sparse Metric Learning in High-Dimensional Space via
+       l1-Penalized Log-Determinant Regularization", ICML 2009.
+    .. [2] D. Guillot, B. Rajaratnam, B. T. Rolfs, A. Maleki and I. Wong,
+       "Iterative Thresholding Algorithm for Sparse Inverse Covariance
+       Estimation", NIPS 2012.
+    """,
+)
+
+
 class _SDMLSolver(SolverParamsMixin):
     _solver = staticmethod(sdml_solve)
     _solver_params = tuple(_PARAMS)
@@ -181,13 +194,7 @@ class SDML(_SDMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Proximal gradient steps run.
-    classes_ : ndarray of shape (2,)
-        The two pair labels seen in ``fit`` (different, same).
-    threshold_ : float
-        Distance threshold of :meth:`predict`, calibrated for accuracy on
-        the training pairs.
-    n_features_in_ : int
-        Number of features of the samples.
+    {pairs_learner_attributes}
 
     See Also
     --------
@@ -199,12 +206,7 @@ class SDML(_SDMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     References
     ----------
-    .. [1] G.-J. Qi, J. Tang, Z.-J. Zha, T.-S. Chua and H.-J. Zhang, "An
-       Efficient Sparse Metric Learning in High-Dimensional Space via
-       l1-Penalized Log-Determinant Regularization", ICML 2009.
-    .. [2] D. Guillot, B. Rajaratnam, B. T. Rolfs, A. Maleki and I. Wong,
-       "Iterative Thresholding Algorithm for Sparse Inverse Covariance
-       Estimation", NIPS 2012.
+    {sdml_references}
 
     Examples
     --------
@@ -249,12 +251,7 @@ class SDMLSupervised(_SDMLSolver, SupervisedFromConstraints):
     ----------
     {sdml_params}
 
-    n_constraints : int, default=None
-        Pairs of each kind drawn from the labels; ``None`` draws
-        ``20 * n_classes**2``.
-
-    random_state : int, RandomState instance or None, default=None
-        Seed of the drawn pairs.
+    {drawn_pairs_params}
 
     Attributes
     ----------
@@ -275,12 +272,7 @@ class SDMLSupervised(_SDMLSolver, SupervisedFromConstraints):
 
     References
     ----------
-    .. [1] G.-J. Qi, J. Tang, Z.-J. Zha, T.-S. Chua and H.-J. Zhang, "An
-       Efficient Sparse Metric Learning in High-Dimensional Space via
-       l1-Penalized Log-Determinant Regularization", ICML 2009.
-    .. [2] D. Guillot, B. Rajaratnam, B. T. Rolfs, A. Maleki and I. Wong,
-       "Iterative Thresholding Algorithm for Sparse Inverse Covariance
-       Estimation", NIPS 2012.
+    {sdml_references}
 
     Examples
     --------

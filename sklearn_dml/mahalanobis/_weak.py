@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
+from .._docstrings import register_doc
 from .._param_validation import Interval, StrOptions, validate_params
 from ..constraints import positive_negative_pairs
 from ._base import BaseMahalanobisLearner, MahalanobisMixin
@@ -41,6 +42,32 @@ PRIOR_DOC = """
         ``1e-10`` times its trace to be strictly positive definite), or a
         symmetric positive definite matrix.
 """
+
+
+register_doc(
+    "pairs_learner_attributes",
+    """
+    classes_ : ndarray of shape (2,)
+        The two pair labels seen in ``fit`` (different, same).
+    threshold_ : float
+        Distance threshold of :meth:`predict`, calibrated for accuracy on
+        the training pairs.
+    n_features_in_ : int
+        Number of features of the samples.
+    """,
+)
+
+register_doc(
+    "drawn_pairs_params",
+    """
+    n_constraints : int, default=None
+        Pairs of each kind drawn from the labels; ``None`` draws
+        ``20 * n_classes**2``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seed of the drawn pairs.
+    """,
+)
 
 
 class BaseWeakMahalanobisLearner(MahalanobisMixin, BaseEstimator):
