@@ -66,7 +66,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Returns
         -------
-        M : ndarray of shape (n_features_in_, n_features_in_)
+        M : ndarray of shape (n_features, n_features)
             Symmetric positive semi-definite; the squared learned distance of
             ``x`` and ``x'`` is ``(x - x') @ M @ (x - x')``.
         """

@@ -189,7 +189,7 @@ class ITML(_ITMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     bounds_ : ndarray of shape (2,)
         The bounds ``(lower, upper)`` used.
@@ -258,7 +258,7 @@ class ITMLSupervised(_ITMLSolver, SupervisedFromConstraints):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     bounds_ : ndarray of shape (2,)
         The bounds ``(lower, upper)`` used.

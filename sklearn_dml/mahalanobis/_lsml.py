@@ -153,7 +153,7 @@ class LSML(_LSMLSolver, QuadrupletsClassifierMixin, BaseWeakMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Gradient steps run.
@@ -222,7 +222,7 @@ class LSMLSupervised(_LSMLSolver, SupervisedFromConstraints):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Gradient steps run.

@@ -243,7 +243,7 @@ class MMC(_MMCSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Gradient (or Newton) steps run.
@@ -308,7 +308,7 @@ class MMCSupervised(_MMCSolver, SupervisedFromConstraints):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Gradient (or Newton) steps run.

@@ -304,9 +304,9 @@ class SCML(_SCMLSolver, TripletsClassifierMixin, BaseWeakMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
-    basis_ : ndarray of shape (n_basis, n_features_in_)
+    basis_ : ndarray of shape (n_basis, n_features)
         The bases :math:`b_k`.
     weights_ : ndarray of shape (n_basis,)
         Their learned non-negative weights (sparse).
@@ -381,9 +381,9 @@ class SCMLSupervised(_SCMLSolver, SupervisedFromConstraints):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
-    basis_ : ndarray of shape (n_basis, n_features_in_)
+    basis_ : ndarray of shape (n_basis, n_features)
         The bases :math:`b_k`.
     weights_ : ndarray of shape (n_basis,)
         Their learned non-negative weights (sparse).

@@ -190,7 +190,7 @@ class SDML(_SDMLSolver, PairsClassifierMixin, BaseWeakMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Proximal gradient steps run.
@@ -255,7 +255,7 @@ class SDMLSupervised(_SDMLSolver, SupervisedFromConstraints):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L`` the learned Mahalanobis matrix.
     n_iter_ : int
         Proximal gradient steps run.
