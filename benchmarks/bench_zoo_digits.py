@@ -27,7 +27,14 @@ from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 
 
 def _estimators():
-    return sorted(n for n in sklearn_dml.__all__ if n.endswith("Embedder"))
+    """The embedders fitted on labelled samples (not TLDR, not the weak ones)."""
+    return sorted(
+        n
+        for n in sklearn_dml.__all__
+        if n.endswith("Embedder")
+        and issubclass(getattr(sklearn_dml, n), sklearn_dml.BaseDeepMetricLearner)
+        and not n.startswith("Weak")
+    )
 
 
 def _scores(embeddings, labels):

@@ -94,12 +94,15 @@ class _EmbeddingDistance:
         return f"<embedding distance on {self.n_features} features>"
 
 
-def _same_mask(y_same, n_pairs):
-    """Turn bool, {0, 1} or {-1, 1} labels into a boolean "same" mask."""
+def _same_mask(y_same, n_pairs, name="y_same"):
+    """Turn bool, {0, 1} or {-1, 1} labels into a boolean "same" mask.
+
+    ``name`` is the argument's name in the error messages.
+    """
     y = np.asarray(y_same)
     if y.ndim != 1 or y.shape[0] != n_pairs:
         raise ValueError(
-            f"y_same must be a 1-D array with one label per pair ({n_pairs}), got "
+            f"{name} must be a 1-D array with one label per pair ({n_pairs}), got "
             f"shape {y.shape}."
         )
     if y.dtype == bool:
@@ -111,7 +114,7 @@ def _same_mask(y_same, n_pairs):
         )
         if not ok:
             raise ValueError(
-                "y_same must hold booleans, {0, 1} or {-1, 1} (1/True for a "
+                f"{name} must hold booleans, {{0, 1}} or {{-1, 1}} (1/True for a "
                 f"same-class pair); got the values {values.tolist()[:5]}."
             )
         same = y == 1
@@ -119,8 +122,8 @@ def _same_mask(y_same, n_pairs):
     if n_same == 0 or n_same == n_pairs:
         kind = "same-class" if n_same else "different-class"
         raise ValueError(
-            f"y_same holds only {kind} pairs; calibrating a threshold needs both "
-            "same-class and different-class pairs."
+            f"{name} holds only {kind} pairs; both same-class and different-class "
+            "pairs are needed."
         )
     return same
 

@@ -26,12 +26,27 @@ LAYERS = [
     ),
     (
         "components",
-        ["distances", "miners", "losses", "backbones", "samplers", "mixup"],
+        [
+            "distances",
+            "miners",
+            "losses",
+            "backbones",
+            "samplers",
+            "mixup",
+            "constraints",
+        ],
     ),
     ("training and metrics", ["training", "metrics"]),
     (
         "estimators",
-        ["_verification", "_shared_parameters", "base", "embedders", "mahalanobis"],
+        [
+            "_verification",
+            "_constraint_classifiers",
+            "_shared_parameters",
+            "base",
+            "embedders",
+            "mahalanobis",
+        ],
     ),
     (
         "applications",

@@ -20,6 +20,9 @@ module                    embedders
 ``_distillation``         learning from other networks: RKD, mutual learning
 ``_probabilistic``        a distribution per sample: hedged instances
 ``_label_free``           no labels: :class:`TLDREmbedder`
+``_weak``                 fitted on constraints (weak supervision): the
+                          contrastive loss on labelled pairs, the triplet
+                          loss on given triplets
 ``_method``               :class:`MethodEmbedder`, the base of the embedders
                           trained with one named loss
 ========================  ==================================================
@@ -68,6 +71,7 @@ from ._proxy import (
     SoftTripleEmbedder,
 )
 from ._ranking import FastAPEmbedder, HistogramEmbedder
+from ._weak import WeakContrastiveEmbedder, WeakTripletEmbedder
 
 __all__ = [
     "AngularEmbedder",
@@ -105,4 +109,6 @@ __all__ = [
     "TLDREmbedder",
     "TripletEmbedder",
     "TupletMarginEmbedder",
+    "WeakContrastiveEmbedder",
+    "WeakTripletEmbedder",
 ]

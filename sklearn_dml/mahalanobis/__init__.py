@@ -1,4 +1,4 @@
-"""Linear (Mahalanobis) metric learners, solved in PyTorch.
+"""Linear (Mahalanobis) metric learners.
 
 Every learner fits a linear map ``L`` (``components_``) so that Euclidean
 distances after ``transform`` are the learned Mahalanobis distances
@@ -6,9 +6,34 @@ distances after ``transform`` are the learned Mahalanobis distances
 ``L^T L``. They share the pair API of the deep embedders (``pair_distance``,
 ``pair_score``, ``get_metric``, ``calibrate_threshold``) and score with
 MAP@R.
+
+The weakly supervised learners (ITML, MMC, SDML on pairs; SCML on triplets;
+LSML on quadruplets) are fitted on constraints; each has a ``<Name>Supervised``
+counterpart that draws its constraints from class labels.
 """
 
 from ._base import BaseMahalanobisLearner, MahalanobisMixin
 from ._covariance import Covariance
+from ._itml import ITML, ITMLSupervised
+from ._lsml import LSML, LSMLSupervised
+from ._mmc import MMC, MMCSupervised
+from ._scml import SCML, SCMLSupervised
+from ._sdml import SDML, SDMLSupervised
+from ._weak import BaseWeakMahalanobisLearner
 
-__all__ = ["BaseMahalanobisLearner", "Covariance", "MahalanobisMixin"]
+__all__ = [
+    "BaseMahalanobisLearner",
+    "BaseWeakMahalanobisLearner",
+    "Covariance",
+    "ITML",
+    "ITMLSupervised",
+    "LSML",
+    "LSMLSupervised",
+    "MMC",
+    "MMCSupervised",
+    "MahalanobisMixin",
+    "SCML",
+    "SCMLSupervised",
+    "SDML",
+    "SDMLSupervised",
+]

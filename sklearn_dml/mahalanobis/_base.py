@@ -50,6 +50,15 @@ class MahalanobisMixin(PairVerificationMixin):
 
     A class using the mixin sets ``components_`` (array of shape
     ``(n_components, n_features_in_)``) and ``n_features_in_`` when fitted.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_dml.mahalanobis import Covariance, MahalanobisMixin
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cov = Covariance().fit(X)
+    >>> isinstance(cov, MahalanobisMixin), cov.get_mahalanobis_matrix().shape
+    (True, (4, 4))
     """
 
     def get_mahalanobis_matrix(self):
@@ -57,7 +66,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Returns
         -------
-        M : ndarray of shape (n_features_in_, n_features_in_)
+        M : ndarray of shape (n_features, n_features)
             Symmetric positive semi-definite; the squared learned distance of
             ``x`` and ``x'`` is ``(x - x') @ M @ (x - x')``.
         """
@@ -118,6 +127,12 @@ class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
     the labels or targets ``y`` (after ``_check_targets``); it returns
     ``components_`` or ``(components_, extra)``, where ``extra`` is a dict
     of further fitted attributes (``n_iter_``, ``objective_``, ...).
+
+    Examples
+    --------
+    >>> from sklearn_dml.mahalanobis import BaseMahalanobisLearner, Covariance
+    >>> issubclass(Covariance, BaseMahalanobisLearner)
+    True
     """
 
     #: Subclasses with an ``n_components`` parameter add
