@@ -241,6 +241,8 @@ def _one_batch(component):
         (losses.RKDLoss, losses.RKDDistanceLoss, losses.RKDAngleLoss),
     ):
         component(EMBEDDINGS, EMBEDDINGS[:, :2])
+    elif isinstance(component, losses.BarlowTwinsLoss):  # two views of a batch
+        component(EMBEDDINGS, EMBEDDINGS.flip(0))
     else:
         component(EMBEDDINGS, LABELS)
 

@@ -68,6 +68,17 @@ def test_no_embedder_writes_its_own_init():
     written = []
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):
+            # The embedders on the shared base get a generated __init__;
+            # TLDREmbedder (label-free) is a standalone estimator.
+            cls = (
+                getattr(sklearn_dml, node.name, None)
+                if isinstance(node, ast.ClassDef)
+                else None
+            )
+            if cls is not None and not issubclass(
+                cls, sklearn_dml.BaseDeepMetricLearner
+            ):
+                continue
             if isinstance(node, ast.ClassDef) and node.name.endswith("Embedder"):
                 if any(
                     isinstance(f, ast.FunctionDef) and f.name == "__init__"
