@@ -10,5 +10,19 @@ MAP@R.
 
 from ._base import BaseMahalanobisLearner, MahalanobisMixin
 from ._covariance import Covariance
+from ._lfda import LFDA
+from ._lmnn import LMNN
+from ._mlkr import MLKR
+from ._nca import LinearNCA
+from ._rca import RCA
 
-__all__ = ["BaseMahalanobisLearner", "Covariance", "MahalanobisMixin"]
+__all__ = [
+    "LFDA",
+    "LMNN",
+    "MLKR",
+    "RCA",
+    "BaseMahalanobisLearner",
+    "Covariance",
+    "LinearNCA",
+    "MahalanobisMixin",
+]
