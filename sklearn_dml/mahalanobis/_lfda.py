@@ -130,16 +130,18 @@ default="weighted"
     directions are the generalised eigenvectors :math:`S^{(lb)} \varphi =
     \lambda S^{(lw)} \varphi` of the ``n_components`` largest eigenvalues,
     which maximise :math:`\mathrm{tr}((T^\top S^{(lw)} T)^{-1} T^\top
-    S^{(lb)} T)`. As in the paper's reference implementation they are
-    :math:`S^{(lw)}`-normalised (:math:`\varphi^\top S^{(lw)} \varphi = 1`),
-    which makes the learned metric independent of an invertible linear
-    change of the input coordinates. Where metric-learn 0.7's ``LFDA``
-    differs, this class follows the paper: the local scaling uses the 7th
-    neighbour (metric-learn uses ``min(7, n_features - 1)``), the
-    eigenvectors are :math:`S^{(lw)}`-normalised (metric-learn scales them
-    to unit Euclidean norm, which depends on the coordinates), and the
-    problem is solved as a symmetric-definite one (metric-learn's fallback
-    to :func:`scipy.linalg.eig` returns complex or NaN components when
+    S^{(lb)} T)`. They are :math:`S^{(lw)}`-normalised
+    (:math:`\varphi^\top S^{(lw)} \varphi = 1`): the local within-class
+    spread along each direction is one. Where metric-learn 0.7's ``LFDA``
+    differs, this class follows the paper: :math:`\sigma_i` is the distance
+    of :math:`x_i` to its 7th nearest same-class neighbour (metric-learn
+    uses ``min(7, n_features - 1)`` neighbours and reads the distances
+    along the wrong axis of a partially sorted matrix, so its
+    :math:`\sigma_i` is not a distance from :math:`x_i`), the local
+    between-class scatter is that of the definition above (metric-learn's
+    differs from it even with the same :math:`\sigma`), and the problem is
+    solved as a symmetric-definite one (metric-learn falls back to
+    :func:`scipy.linalg.eig`, which returns complex or NaN components when
     :math:`S^{(lw)}` is singular, as on ``load_digits``).
 
     References

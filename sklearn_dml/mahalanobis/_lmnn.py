@@ -21,6 +21,10 @@ from ._solvers import (
 
 __all__ = ["LMNN"]
 
+#: Below this fraction of active (anchor, impostor) pairs in a block, their
+#: distances are gathered pair by pair rather than through dense products.
+_SPARSE_FRACTION = 1 / 16
+
 
 def _lmnn_auto_init(n_components, n_features):
     # The paper starts from the Euclidean metric, in which the target
@@ -65,9 +69,16 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
             active = (D < 1.0 + d_target[:, j, None]) & different
             per_impostor += active
             per_target[:, j] = active.sum(1)
-    push = (per_target * (1.0 + d_target)).sum() - weighted_pair_sum(
-        Z, rows, per_impostor
-    )
+        anchor, impostor = per_impostor.nonzero(as_tuple=True)
+        sparse = len(anchor) < _SPARSE_FRACTION * per_impostor.numel()
+    if sparse:
+        # Few active impostors (the usual case once training has started):
+        # their distances directly, in O(pairs x n_components).
+        gap = Z[rows[anchor]] - Z[impostor]
+        impostor_term = (per_impostor[anchor, impostor] * (gap * gap).sum(1)).sum()
+    else:
+        impostor_term = weighted_pair_sum(Z, rows, per_impostor)
+    push = (per_target * (1.0 + d_target)).sum() - impostor_term
     return (1.0 - push_weight) * d_target.sum() + push_weight * push
 
 
@@ -180,7 +191,7 @@ class LMNN(BaseMahalanobisLearner):
         tol=1e-5,
         solver="auto",
         batch_size=256,
-        learning_rate=0.01,
+        learning_rate=0.003,
         device="auto",
         verbose=0,
         random_state=None,

@@ -128,7 +128,7 @@ class MLKR(BaseMahalanobisLearner):
         tol=1e-5,
         solver="auto",
         batch_size=256,
-        learning_rate=0.01,
+        learning_rate=0.003,
         device="auto",
         verbose=0,
         random_state=None,

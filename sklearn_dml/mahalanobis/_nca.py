@@ -119,7 +119,7 @@ class LinearNCA(BaseMahalanobisLearner):
         tol=1e-5,
         solver="auto",
         batch_size=256,
-        learning_rate=0.01,
+        learning_rate=0.003,
         device="auto",
         verbose=0,
         random_state=None,

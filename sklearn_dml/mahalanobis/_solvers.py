@@ -55,7 +55,7 @@ _BLOCK_ELEMENTS = 2**22
 _PATIENCE = 3
 
 #: ``solver="auto"`` takes full L-BFGS passes up to this many samples.
-_LBFGS_MAX_SAMPLES = 5000
+_LBFGS_MAX_SAMPLES = 50_000
 
 ITERATIVE_CONSTRAINTS = {
     "n_components": N_COMPONENTS_CONSTRAINT,
@@ -85,11 +85,12 @@ register_doc(
         ``"lbfgs"``: full-batch L-BFGS on the exact objective, evaluated in
         blocks of anchors so that memory stays bounded. ``"adam"``: Adam
         steps on mini-batches of ``batch_size`` anchors, each compared with
-        all samples (an unbiased gradient of the same objective). ``"auto"``
-        uses L-BFGS up to 5,000 samples and Adam beyond.
+        all samples (an unbiased gradient of the same objective), for data
+        too large for full passes. ``"auto"`` uses L-BFGS up to 50,000
+        samples and Adam beyond.
     batch_size : int, default=256
         Anchors per Adam step (``solver="adam"`` only).
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.003
         Adam's step size (``solver="adam"`` only).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Torch device for the optimisation: ``"auto"`` (CUDA when
