@@ -5,17 +5,20 @@ Run ``python benchmarks/classical.py`` (options: ``--only LMNN RCA``,
 ``--datasets iris digits``, ``--repeats 3``, ``--cap-seconds 120``,
 ``--cap-gb 4``, ``--out benchmarks/results/classical``).
 
-Every fit runs in a fresh subprocess (one thread) that loads the data,
-standardises it on the training part, fits one learner and writes the
-embeddings back; the parent scores them. In each subprocess:
+Each library runs in its own worker subprocess (one thread), started afresh
+for every learner and dataset; for each fit it loads the data, standardises
+it on the training part, fits and writes the embeddings back, which the
+parent scores. In each worker:
 
 * fit time: ``time.perf_counter`` around ``fit`` only (imports and data
   loading excluded); on the small sets the median of ``--repeats`` runs,
   ours and metric-learn's interleaved;
 * peak memory: the process's resident-set high-water mark during ``fit``
   minus its resident set just before it (Linux ``/proc/self/status``; the
-  mark is reset before the fit through ``/proc/self/clear_refs``), the same
-  measurement for both libraries;
+  mark is reset before each fit through ``/proc/self/clear_refs``), the same
+  measurement for both libraries; the largest over the runs, which is the
+  first (a fresh process: on small data, mostly what the libraries load or
+  initialise lazily during a first fit);
 * caps: the parent kills a fit past ``--cap-seconds`` or ``--cap-gb`` of
   resident memory and records it as such.
 
@@ -41,6 +44,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -135,29 +139,17 @@ def _status_kib(field):
     return 0
 
 
-def worker(spec_path):
-    """Fit one learner as described by the JSON spec; write embeddings."""
-    spec = json.loads(Path(spec_path).read_text())
-    X_tr, y_tr, X_ev, y_ev = split(spec["dataset"], spec["protocol"])
-    if spec["side"] == "ours":
-        import torch
-
-        torch.set_num_threads(1)
-        from sklearn_dml import mahalanobis as library
-    else:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from metric_learn_compat import load_metric_learn
-
-        library = load_metric_learn()
+def _fit_and_embed(library, spec):
+    """Fit one learner as described by ``spec``; write its embeddings."""
     import warnings
 
-    if spec["learner"] != "Euclidean":
-        name, kwargs = spec["estimator"]
-        estimator = getattr(library, name)(**kwargs, **spec["params"])
+    X_tr, y_tr, X_ev, y_ev = split(spec["dataset"], spec["protocol"])
     target = y_tr.astype(np.float64) if spec["learner"] == "MLKR" else y_tr
     if spec["learner"] == "Euclidean":
         fit_seconds, peak, Z_tr, Z_ev, n_iter = 0.0, 0, X_tr, X_ev, None
     else:
+        name, kwargs = spec["estimator"]
+        estimator = getattr(library, name)(**kwargs, **spec["params"])
         try:
             Path("/proc/self/clear_refs").write_text("5")  # reset the HWM
         except OSError:
@@ -184,6 +176,30 @@ def worker(spec_path):
     )
 
 
+def worker(side):
+    """Serve fits of one library: a JSON spec per line in, a status line out."""
+    protocol = os.fdopen(os.dup(1), "w")
+    sys.stdout = sys.stderr  # anything the libraries print stays off the protocol
+    if side == "ours":
+        import torch
+
+        torch.set_num_threads(1)
+        from sklearn_dml import mahalanobis as library
+    else:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from metric_learn_compat import load_metric_learn
+
+        library = load_metric_learn()
+    for line in sys.stdin:
+        try:
+            _fit_and_embed(library, json.loads(line))
+            status = "ok"
+        except Exception as error:  # reported to the parent, which records it
+            status = f"error: {type(error).__name__}: {error}".replace("\n", " ")
+        protocol.write(status + "\n")
+        protocol.flush()
+
+
 # ---------------------------------------------------------------- parent
 def _rss_gib(pid):
     try:
@@ -201,59 +217,82 @@ def _settings(learner, side, dataset):
     return LEARNERS[learner].get(key, {}).get(dataset, {})
 
 
-def run_one(learner, side, dataset, protocol, cap_seconds, cap_gb):
-    """One fit in a subprocess; a dict of results, or of the cap it hit.
+class Worker:
+    """A worker subprocess of one library, fed one fit at a time."""
 
-    The caps bound metric-learn's fits; ours run to the end (up to
-    OURS_CAP_SECONDS), so that each row has a result to compare.
-    """
-    if side == "ours":
-        cap_seconds, cap_gb = max(cap_seconds, OURS_CAP_SECONDS), max(cap_gb, 16.0)
-    key = "ours" if side == "ours" else "theirs"
-    estimator = LEARNERS[learner][key]
-    params = _settings(learner, side, dataset)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.npz"
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(
-            json.dumps(
-                {
-                    "learner": learner,
-                    "side": side,
-                    "dataset": dataset,
-                    "protocol": protocol,
-                    "estimator": estimator,
-                    "params": params,
-                    "out": str(out),
-                }
-            )
-        )
+    def __init__(self, side):
+        self.side, self.process = side, None
+
+    def _start(self):
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["PYTHONPATH"] = str(ROOT)
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(spec)],
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", self.side],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
-        start, failure, peak_rss = time.monotonic(), None, 0.0
-        while process.poll() is None:
-            time.sleep(0.2)
-            peak_rss = max(peak_rss, _rss_gib(process.pid))
-            if time.monotonic() - start > cap_seconds:
-                failure = f"over {cap_seconds:.0f} s"
-            elif peak_rss > cap_gb:
-                failure = f"over {cap_gb:g} GB"
-            if failure:
-                process.kill()
-                process.wait()
-                return {"failed": failure}
-        if process.returncode != 0:
-            message = process.stderr.read().decode().strip().splitlines()
-            return {"failed": "error: " + (message[-1] if message else "?")[:60]}
-        with np.load(out) as data:
-            return {key: data[key] for key in data.files}
+
+    def close(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def run(self, spec, cap_seconds, cap_gb):
+        """Results of one fit, or ``{"failed": why}`` (the worker is killed
+        when it passes a cap)."""
+        if self.process is None:
+            self._start()
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = dict(spec, out=str(Path(tmp) / "result.npz"))
+            self.process.stdin.write(json.dumps(spec) + "\n")
+            self.process.stdin.flush()
+            reply = []
+            reader = threading.Thread(
+                target=lambda: reply.append(self.process.stdout.readline()),
+                daemon=True,
+            )
+            reader.start()
+            start, peak = time.monotonic(), 0.0
+            while reader.is_alive():
+                reader.join(0.2)
+                peak = max(peak, _rss_gib(self.process.pid))
+                failure = None
+                if time.monotonic() - start > cap_seconds:
+                    failure = f"over {cap_seconds:.0f} s"
+                elif peak > cap_gb:
+                    failure = f"over {cap_gb:g} GB"
+                if failure:
+                    self.close()
+                    return {"failed": failure}
+            status = reply[0].strip() if reply and reply[0] else "error: worker died"
+            if status != "ok":
+                return {"failed": status[:60]}
+            with np.load(spec["out"]) as data:
+                return {key: data[key] for key in data.files}
+
+
+def _spec(learner, side, dataset, protocol):
+    key = "ours" if side == "ours" else "theirs"
+    return {
+        "learner": learner,
+        "dataset": dataset,
+        "protocol": protocol,
+        "estimator": LEARNERS[learner][key],
+        "params": _settings(learner, side, dataset),
+    }
+
+
+def _caps(side, cap_seconds, cap_gb):
+    """The caps bound metric-learn's fits; ours run to the end (up to
+    OURS_CAP_SECONDS), so that each row has a result to compare."""
+    if side == "ours":
+        return max(cap_seconds, OURS_CAP_SECONDS), max(cap_gb, 16.0)
+    return cap_seconds, cap_gb
 
 
 def score(result, protocol):
@@ -284,38 +323,45 @@ def benchmark(learners, datasets, repeats, cap_seconds, cap_gb, log):
             sides = ["ours"] + (
                 ["metric-learn"] if "theirs" in LEARNERS[learner] else []
             )
-            runs = repeats if dataset in SMALL else 1
+            workers = {side: Worker(side) for side in sides}
+            runs = repeats if dataset in SMALL and learner != "Euclidean" else 1
             record = {side: {"seconds": [], "peak_mib": []} for side in sides}
-            for _ in range(runs):  # interleaved: ours, theirs, ours, theirs, ...
+            try:
+                for _ in range(runs):  # interleaved: ours, theirs, ours, ...
+                    for side in sides:
+                        if "failed" in record[side]:
+                            continue
+                        result = workers[side].run(
+                            _spec(learner, side, dataset, "closed"),
+                            *_caps(side, cap_seconds, cap_gb),
+                        )
+                        if "failed" in result:
+                            record[side]["failed"] = result["failed"]
+                            continue
+                        record[side]["seconds"].append(float(result["seconds"]))
+                        record[side]["peak_mib"].append(float(result["peak_mib"]))
+                        record[side]["n_iter"] = int(result["n_iter"])
+                        record[side].update(score(result, "closed"))
                 for side in sides:
-                    if "failed" in record[side]:
-                        continue
-                    result = run_one(
-                        learner, side, dataset, "closed", cap_seconds, cap_gb
-                    )
-                    if "failed" in result:
-                        record[side]["failed"] = result["failed"]
-                        continue
-                    record[side]["seconds"].append(float(result["seconds"]))
-                    record[side]["peak_mib"].append(float(result["peak_mib"]))
-                    record[side]["n_iter"] = int(result["n_iter"])
-                    record[side].update(score(result, "closed"))
-            for side in sides:
-                entry = record[side]
-                if n_classes >= 4 and "failed" not in entry:
-                    result = run_one(
-                        learner, side, dataset, "unseen", cap_seconds, cap_gb
-                    )
-                    entry.update(
-                        {"unseen_failed": result["failed"]}
-                        if "failed" in result
-                        else score(result, "unseen")
-                    )
-                row = {"dataset": dataset, "learner": learner, "library": side}
-                row.update(entry)
-                row["params"] = _settings(learner, side, dataset)
-                rows.append(row)
-                log(row)
+                    entry = record[side]
+                    if n_classes >= 4 and "failed" not in entry:
+                        result = workers[side].run(
+                            _spec(learner, side, dataset, "unseen"),
+                            *_caps(side, cap_seconds, cap_gb),
+                        )
+                        entry.update(
+                            {"unseen_failed": result["failed"]}
+                            if "failed" in result
+                            else score(result, "unseen")
+                        )
+                    row = {"dataset": dataset, "learner": learner, "library": side}
+                    row.update(entry)
+                    row["params"] = _settings(learner, side, dataset)
+                    rows.append(row)
+                    log(row)
+            finally:
+                for worker_process in workers.values():
+                    worker_process.close()
     return rows
 
 
@@ -331,7 +377,8 @@ def markdown(rows, args):
         f"Python {platform.python_version()}, one thread per fit (CPU). "
         f"Fit time: median of {args.repeats} interleaved runs on iris, wine, "
         "breast cancer and digits, one run on synthetic20k. Peak memory: the "
-        "rise of the fitting process's resident set during `fit`. Caps: "
+        "rise of the resident set of a fresh worker process during its first "
+        "`fit` (lazy imports and initialisation included). Caps: "
         f"{args.cap_seconds:.0f} s and {args.cap_gb:g} GB per fit. Inputs "
         "standardised on the training part. Closed set: stratified 70/30 split, "
         "5-NN accuracy and MAP@R of test queries against the training samples. "
