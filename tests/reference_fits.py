@@ -34,7 +34,9 @@ def cases():
             early_stopping=True, validation_fraction=0.2, **SMALL
         ),
         "contrastive_procsim": dml.ContrastiveEmbedder(procsim=True, **SMALL),
-        "multi_similarity_mixup": dml.MultiSimilarityEmbedder(mixup="embedding", **SMALL),
+        "multi_similarity_mixup": dml.MultiSimilarityEmbedder(
+            mixup="embedding", **SMALL
+        ),
         "proxy_anchor": dml.ProxyAnchorEmbedder(**SMALL),
         "supcon_nested": dml.SupConEmbedder(nested_dims=(2, 4), **SMALL),
         "arcface_energy_confusion": dml.ArcFaceEmbedder(energy_confusion=0.5, **SMALL),
@@ -47,7 +49,10 @@ def cases():
         "hedged": dml.HedgedInstanceEmbedder(**SMALL),
         "nca": dml.NCAEmbedder(**SMALL),
         "linear_sgd": dml.TripletEmbedder(
-            n_components=8, hidden_layer_sizes=(), optimizer="sgd", max_iter=2,
+            n_components=8,
+            hidden_layer_sizes=(),
+            optimizer="sgd",
+            max_iter=2,
             random_state=0,
         ),
     }

@@ -57,7 +57,9 @@ def _layer(module):
     best, best_len = None, -1
     for rank, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+            if (module == prefix or module.startswith(prefix + ".")) and len(
+                prefix
+            ) > best_len:
                 best, best_len = rank, len(prefix)
     return best
 
@@ -66,7 +68,11 @@ def _imports(module):
     """Package modules that ``module`` imports (at any depth of its code)."""
     path = MODULES[module]
     is_package = path.name == "__init__.py"
-    here = module.split(".") if is_package and module != "__init__" else module.split(".")[:-1]
+    here = (
+        module.split(".")
+        if is_package and module != "__init__"
+        else module.split(".")[:-1]
+    )
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -77,7 +83,9 @@ def _imports(module):
                 target = node.module.split(".")[1:]
             else:
                 continue
-            names = [".".join(target)] + [".".join([*target, a.name]) for a in node.names]
+            names = [".".join(target)] + [
+                ".".join([*target, a.name]) for a in node.names
+            ]
         elif isinstance(node, ast.Import):
             names = [
                 ".".join(a.name.split(".")[1:])
@@ -161,7 +169,9 @@ def test_no_module_test_or_page_is_named_by_when_it_arrived():
         *(root / "examples").glob("*.py"),
     ]
     named = [
-        p for p in named if not any(s.startswith(".") for s in p.relative_to(root).parts)
+        p
+        for p in named
+        if not any(s.startswith(".") for s in p.relative_to(root).parts)
     ]
     stems = sorted({p.stem for p in named if HISTORY_WORDS.search(p.stem.lower())})
     assert stems == []

@@ -13,6 +13,7 @@ from sklearn_dml.backbones._mlp import MLP, ResidualMLP
 
 # Epochs of the guard test (the default is 50; fewer keep the test cheap).
 
+
 def _numpy_pca(X, k):
     """PCA projection by eigen-decomposition of the covariance (float64)."""
     Xc = X - X.mean(axis=0)

@@ -7,6 +7,7 @@ from sklearn_dml.datasets import load_mnist_5k, split_classes
 
 # Epochs of the guard test (the default is 50; fewer keep the test cheap).
 
+
 def test_split_classes_separates_and_copies():
     X = np.arange(20.0).reshape(10, 2)
     y = np.array([0, 1, 2, 3, 4] * 2)

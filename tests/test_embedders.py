@@ -217,7 +217,12 @@ def test_large_margin_softmax_sphereface_variant(tiny):
         ("NTXentEmbedder", {"temperature": 0.0}, ValueError, "temperature"),
         ("SupConEmbedder", {"temperature": "0.1"}, TypeError, "temperature"),
         ("SNRContrastiveEmbedder", {"neg_margin": 0.0}, ValueError, "larger than"),
-        ("MarginEmbedder", {"learn_beta": 1}, TypeError, "'learn_beta' parameter of Margin"),
+        (
+            "MarginEmbedder",
+            {"learn_beta": 1},
+            TypeError,
+            "'learn_beta' parameter of Margin",
+        ),
         ("MarginEmbedder", {"miner": "random"}, TypeError, "'miner' parameter"),
         ("TupletMarginEmbedder", {"margin": 95.0}, ValueError, "margin"),
         ("FastAPEmbedder", {"num_bins": 0}, ValueError, "num_bins"),

@@ -19,7 +19,9 @@ def test_sklearn_estimator_checks(estimator, check):
 
 def test_covariance_matrix_is_the_inverse_covariance():
     M = Covariance().fit(X_IRIS).get_mahalanobis_matrix()
-    np.testing.assert_allclose(M, np.linalg.inv(np.cov(X_IRIS, rowvar=False)), rtol=1e-8)
+    np.testing.assert_allclose(
+        M, np.linalg.inv(np.cov(X_IRIS, rowvar=False)), rtol=1e-8
+    )
 
 
 def test_pair_distance_is_scipys_mahalanobis_distance():

@@ -259,20 +259,6 @@ def test_lmnn_impostor_term_is_what_separates_the_classes():
     assert np.linalg.norm(pull_only.components_) < 0.1 * np.sqrt(13)
 
 
-@needs_metric_learn
-@pytest.mark.parametrize("data", ["iris", "wine"])
-def test_lmnn_at_least_as_good_as_metric_learn(data):
-    X, y = (X_IRIS, Y_IRIS) if data == "iris" else (X_WINE, Y_WINE)
-    ours = _held_out_quality(_fitted_transform(LMNN(device="cpu")), X, y)
-    # A larger first step than metric-learn's default (1e-7) reaches the same
-    # optimum in 300 rather than 1,000 iterations (compared at its defaults in
-    # benchmarks/classical.py).
-    theirs_model = metric_learn.LMNN(learn_rate=1e-4, max_iter=300)
-    theirs = _held_out_quality(_fitted_transform(theirs_model), X, y)
-    assert ours[0] >= theirs[0] - 1e-9
-    assert ours[1] >= theirs[1] - 0.005
-
-
 # ------------------------------------------------------------ LinearNCA
 @needs_metric_learn
 def test_nca_objective_is_the_papers_and_the_references():
@@ -318,16 +304,6 @@ def test_nca_adam_solver_decreases_the_objective():
         nca.objective_, nca_objective_np(X_WINE, Y_WINE, nca.components_), rtol=1e-9
     )
     assert nca.objective_ < nca_objective_np(X_WINE, Y_WINE, start_L) - 10
-
-
-@needs_metric_learn
-@pytest.mark.parametrize("data", ["iris", "wine"])
-def test_nca_at_least_as_good_as_metric_learn(data):
-    X, y = (X_IRIS, Y_IRIS) if data == "iris" else (X_WINE, Y_WINE)
-    ours = _held_out_quality(_fitted_transform(LinearNCA(device="cpu")), X, y)
-    theirs = _held_out_quality(_fitted_transform(metric_learn.NCA()), X, y)
-    assert ours[0] >= theirs[0] - 1e-9
-    assert ours[1] >= theirs[1] - 0.01
 
 
 # ----------------------------------------------------------------- MLKR
@@ -379,7 +355,9 @@ def test_mlkr_at_least_as_good_as_metric_learn_on_held_out_targets():
     ours = MLKR(device="cpu").fit(X_tr, y_tr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = metric_learn.MLKR().fit(X_tr, y_tr)
+        # 200 iterations rather than metric-learn's default 1,000 keep the test
+        # short (the benchmark runs it at its defaults).
+        theirs = metric_learn.MLKR(max_iter=200).fit(X_tr, y_tr)
 
     def held_out_error(L):
         # Kernel regression of the held-out targets from the training half.
@@ -389,16 +367,6 @@ def test_mlkr_at_least_as_good_as_metric_learn_on_held_out_targets():
         return ((y_te - weights @ y_tr) ** 2).mean()
 
     assert held_out_error(ours.components_) <= held_out_error(theirs.components_) * 1.05
-
-
-@needs_metric_learn
-@pytest.mark.parametrize("data", ["iris", "wine"])
-def test_mlkr_on_class_codes_at_least_as_good_as_metric_learn(data):
-    X, y = (X_IRIS, Y_IRIS) if data == "iris" else (X_WINE, Y_WINE)
-    ours = _held_out_quality(_fitted_transform(MLKR(device="cpu")), X, y)
-    theirs = _held_out_quality(_fitted_transform(metric_learn.MLKR()), X, y)
-    assert ours[0] >= theirs[0] - 0.02
-    assert ours[1] >= theirs[1] - 0.02
 
 
 # ----------------------------------------------------------------- LFDA
@@ -459,16 +427,6 @@ def test_lfda_locality_keeps_multimodal_classes_apart():
     assert one_nn(lda.transform(X)) < 0.8
 
 
-@needs_metric_learn
-@pytest.mark.parametrize("data", ["iris", "wine"])
-def test_lfda_at_least_as_good_as_metric_learn(data):
-    X, y = (X_IRIS, Y_IRIS) if data == "iris" else (X_WINE, Y_WINE)
-    ours = _held_out_quality(_fitted_transform(LFDA(device="cpu")), X, y)
-    theirs = _held_out_quality(_fitted_transform(metric_learn.LFDA()), X, y)
-    assert ours[0] >= theirs[0] - 0.02
-    assert ours[1] >= theirs[1] - 0.02
-
-
 # ------------------------------------------------------------------ RCA
 def test_rca_whole_classes_is_the_inverse_within_class_covariance():
     rca = RCA(regularization=0.0).fit(X_WINE, Y_WINE)
@@ -503,15 +461,36 @@ def test_rca_shrinks_the_within_class_noise():
     assert M[0, 0] > 50 * M[1, 1]
 
 
+# ------------------------------------------- quality against metric-learn
+# (ours, metric-learn's (name, kwargs), tolerance on kNN accuracy and MAP@R).
+# metric-learn's LMNN gets a larger first step than its default (1e-7): it
+# then reaches the same optimum in 300 rather than 1,000 iterations (compared
+# at its defaults in benchmarks/classical.py). Its RCA_Supervised draws 30
+# chunklets of 2 (its default of 100 does not fit in half of iris); ours uses
+# whole classes. MLKR gets the class codes as regression targets. LFDA's
+# tolerance covers metric-learn's different local scaling (see LFDA's Notes).
+QUALITY = {
+    "LMNN": (LMNN(), ("LMNN", {"learn_rate": 1e-4, "max_iter": 300}), (0, 0.005)),
+    "LinearNCA": (LinearNCA(), ("NCA", {}), (0, 0.01)),
+    "MLKR": (MLKR(), ("MLKR", {}), (0.02, 0.02)),
+    "LFDA": (LFDA(), ("LFDA", {}), (0.02, 0.02)),
+    "RCA": (RCA(), ("RCA_Supervised", {"n_chunks": 30, "random_state": 0}), (0, 0.005)),
+}
+
+
 @needs_metric_learn
 @pytest.mark.parametrize("data", ["iris", "wine"])
-def test_rca_at_least_as_good_as_metric_learn(data):
+@pytest.mark.parametrize("learner", sorted(QUALITY))
+def test_at_least_as_good_as_metric_learn(learner, data):
     X, y = (X_IRIS, Y_IRIS) if data == "iris" else (X_WINE, Y_WINE)
-    ours = _held_out_quality(_fitted_transform(RCA()), X, y)
-    theirs_model = metric_learn.RCA_Supervised(n_chunks=30, random_state=0)
-    theirs = _held_out_quality(_fitted_transform(theirs_model), X, y)
-    assert ours[0] >= theirs[0] - 1e-9
-    assert ours[1] >= theirs[1] - 0.005
+    ours, (name, kwargs), (acc_tol, map_tol) = QUALITY[learner]
+    if "device" in ours.get_params():
+        ours = clone(ours).set_params(device="cpu")
+    theirs = getattr(metric_learn, name)(**kwargs)
+    ours_acc, ours_map = _held_out_quality(_fitted_transform(ours), X, y)
+    theirs_acc, theirs_map = _held_out_quality(_fitted_transform(theirs), X, y)
+    assert ours_acc >= theirs_acc - acc_tol - 1e-9
+    assert ours_map >= theirs_map - map_tol
 
 
 # --------------------------------------------------------------- errors

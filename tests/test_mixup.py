@@ -327,8 +327,6 @@ def test_feature_mixing_interpolates_the_first_hidden_layer():
     torch.testing.assert_close(out[2], z / z.norm())
 
 
-
-
 # -------------------------------------------------------------- estimators
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
 X_SMALL, Y_SMALL = X_DIGITS[:200], Y_DIGITS[:200]
@@ -396,7 +394,10 @@ _BAD_METRIX = [
 @pytest.mark.parametrize(
     "mixup, message",
     [
-        ("manifold", "'mixup' parameter of .* must be None, a str among .*'input'.*got 'manifold'"),
+        (
+            "manifold",
+            "'mixup' parameter of .* must be None, a str among .*'input'.*got 'manifold'",
+        ),
         (0.5, "'mixup' parameter of .*got 0.5 of type float"),
     ]
     + [(_metrix_assigned(**params), message) for params, message in _BAD_METRIX],

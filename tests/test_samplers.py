@@ -14,7 +14,9 @@ def _labels(sizes):
 
 def test_each_batch_holds_m_samples_of_each_chosen_class():
     labels = _labels([20] * 10)
-    sampler = MPerClassSampler(labels, batch_size=16, samples_per_class=4, random_state=0)
+    sampler = MPerClassSampler(
+        labels, batch_size=16, samples_per_class=4, random_state=0
+    )
     batches = list(sampler)
     assert len(batches) == len(sampler) == 13  # ceil(200 / 16)
     n_classes = []
@@ -30,7 +32,9 @@ def test_each_batch_holds_m_samples_of_each_chosen_class():
 
 def test_an_epoch_visits_the_classes_about_equally():
     labels = _labels([30] * 12)
-    sampler = MPerClassSampler(labels, batch_size=12, samples_per_class=3, random_state=1)
+    sampler = MPerClassSampler(
+        labels, batch_size=12, samples_per_class=3, random_state=1
+    )
     seen = Counter(labels[np.concatenate(list(sampler))])
     assert max(seen.values()) - min(seen.values()) <= 3 * 2
 
@@ -53,7 +57,9 @@ def test_few_classes_fill_the_batch_with_more_samples_each():
 
 def test_a_small_class_contributes_all_its_samples_once():
     labels = _labels([2, 10, 10])
-    sampler = MPerClassSampler(labels, batch_size=12, samples_per_class=4, random_state=0)
+    sampler = MPerClassSampler(
+        labels, batch_size=12, samples_per_class=4, random_state=0
+    )
     for batch in sampler:
         counts = Counter(labels[batch])
         assert counts.get(0, 0) in (0, 2)

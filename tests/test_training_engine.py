@@ -26,7 +26,10 @@ def test_engine_gives_back_the_start_when_every_epoch_scores_worse():
 
     state = engine.TrainingState(backbone=net, loss=ContrastiveLoss(), miner=None)
     cfg = config(
-        [MetricLossTerm()], max_iter=3, batch_size=8, learning_rate_init=0.1,
+        [MetricLossTerm()],
+        max_iter=3,
+        batch_size=8,
+        learning_rate_init=0.1,
         n_iter_no_change=5,
     )
     engine.fit(state, cfg, X, y, validation=(X, y), score_func=falling_score)

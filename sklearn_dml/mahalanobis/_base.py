@@ -50,6 +50,15 @@ class MahalanobisMixin(PairVerificationMixin):
 
     A class using the mixin sets ``components_`` (array of shape
     ``(n_components, n_features_in_)``) and ``n_features_in_`` when fitted.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_dml.mahalanobis import Covariance, MahalanobisMixin
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cov = Covariance().fit(X)
+    >>> isinstance(cov, MahalanobisMixin), cov.get_mahalanobis_matrix().shape
+    (True, (4, 4))
     """
 
     def get_mahalanobis_matrix(self):
@@ -118,6 +127,18 @@ class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
     the labels or targets ``y`` (after ``_check_targets``); it returns
     ``components_`` or ``(components_, extra)``, where ``extra`` is a dict
     of further fitted attributes (``n_iter_``, ``objective_``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dml.mahalanobis import BaseMahalanobisLearner
+    >>> class Scaling(BaseMahalanobisLearner):
+    ...     # Divide each feature by its standard deviation.
+    ...     def _fit_components(self, X, y):
+    ...         return np.diag(1.0 / X.std(axis=0))
+    >>> X = np.array([[0.0, 0.0], [2.0, 20.0], [4.0, 40.0]])
+    >>> Scaling().fit(X, [0, 0, 1]).transform(X).std(axis=0)
+    array([1., 1.])
     """
 
     #: Subclasses with an ``n_components`` parameter add

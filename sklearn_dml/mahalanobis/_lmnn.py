@@ -9,13 +9,10 @@ from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
 from ..training.engine import resolve_device
-from ._base import BaseMahalanobisLearner
 from ._solvers import (
-    ITERATIVE_CONSTRAINTS,
+    IterativeLearner,
     anchor_distances,
     check_class_sizes,
-    initial_components,
-    optimize_components,
     weighted_pair_sum,
 )
 
@@ -83,7 +80,7 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
 
 
 @fill_doc
-class LMNN(BaseMahalanobisLearner):
+class LMNN(IterativeLearner):
     r"""Large margin nearest neighbour metric learning (Weinberger and Saul).
 
     Learns a linear map ``L`` under which each sample's ``n_neighbors``
@@ -177,7 +174,6 @@ class LMNN(BaseMahalanobisLearner):
     _parameter_constraints = {
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "push_weight": [Interval(Real, 0, 1, closed="both")],
-        **ITERATIVE_CONSTRAINTS,
     }
 
     def __init__(
@@ -209,48 +205,18 @@ class LMNN(BaseMahalanobisLearner):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _prepare(self, X, y):
-        """Labels as codes, the device and the target neighbours (validated)."""
+    def _fit_components(self, X, y):
         _, labels = np.unique(y, return_inverse=True)
         check_class_sizes(
             labels, self.n_neighbors + 1, f"n_neighbors={self.n_neighbors}"
         )
         device = resolve_device(self.device)
+        L0 = self._initial_components(X, labels, _lmnn_auto_init)
         targets = same_class_neighbors(X, labels, self.n_neighbors, device)
-        return labels, device, targets
-
-    def _anchor_loss(self, labels, targets, device):
         targets_t = torch.as_tensor(targets, device=device)
         labels_t = torch.as_tensor(labels, device=device)
 
         def anchor_loss(Z, rows):
             return lmnn_anchor_loss(Z, rows, targets_t, labels_t, self.push_weight)
 
-        return anchor_loss
-
-    def _fit_components(self, X, y):
-        labels, device, targets = self._prepare(X, y)
-        L0 = initial_components(
-            self.init,
-            X,
-            labels,
-            self.n_components,
-            self.random_state,
-            auto=_lmnn_auto_init,
-        )
-        L, n_iter, objective = optimize_components(
-            self._anchor_loss(labels, targets, device),
-            X,
-            L0,
-            width=X.shape[0],
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            device=device,
-            random_state=self.random_state,
-            verbose=self.verbose,
-            name=type(self).__name__,
-        )
-        return L, {"n_iter_": n_iter, "objective_": objective}
+        return self._minimize(anchor_loss, X, L0, device)

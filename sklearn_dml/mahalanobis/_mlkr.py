@@ -7,13 +7,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._docstrings import fill_doc
 from ..training.engine import resolve_device
-from ._base import BaseMahalanobisLearner
 from ._solvers import (
-    ITERATIVE_CONSTRAINTS,
+    IterativeLearner,
     anchor_blocks,
-    initial_components,
     neighbour_probabilities,
-    optimize_components,
     weighted_pair_sum,
     with_gradient_of,
 )
@@ -47,7 +44,7 @@ def _mlkr_auto_init(n_components, n_features):
 
 
 @fill_doc
-class MLKR(BaseMahalanobisLearner):
+class MLKR(IterativeLearner):
     r"""Metric learning for kernel regression (Weinberger and Tesauro).
 
     Learns ``L`` for regression targets: each training sample's target is
@@ -116,7 +113,6 @@ class MLKR(BaseMahalanobisLearner):
     (442, 3)
     """
 
-    _parameter_constraints = dict(ITERATIVE_CONSTRAINTS)
     _classification_targets = False
 
     def __init__(
@@ -163,31 +159,11 @@ class MLKR(BaseMahalanobisLearner):
 
     def _fit_components(self, X, y):
         device = resolve_device(self.device)
-        L0 = initial_components(
-            self.init,
-            X,
-            None,
-            self.n_components,
-            self.random_state,
-            auto=_mlkr_auto_init,
-        )
+        L0 = self._initial_components(X, None, _mlkr_auto_init)
         targets = torch.tensor(y, dtype=torch.float64, device=device)
-        L, n_iter, objective = optimize_components(
-            lambda Z, rows: mlkr_anchor_loss(Z, rows, targets),
-            X,
-            L0,
-            width=X.shape[0],
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            device=device,
-            random_state=self.random_state,
-            verbose=self.verbose,
-            name=type(self).__name__,
+        return self._minimize(
+            lambda Z, rows: mlkr_anchor_loss(Z, rows, targets), X, L0, device
         )
-        return L, {"n_iter_": n_iter, "objective_": objective}
 
     def score(self, X, y):
         """R^2 of leave-one-out kernel regression in the learned space.

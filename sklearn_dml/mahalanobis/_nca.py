@@ -5,12 +5,9 @@ import torch
 
 from .._docstrings import fill_doc
 from ..training.engine import resolve_device
-from ._base import BaseMahalanobisLearner
 from ._solvers import (
-    ITERATIVE_CONSTRAINTS,
-    initial_components,
+    IterativeLearner,
     neighbour_probabilities,
-    optimize_components,
     weighted_pair_sum,
     with_gradient_of,
 )
@@ -35,7 +32,7 @@ def nca_anchor_loss(Z, rows, labels):
 
 
 @fill_doc
-class LinearNCA(BaseMahalanobisLearner):
+class LinearNCA(IterativeLearner):
     r"""Neighbourhood components analysis: a linear map for stochastic 1-NN.
 
     Learns ``L`` maximising the expected number of samples that a
@@ -108,8 +105,6 @@ class LinearNCA(BaseMahalanobisLearner):
     True
     """
 
-    _parameter_constraints = dict(ITERATIVE_CONSTRAINTS)
-
     def __init__(
         self,
         n_components=None,
@@ -138,7 +133,7 @@ class LinearNCA(BaseMahalanobisLearner):
     def _fit_components(self, X, y):
         _, labels = np.unique(y, return_inverse=True)
         device = resolve_device(self.device)
-        n_samples, n_features = X.shape
+        n_samples = X.shape[0]
         n_classes = labels.max() + 1
 
         def auto(n_components, n_features):
@@ -148,23 +143,8 @@ class LinearNCA(BaseMahalanobisLearner):
                 return "pca"
             return "identity"
 
-        L0 = initial_components(
-            self.init, X, labels, self.n_components, self.random_state, auto=auto
-        )
+        L0 = self._initial_components(X, labels, auto)
         labels_t = torch.as_tensor(labels, device=device)
-        L, n_iter, objective = optimize_components(
-            lambda Z, rows: nca_anchor_loss(Z, rows, labels_t),
-            X,
-            L0,
-            width=n_samples,
-            solver=self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            device=device,
-            random_state=self.random_state,
-            verbose=self.verbose,
-            name=type(self).__name__,
+        return self._minimize(
+            lambda Z, rows: nca_anchor_loss(Z, rows, labels_t), X, L0, device
         )
-        return L, {"n_iter_": n_iter, "objective_": objective}

@@ -33,10 +33,11 @@ from .._docstrings import register_doc
 from .._param_validation import Interval, StrOptions
 from .._shared_parameters import DeviceConstraint
 from ..training.engine import resolve_device
-from ._base import N_COMPONENTS_CONSTRAINT
+from ._base import N_COMPONENTS_CONSTRAINT, BaseMahalanobisLearner
 
 __all__ = [
     "ITERATIVE_CONSTRAINTS",
+    "IterativeLearner",
     "anchor_blocks",
     "check_class_sizes",
     "anchor_distances",
@@ -358,6 +359,15 @@ verbose
     )
 
 
+def _warn_unconverged(name, max_iter, steps):
+    warnings.warn(
+        f"{name} did not converge in max_iter={max_iter} {steps}; increase "
+        "max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=7,
+    )
+
+
 def _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name):
     shape = L0.shape
     state = {"iteration": 0}
@@ -381,12 +391,7 @@ def _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name):
         options={"maxiter": max_iter},
     )
     if result.status == 1:
-        warnings.warn(
-            f"{name} did not converge in max_iter={max_iter} L-BFGS iterations; "
-            "increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
+        _warn_unconverged(name, max_iter, "L-BFGS iterations")
     return result.x.reshape(shape), int(result.nit), float(result.fun)
 
 
@@ -450,12 +455,41 @@ def _adam(
             converged = True
             break
     if not converged:
-        warnings.warn(
-            f"{name} did not converge in max_iter={max_iter} Adam epochs; "
-            "increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=5,
-        )
+        _warn_unconverged(name, max_iter, "Adam epochs")
     L = L.detach()
     objective = exact_objective(anchor_loss, X_t, L, width=width, gradient=False)
     return L.cpu().numpy(), epoch, objective
+
+
+class IterativeLearner(BaseMahalanobisLearner):
+    """Base of the learners whose ``L`` is found by :func:`optimize_components`.
+
+    It holds the constraints of their shared parameters (the subclasses
+    list them in their ``__init__``) and the two steps that read them.
+    """
+
+    _parameter_constraints = ITERATIVE_CONSTRAINTS
+
+    def _initial_components(self, X, labels, auto):
+        return initial_components(
+            self.init, X, labels, self.n_components, self.random_state, auto=auto
+        )
+
+    def _minimize(self, anchor_loss, X, L0, device):
+        """``(components_, {"n_iter_": ..., "objective_": ...})``."""
+        L, n_iter, objective = optimize_components(
+            anchor_loss,
+            X,
+            L0,
+            width=X.shape[0],
+            solver=self.solver,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            device=device,
+            random_state=self.random_state,
+            verbose=self.verbose,
+            name=type(self).__name__,
+        )
+        return L, {"n_iter_": n_iter, "objective_": objective}
