@@ -66,7 +66,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Returns
         -------
-        M : ndarray of shape (n_features_in_, n_features_in_)
+        M : ndarray of shape (n_features_in_, n_features)
             Symmetric positive semi-definite; the squared learned distance of
             ``x`` and ``x'`` is ``(x - x') @ M @ (x - x')``.
         """
@@ -87,7 +87,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -106,7 +106,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Samples; each one queries all the others.
         y : array-like of shape (n_samples,)
             Their labels.

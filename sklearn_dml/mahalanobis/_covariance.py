@@ -20,7 +20,7 @@ class Covariance(BaseMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_features_in_, n_features_in_)
+    components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L.T @ L = pinv(Sigma)`` (symmetric inverse square root).
     n_features_in_ : int
         Number of features seen during ``fit``.

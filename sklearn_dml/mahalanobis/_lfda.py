@@ -83,8 +83,7 @@ class LFDA(BaseMahalanobisLearner):
         The local scaling of the affinity: :math:`\sigma_i` is the distance
         of :math:`x_i` to its ``n_neighbors``-th nearest same-class sample
         (fewer in a smaller class). The paper's value is 7.
-    embedding_type : {"weighted", "orthonormalized", "plain"}, \
-default="weighted"
+    embedding_type : {"weighted", "orthonormalized", "plain"}, default="weighted"
         ``"plain"``: the generalised eigenvectors :math:`\varphi_k`;
         ``"weighted"``: each scaled by :math:`\sqrt{\lambda_k}`, so the
         metric weighs directions by their discriminability;
@@ -99,7 +98,7 @@ default="weighted"
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         The learned map ``L`` (the transposed embedding matrix ``T``).
     eigenvalues_ : ndarray of shape (n_components,)
         The generalised eigenvalues :math:`\lambda_k` of the kept

@@ -65,7 +65,7 @@ class MLKR(IterativeLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         The learned map ``L``.
     n_iter_ : int
         Number of L-BFGS iterations (Adam epochs) run.
@@ -173,7 +173,7 @@ class MLKR(IterativeLearner):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Samples.
         y : array-like of shape (n_samples,)
             Their targets.

@@ -57,7 +57,7 @@ class LinearNCA(IterativeLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         The learned map ``L``.
     n_iter_ : int
         Number of L-BFGS iterations (Adam epochs) run.

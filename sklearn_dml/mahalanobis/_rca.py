@@ -105,7 +105,7 @@ class RCA(BaseMahalanobisLearner):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         The learned map ``L``; ``L C L^T = I`` for the (ridged)
         within-chunklet covariance ``C``.
     chunks_ : ndarray of shape (n_samples,)
