@@ -2,8 +2,9 @@
 metric-learn 0.7 (patched for current scikit-learn).
 
 Run ``python benchmarks/classical.py`` (options: ``--only LMNN RCA``,
-``--datasets iris digits``, ``--repeats 3``, ``--cap-seconds 120``,
-``--cap-gb 4``, ``--out benchmarks/results/classical``).
+``--datasets iris digits``, ``--repeats 3``, ``--cap-seconds 300``,
+``--cap-gb 4``, ``--out benchmarks/results/classical``; ``--update``
+replaces the rows it measures in the existing results and keeps the others).
 
 Each library runs in its own worker subprocess (one thread), started afresh
 for every learner and dataset; for each fit it loads the data, standardises
@@ -421,6 +422,11 @@ def main():
     parser.add_argument("--cap-seconds", type=float, default=300.0)
     parser.add_argument("--cap-gb", type=float, default=4.0)
     parser.add_argument("--out", default="benchmarks/results/classical")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace the rows measured now in the existing results, keep the rest",
+    )
     args = parser.parse_args()
     if args.worker:
         worker(args.worker)
@@ -438,6 +444,11 @@ def main():
         learners, args.datasets, args.repeats, args.cap_seconds, args.cap_gb, log
     )
     out = Path(args.out)
+    if args.update and out.with_suffix(".json").exists():
+        fresh = {(r["dataset"], r["learner"], r["library"]): r for r in rows}
+        kept = json.loads(out.with_suffix(".json").read_text())
+        rows = [fresh.pop((r["dataset"], r["learner"], r["library"]), r) for r in kept]
+        rows += list(fresh.values())
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
     out.with_suffix(".md").write_text(markdown(rows, args))
 

@@ -9,12 +9,7 @@ from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
 from ..training.engine import resolve_device
-from ._solvers import (
-    IterativeLearner,
-    anchor_distances,
-    check_class_sizes,
-    weighted_pair_sum,
-)
+from ._solvers import IterativeLearner, check_class_sizes, weighted_pair_sum
 
 __all__ = ["LMNN"]
 
@@ -53,28 +48,34 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
     impostors active for target ``j`` and ``C_il`` the number of targets for
     which ``l`` is an active impostor (both constant between the kinks), the
     push term is ``sum_ij c_ij (1 + d_ij) - sum_il C_il d_il``, exact in
-    value and gradient, computed from ``(anchors x samples)`` buffers that
-    never enter the autograd graph.
+    value and gradient. The ``(anchors x samples)`` distances only screen
+    the candidates (samples inside an anchor's widest target radius plus
+    the margin), without a gradient.
     """
-    d_target = ((Z[rows][:, None, :] - Z[targets[rows]]) ** 2).sum(-1)
+    anchors = Z[rows]
+    d_target = ((anchors[:, None, :] - Z[targets[rows]]) ** 2).sum(-1)
     with torch.no_grad():
-        D = anchor_distances(Z, rows)
-        different = labels[rows, None] != labels[None, :]
-        per_impostor = torch.zeros_like(D)
-        per_target = torch.empty_like(d_target)
-        for j in range(d_target.shape[1]):
-            active = (D < 1.0 + d_target[:, j, None]) & different
-            per_impostor += active
-            per_target[:, j] = active.sum(1)
-        anchor, impostor = per_impostor.nonzero(as_tuple=True)
-        sparse = len(anchor) < _SPARSE_FRACTION * per_impostor.numel()
-    if sparse:
-        # Few active impostors (the usual case once training has started):
-        # their distances directly, in O(pairs x n_components).
-        gap = Z[rows[anchor]] - Z[impostor]
-        impostor_term = (per_impostor[anchor, impostor] * (gap * gap).sum(1)).sum()
+        # |z_l|^2 - 2 z_i.z_l < radius_i - |z_i|^2: one pass to write the
+        # tile, one to compare it.
+        sq_norms = (Z * Z).sum(1)
+        reach = 1.0 + d_target.max(1).values - sq_norms[rows]
+        tile = torch.addmm(sq_norms[None, :], anchors, Z.T, alpha=-2.0)
+        anchor, other = (tile < reach[:, None]).nonzero(as_tuple=True)
+        keep = labels[rows[anchor]] != labels[other]
+        anchor, other = anchor[keep], other[keep]
+        d_other = tile[anchor, other] + sq_norms[rows[anchor]]
+        active = (d_other[:, None] < 1.0 + d_target[anchor]).to(Z.dtype)
+        per_pair = active.sum(1)  # C_il
+        per_target = torch.zeros_like(d_target).index_add_(0, anchor, active)
+        dense = len(anchor) >= _SPARSE_FRACTION * tile.numel()
+    if dense:
+        weights = tile.zero_().index_put_((anchor, other), per_pair)
+        impostor_term = weighted_pair_sum(Z, rows, weights)
     else:
-        impostor_term = weighted_pair_sum(Z, rows, per_impostor)
+        # Few candidates (the usual case once training has started): their
+        # distances directly, in O(pairs x n_components).
+        gap = anchors[anchor] - Z[other]
+        impostor_term = (per_pair * (gap * gap).sum(1)).sum()
     push = (per_target * (1.0 + d_target)).sum() - impostor_term
     return (1.0 - push_weight) * d_target.sum() + push_weight * push
 

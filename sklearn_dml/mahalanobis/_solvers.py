@@ -40,7 +40,6 @@ __all__ = [
     "IterativeLearner",
     "anchor_blocks",
     "check_class_sizes",
-    "anchor_distances",
     "initial_components",
     "neighbour_probabilities",
     "optimize_components",
@@ -90,7 +89,8 @@ register_doc(
         too large for full passes. ``"auto"`` uses L-BFGS up to 50,000
         samples and Adam beyond.
     batch_size : int, default=256
-        Anchors per Adam step (``solver="adam"`` only).
+        Anchors per Adam step (``solver="adam"`` only); a step holds a few
+        ``(batch_size, n_samples)`` arrays.
     learning_rate : float, default=0.003
         Adam's step size (``solver="adam"`` only).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
@@ -134,16 +134,6 @@ def check_class_sizes(labels, minimum, what):
             f"{what} needs at least {minimum} samples in every class; the smallest "
             f"class has {counts.min()}. Drop the small classes or lower the setting."
         )
-
-
-def anchor_distances(Z, rows):
-    """Squared distances ``(len(rows), n)`` from the anchors ``rows`` to all
-    samples, without a gradient, written into one buffer."""
-    with torch.no_grad():
-        sq_norms = (Z * Z).sum(1)
-        D = torch.addmm(sq_norms[None, :], Z[rows], Z.T, alpha=-2.0)
-        D += sq_norms[rows, None]
-        return D.clamp_min_(0.0)
 
 
 def neighbour_probabilities(Z, rows):
