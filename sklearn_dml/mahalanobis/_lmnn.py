@@ -106,6 +106,8 @@ class LMNN(IterativeLearner):
         ``"auto"`` is ``"identity"`` (the Euclidean metric in which the
         target neighbours were chosen, as in the paper) when
         ``n_components`` is ``n_features``, ``"pca"`` otherwise.
+    tol : float, default=1e-5
+        {linear_tol_text}
     {linear_solver_params}
 
     Attributes
@@ -184,8 +186,8 @@ class LMNN(IterativeLearner):
         *,
         n_components=None,
         init="auto",
-        max_iter=200,
         tol=1e-5,
+        max_iter=200,
         solver="auto",
         batch_size=256,
         learning_rate=0.003,
@@ -197,8 +199,8 @@ class LMNN(IterativeLearner):
         self.push_weight = push_weight
         self.n_components = n_components
         self.init = init
-        self.max_iter = max_iter
         self.tol = tol
+        self.max_iter = max_iter
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -61,6 +61,10 @@ class MLKR(IterativeLearner):
         ``"auto"`` is ``"identity"`` when ``n_components`` is
         ``n_features``, ``"pca"`` otherwise; ``"lda"`` is refused (the
         targets are not classes).
+    tol : float, default=1e-7
+        {linear_tol_text}
+        The objective flattens out long before the metric stops improving,
+        hence a tolerance tighter than LMNN's.
     {linear_solver_params}
 
     Attributes
@@ -120,8 +124,8 @@ class MLKR(IterativeLearner):
         n_components=None,
         *,
         init="auto",
+        tol=1e-7,
         max_iter=200,
-        tol=1e-5,
         solver="auto",
         batch_size=256,
         learning_rate=0.003,
@@ -131,8 +135,8 @@ class MLKR(IterativeLearner):
     ):
         self.n_components = n_components
         self.init = init
-        self.max_iter = max_iter
         self.tol = tol
+        self.max_iter = max_iter
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate

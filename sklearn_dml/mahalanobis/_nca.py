@@ -53,6 +53,10 @@ class LinearNCA(IterativeLearner):
         ``min(n_features, n_classes - 1)``, ``"pca"`` when it is below
         ``min(n_features, n_samples)``, ``"identity"`` otherwise (the rule of
         scikit-learn's ``NeighborhoodComponentsAnalysis``).
+    tol : float, default=1e-7
+        {linear_tol_text}
+        The objective flattens out long before the metric stops improving,
+        hence a tolerance tighter than the other learners'.
     {linear_solver_params}
 
     Attributes
@@ -110,8 +114,8 @@ class LinearNCA(IterativeLearner):
         n_components=None,
         *,
         init="auto",
+        tol=1e-7,
         max_iter=200,
-        tol=1e-5,
         solver="auto",
         batch_size=256,
         learning_rate=0.003,
@@ -121,8 +125,8 @@ class LinearNCA(IterativeLearner):
     ):
         self.n_components = n_components
         self.init = init
-        self.max_iter = max_iter
         self.tol = tol
+        self.max_iter = max_iter
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate

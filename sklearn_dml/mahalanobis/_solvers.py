@@ -76,11 +76,6 @@ register_doc(
     max_iter : int, default=200
         Maximum number of L-BFGS iterations, or of epochs (passes over the
         anchors) with ``solver="adam"``.
-    tol : float, default=1e-5
-        Convergence tolerance: L-BFGS stops when the relative decrease of
-        the objective or the largest gradient entry falls below it; Adam
-        when three epochs in a row do not lower the best epoch's objective
-        by ``tol`` (relative).
     solver : {"auto", "lbfgs", "adam"}, default="auto"
         ``"lbfgs"``: full-batch L-BFGS on the exact objective, evaluated in
         blocks of anchors so that memory stays bounded. ``"adam"``: Adam
@@ -103,6 +98,15 @@ register_doc(
     random_state : int, RandomState instance or None, default=None
         Seeds ``init="random"``, the PCA of ``init="pca"`` and the order of
         Adam's mini-batches.""",
+)
+
+register_doc(
+    "linear_tol_text",
+    """
+        Convergence tolerance: L-BFGS stops when the relative decrease of
+        the objective or the largest gradient entry falls below it; Adam
+        when three epochs in a row do not lower the best epoch's objective
+        by ``tol`` (relative).""",
 )
 
 register_doc(
