@@ -350,11 +350,13 @@ def benchmark(learners, datasets, repeats, cap_seconds, cap_gb, log):
                             _spec(learner, side, dataset, "unseen"),
                             *_caps(side, cap_seconds, cap_gb),
                         )
-                        entry.update(
-                            {"unseen_failed": result["failed"]}
-                            if "failed" in result
-                            else score(result, "unseen")
+                        scored = (
+                            result if "failed" in result else score(result, "unseen")
                         )
+                        if "failed" in scored:
+                            entry["unseen_failed"] = scored["failed"]
+                        else:
+                            entry.update(scored)
                     row = {"dataset": dataset, "learner": learner, "library": side}
                     row.update(entry)
                     row["params"] = _settings(learner, side, dataset)
@@ -393,8 +395,9 @@ def markdown(rows, args):
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        if "failed" in row and not row["seconds"]:
-            seconds = peak = row["failed"]
+        failed = row.get("failed")
+        if failed and not row["seconds"]:
+            seconds = peak = failed
         else:
             seconds = _cell(
                 np.median(row["seconds"]) if row["seconds"] else None, ".3f"
@@ -406,8 +409,8 @@ def markdown(rows, args):
         lines.append(
             f"| {row['dataset']} | {row['learner']} | {row['library']} | {seconds} "
             f"| {peak} | {'-' if n_iter in (-1, None) else n_iter} "
-            f"| {_cell(row.get('knn_accuracy'), '.4f')} "
-            f"| {_cell(row.get('map_at_r'), '.4f')} | {unseen_text} "
+            f"| {failed or _cell(row.get('knn_accuracy'), '.4f')} "
+            f"| {failed or _cell(row.get('map_at_r'), '.4f')} | {unseen_text} "
             f"| {', '.join(f'{k}={v}' for k, v in row['params'].items())} |"
         )
     return "\n".join(lines) + "\n"
