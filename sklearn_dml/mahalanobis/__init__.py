@@ -15,8 +15,13 @@ counterpart that draws its constraints from class labels.
 from ._base import BaseMahalanobisLearner, MahalanobisMixin
 from ._covariance import Covariance
 from ._itml import ITML, ITMLSupervised
+from ._lfda import LFDA
+from ._lmnn import LMNN
 from ._lsml import LSML, LSMLSupervised
+from ._mlkr import MLKR
 from ._mmc import MMC, MMCSupervised
+from ._nca import LinearNCA
+from ._rca import RCA
 from ._scml import SCML, SCMLSupervised
 from ._sdml import SDML, SDMLSupervised
 from ._weak import BaseWeakMahalanobisLearner
@@ -27,11 +32,16 @@ __all__ = [
     "Covariance",
     "ITML",
     "ITMLSupervised",
+    "LFDA",
+    "LMNN",
     "LSML",
     "LSMLSupervised",
+    "LinearNCA",
+    "MLKR",
     "MMC",
     "MMCSupervised",
     "MahalanobisMixin",
+    "RCA",
     "SCML",
     "SCMLSupervised",
     "SDML",

@@ -87,7 +87,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Samples.
 
         Returns
@@ -106,7 +106,7 @@ class MahalanobisMixin(PairVerificationMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Samples; each one queries all the others.
         y : array-like of shape (n_samples,)
             Their labels.
@@ -130,9 +130,15 @@ class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sklearn_dml.mahalanobis import BaseMahalanobisLearner, Covariance
-    >>> issubclass(Covariance, BaseMahalanobisLearner)
-    True
+    >>> import numpy as np
+    >>> from sklearn_dml.mahalanobis import BaseMahalanobisLearner
+    >>> class Scaling(BaseMahalanobisLearner):
+    ...     # Divide each feature by its standard deviation.
+    ...     def _fit_components(self, X, y):
+    ...         return np.diag(1.0 / X.std(axis=0))
+    >>> X = np.array([[0.0, 0.0], [2.0, 20.0], [4.0, 40.0]])
+    >>> Scaling().fit(X, [0, 0, 1]).transform(X).std(axis=0)
+    array([1., 1.])
     """
 
     #: Subclasses with an ``n_components`` parameter add
