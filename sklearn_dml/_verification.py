@@ -19,8 +19,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._docstrings import fill_doc, register_doc
 from ._param_validation import Interval, StrOptions, validate_params
+from .metrics import map_at_r_score
 
-__all__ = ["PairVerificationMixin"]
+__all__ = ["PairVerificationMixin", "RetrievalScoreMixin"]
 
 _STRATEGIES = ("accuracy", "f_beta", "tpr_at_fpr")
 
@@ -421,3 +422,24 @@ class PairVerificationMixin:
         """
         _check_threshold(self, "predict_pairs")
         return (self.decision_function(pairs) > 0).astype(np.int64)
+
+
+class RetrievalScoreMixin:
+    """``score``: MAP@R of the transformed samples, leave-one-out."""
+
+    def score(self, X, y):
+        """MAP@R of the transform of ``X``, leave-one-out (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples; each one queries all the others.
+        y : array-like of shape (n_samples,)
+            Their labels.
+
+        Returns
+        -------
+        score : float
+            Mean average precision at R, in [0, 1].
+        """
+        return float(map_at_r_score(self.transform(X), np.asarray(y)))

@@ -32,7 +32,7 @@ from ._param_validation import (
     validate_params,
 )
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
-from ._verification import PairVerificationMixin
+from ._verification import PairVerificationMixin, RetrievalScoreMixin
 from .backbones import L2Normalize, ResidualMLP
 from .losses import EnergyConfusionRegularizer, ProcSimLoss, ProcSimWeighting
 from .losses._base import soft_label_losses
@@ -58,6 +58,7 @@ AUTO_ANCHOR_MIN_CLASSES = 10
 
 
 class BaseDeepMetricLearner(
+    RetrievalScoreMixin,
     PairVerificationMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
@@ -843,22 +844,6 @@ class BaseDeepMetricLearner(
             prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
         return prefix.numpy()
 
-    def score(self, X, y):
-        """MAP@R of the embedding of ``X``, leave-one-out (higher is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples; each one queries all the others.
-        y : array-like of shape (n_samples,)
-            Their labels.
-
-        Returns
-        -------
-        score : float
-            Mean average precision at R, in [0, 1].
-        """
-        return float(map_at_r_score(self.transform(X), np.asarray(y)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -30,8 +30,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._param_validation import Interval, validate_params
-from .._verification import PairVerificationMixin
-from ..metrics import map_at_r_score
+from .._verification import PairVerificationMixin, RetrievalScoreMixin
 
 __all__ = ["BaseMahalanobisLearner", "MahalanobisMixin", "N_COMPONENTS_CONSTRAINT"]
 
@@ -45,7 +44,7 @@ def _linear_embed(components, X):
     return np.asarray(X, dtype=dtype) @ components.astype(dtype, copy=False).T
 
 
-class MahalanobisMixin(PairVerificationMixin):
+class MahalanobisMixin(RetrievalScoreMixin, PairVerificationMixin):
     """The Mahalanobis-matrix interface of a fitted linear metric.
 
     A class using the mixin sets ``components_`` (array of shape
@@ -101,22 +100,6 @@ class MahalanobisMixin(PairVerificationMixin):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return _linear_embed(self.components_, X)
 
-    def score(self, X, y):
-        """MAP@R of the learned metric on ``X``, leave-one-out (higher is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples; each one queries all the others.
-        y : array-like of shape (n_samples,)
-            Their labels.
-
-        Returns
-        -------
-        score : float
-            Mean average precision at R, in [0, 1].
-        """
-        return float(map_at_r_score(self.transform(X), np.asarray(y)))
 
 
 class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
