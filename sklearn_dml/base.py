@@ -844,7 +844,6 @@ class BaseDeepMetricLearner(
             prefix = torch.nn.functional.normalize(prefix, p=2.0, dim=1)
         return prefix.numpy()
 
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
