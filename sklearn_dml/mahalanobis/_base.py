@@ -101,8 +101,34 @@ class MahalanobisMixin(RetrievalScoreMixin, PairVerificationMixin):
         return _linear_embed(self.components_, X)
 
 
+class ConstrainedParametersMixin:
+    """``_parameter_constraints`` merged along the class hierarchy, checked at fit.
 
-class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
+    Each class declares the constraints of its own parameters; a subclass's
+    table is the union of those of its bases and its own, and
+    ``_validate_params`` checks every parameter against it.
+    """
+
+    _parameter_constraints = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        merged = {}
+        for base in reversed(cls.__mro__):
+            merged.update(base.__dict__.get("_parameter_constraints", {}))
+        cls._parameter_constraints = merged
+
+    def _validate_params(self):
+        validate_params(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            type(self).__name__,
+        )
+
+
+class BaseMahalanobisLearner(
+    ConstrainedParametersMixin, MahalanobisMixin, TransformerMixin, BaseEstimator
+):
     """Base class of the supervised linear metric learners.
 
     Subclasses declare ``_parameter_constraints`` (merged with the base's)
@@ -130,20 +156,6 @@ class BaseMahalanobisLearner(MahalanobisMixin, TransformerMixin, BaseEstimator):
 
     #: Whether ``y`` holds class labels (True) or regression targets (False).
     _classification_targets = True
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        merged = {}
-        for base in reversed(cls.__mro__):
-            merged.update(base.__dict__.get("_parameter_constraints", {}))
-        cls._parameter_constraints = merged
-
-    def _validate_params(self):
-        validate_params(
-            self._parameter_constraints,
-            self.get_params(deep=False),
-            type(self).__name__,
-        )
 
     def _check_n_components(self, n_features):
         """The output size: ``n_components``, or ``n_features`` when None."""

@@ -22,9 +22,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
 from .._docstrings import register_doc
-from .._param_validation import Interval, StrOptions, validate_params
+from .._param_validation import Interval, StrOptions
 from ..constraints import positive_negative_pairs
-from ._base import BaseMahalanobisLearner, MahalanobisMixin
+from ._base import BaseMahalanobisLearner, ConstrainedParametersMixin, MahalanobisMixin
 
 __all__ = ["BaseWeakMahalanobisLearner"]
 
@@ -70,7 +70,9 @@ register_doc(
 )
 
 
-class BaseWeakMahalanobisLearner(MahalanobisMixin, BaseEstimator):
+class BaseWeakMahalanobisLearner(
+    ConstrainedParametersMixin, MahalanobisMixin, BaseEstimator
+):
     """Base class of the Mahalanobis learners fitted on tuples (weak supervision).
 
     Subclasses put a constraint classifier mixin first in their bases,
@@ -85,20 +87,6 @@ class BaseWeakMahalanobisLearner(MahalanobisMixin, BaseEstimator):
     """
 
     _parameter_constraints = {"preprocessor": PREPROCESSOR_CONSTRAINT}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        merged = {}
-        for base in reversed(cls.__mro__):
-            merged.update(base.__dict__.get("_parameter_constraints", {}))
-        cls._parameter_constraints = merged
-
-    def _validate_params(self):
-        validate_params(
-            self._parameter_constraints,
-            self.get_params(deep=False),
-            type(self).__name__,
-        )
 
     def fit(self, tuples, y=None):
         """Learn the metric from constraints.
