@@ -753,29 +753,8 @@ class BaseDeepMetricLearner(
 
     # -------------------------------------------------------------- inference
     def _embed(self, X):
-        """Embeddings of an already validated 2-D array (NumPy float32).
-
-        Raises ValueError, never returns NaN: inputs beyond the float32 range
-        are refused, and non-finite embeddings (an overflow inside the
-        network) are reported with the rows concerned.
-        """
-        check_is_fitted(self, "backbone_")
-        check_float32_range(X)
-        validate_params(
-            {"device": self._parameter_constraints["device"]},
-            {"device": self.device},
-            type(self).__name__,
-        )
-        Z = engine.embed(self.backbone_, X, engine.inference_device(self.device))
-        bad = ~np.isfinite(Z).all(axis=1)
-        if bad.any():
-            raise ValueError(
-                f"The embeddings of {int(bad.sum())} of {len(Z)} rows are not finite "
-                f"(first rows: {np.flatnonzero(bad)[:5].tolist()}): their values "
-                "overflow float32 arithmetic inside the network. Scale the features "
-                "(e.g. StandardScaler) as for training."
-            )
-        return Z
+        """Embeddings of an already validated 2-D array (see :func:`embed_checked`)."""
+        return embed_checked(self, X)
 
     def _frozen_embed(self):
         """A picklable function embedding a 2-D array with a copy of the model (CPU)."""
@@ -869,6 +848,34 @@ def _are_strings(labels):
             "type, e.g. y.astype(str)."
         )
     return is_str == {True}
+
+
+def embed_checked(estimator, X):
+    """Embeddings of a validated 2-D array by a fitted estimator's ``backbone_``.
+
+    Raises ValueError, never returns NaN: inputs beyond the float32 range
+    are refused, and non-finite embeddings (an overflow inside the network)
+    are reported with the rows concerned. The estimator's ``device`` is
+    checked against its constraint first, since it may have been set after
+    ``fit``.
+    """
+    check_is_fitted(estimator, "backbone_")
+    check_float32_range(X)
+    validate_params(
+        {"device": estimator._parameter_constraints["device"]},
+        {"device": estimator.device},
+        type(estimator).__name__,
+    )
+    Z = engine.embed(estimator.backbone_, X, engine.inference_device(estimator.device))
+    bad = ~np.isfinite(Z).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"The embeddings of {int(bad.sum())} of {len(Z)} rows are not finite "
+            f"(first rows: {np.flatnonzero(bad)[:5].tolist()}): their values "
+            "overflow float32 arithmetic inside the network. Scale the features "
+            "(e.g. StandardScaler) as for training."
+        )
+    return Z
 
 
 def check_float32_range(X):

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._param_validation import Interval, StrOptions, TupleOf, validate_params
 from .._shared_parameters import SHARED_PARAMETERS
-from ..base import check_float32_range
+from ..base import check_float32_range, embed_checked
 from ..losses import BarlowTwinsLoss
 from ..metrics import chunked_knn
 from ..training import engine
@@ -349,20 +349,7 @@ class TLDREmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self, "backbone_")
         X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
-        check_float32_range(X)
-        validate_params(
-            {"device": self._parameter_constraints["device"]},
-            {"device": self.device},
-            type(self).__name__,
-        )
-        Z = engine.embed(self.backbone_, X, engine.inference_device(self.device))
-        if not np.isfinite(Z).all():
-            raise ValueError(
-                "Some embeddings are not finite: the values of X overflow float32 "
-                "arithmetic inside the encoder. Scale the features (e.g. "
-                "StandardScaler) as for training."
-            )
-        return Z
+        return embed_checked(self, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
