@@ -384,6 +384,8 @@ class BaseDeepMetricLearner(
             state = copy.copy(state)
             state.optimizer_state = engine.optimizer_state_on_cpu(optimizer)
         view._store_state(state)
+        # A checkpoint of the view resumes the random streams where they are.
+        view._rng_state = state.rng_state
         return view
 
     def _new_state(self, n_features, config, X=None, y=None):
@@ -526,6 +528,7 @@ class BaseDeepMetricLearner(
             n_iter=self.n_iter_,
             history=copy.deepcopy(self.history_),
             best_validation_score=self.best_validation_score_,
+            rng_state=getattr(self, "_rng_state", None),
         )
 
     # Parameters a model cannot change once trained (warm_start, partial_fit);
@@ -612,6 +615,7 @@ class BaseDeepMetricLearner(
         ]
         self.validation_scores_ = scores if scores else None
         self.best_validation_score_ = state.best_validation_score
+        self._rng_state = None
         # A calibrated threshold belongs to the previous embedding.
         self.__dict__.pop("threshold_", None)
 

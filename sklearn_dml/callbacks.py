@@ -24,11 +24,14 @@ class Checkpoint:
     file), with the optimizer state, the epoch count ``n_iter_`` and
     ``history_``. To resume, load the file and continue with
     ``warm_start=True`` and ``fit`` (``max_iter`` more epochs) or with
-    ``partial_fit``: each epoch is seeded by the estimator's
-    ``random_state`` and the epochs before it, so ``k`` epochs, a
-    checkpoint, and ``n - k`` more epochs give the model of ``n`` epochs
-    (with the default ``learning_rate_schedule="constant"``, whose rates do
-    not depend on the length of a fit, and without early stopping).
+    ``partial_fit``. The file also holds the random streams of training
+    (the batch sampler's and torch's CPU generator, which draws dropout
+    masks and mixup), which the first training call after ``load``
+    continues: ``k`` epochs, a checkpoint, and ``n - k`` more epochs give
+    the model of ``n`` epochs, to float precision (with the default
+    ``learning_rate_schedule="constant"``, whose rates do not depend on the
+    length of a fit, and without early stopping, whose hold-out and best
+    weights belong to one fit). The CUDA generator is not saved.
 
     Parameters
     ----------

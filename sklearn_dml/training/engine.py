@@ -109,6 +109,11 @@ class TrainingState:
     best_validation_score: float | None = None
     #: Whether the last :func:`fit` call was stopped by ``KeyboardInterrupt``.
     interrupted: bool = False
+    #: ``(torch CPU generator state, NumPy batch-sampling state)``: given,
+    #: :func:`fit` continues these random streams instead of seeding anew (a
+    #: resumed checkpoint); during training, the streams after the last epoch
+    #: (kept up to date for callbacks).
+    rng_state: tuple | None = None
 
 
 def _make_optimizer(config, backbone, loss):
@@ -400,6 +405,10 @@ def fit(
         # draw fresh batches while staying reproducible.
         seed = config.seed + state.n_iter
         torch.manual_seed(seed)
+        rng = np.random.RandomState(seed % 2**32)
+        if state.rng_state is not None:
+            torch.set_rng_state(state.rng_state[0])
+            rng.set_state(state.rng_state[1])
         Xt = X if is_lazy(X) else as_float_tensor(X)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
         Tt = None if targets is None else as_float_tensor(targets)
@@ -408,7 +417,12 @@ def fit(
                 f"targets has {Tt.shape[0]} rows but X has {len(Xt)}: give "
                 "one row of targets per training sample."
             )
-        sampler = _sampler(y, config, seed)
+        sampler = MPerClassSampler(
+            y,
+            batch_size=config.batch_size,
+            samples_per_class=config.samples_per_class,
+            random_state=rng,
+        )
         trainable = [
             p
             for m in (state.backbone, state.loss)
@@ -441,6 +455,7 @@ def fit(
                 validation,
                 score_func,
                 MixedPrecision(config.mixed_precision, device, config.name),
+                rng,
             )
             state.optimizer_state = _to_cpu(optimizer.state_dict())
         finally:
@@ -449,15 +464,6 @@ def fit(
             if state.miner is not None:
                 state.miner.to("cpu")
     return state
-
-
-def _sampler(y, config, seed):
-    return MPerClassSampler(
-        y,
-        batch_size=config.batch_size,
-        samples_per_class=config.samples_per_class,
-        random_state=np.random.RandomState(seed % 2**32),
-    )
 
 
 def _run_epochs(
@@ -471,6 +477,7 @@ def _run_epochs(
     validation,
     score_func,
     precision=None,
+    rng=None,
 ):
     """The epochs of one fit; on KeyboardInterrupt, stop and keep what was learnt.
 
@@ -478,10 +485,9 @@ def _run_epochs(
     recorded, the best weights are restored as at a normal end (with early
     stopping), and ``state.interrupted`` is set for the estimator to warn.
 
-    Every epoch is seeded with ``config.seed`` plus the epochs run before it
-    (its batches and the torch generator), so ``k`` epochs and then ``n - k``
-    more (``warm_start``, ``partial_fit``, a resumed checkpoint) train as
-    ``n`` epochs at once, the learning-rate schedule aside.
+    With callbacks, ``state.rng_state`` holds the random streams (torch's
+    and the batch sampler's ``rng``) after each epoch, so that a checkpoint
+    resumes them.
     """
     callbacks = config.callbacks
     Xt, yt, Tt = data
@@ -500,9 +506,6 @@ def _run_epochs(
             callbacks.train_begin(state, optimizer)
         for _ in range(n_epochs):
             tic = time.perf_counter()
-            seed = config.seed + state.n_iter
-            torch.manual_seed(seed)
-            sampler = _sampler(data[1].numpy(), config, seed)
             loss_value, terms = run_epoch(
                 state,
                 optimizer,
@@ -543,6 +546,8 @@ def _run_epochs(
             record["time"] = time.perf_counter() - tic
             state.history.append(record)
             progress.epoch(record)
+            if callbacks is not None:
+                state.rng_state = (torch.get_rng_state(), rng.get_state())
             asked = callbacks is not None and callbacks.epoch_end(
                 state, optimizer, record
             )
