@@ -27,7 +27,12 @@ from sklearn.base import (
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import inputs
+from .inputs import (
+    check_lazy_features,
+    check_lazy_training_data,
+    init_sample,
+    is_lazy,
+)
 from ._param_validation import (
     Interval,
     validate_params,
@@ -203,8 +208,8 @@ class BaseDeepMetricLearner(
         return clone(value)
 
     def _validate_training_data(self, X, y, reset):
-        if inputs.is_lazy(X):
-            X, y = inputs.check_lazy_training_data(self, X, y, reset)
+        if is_lazy(X):
+            X, y = check_lazy_training_data(self, X, y, reset)
         else:
             X, y = validate_data(
                 self,
@@ -318,7 +323,7 @@ class BaseDeepMetricLearner(
             net = copy.deepcopy(self.backbone)
         initialize = getattr(net, "initialize", None)
         if X is not None and callable(initialize):
-            initialize(inputs.init_sample(X))
+            initialize(init_sample(X))
         if self.backbone is not None and self.normalize_embeddings:
             net = torch.nn.Sequential(net, L2Normalize())
         return net
@@ -835,8 +840,8 @@ class BaseDeepMetricLearner(
             The embeddings.
         """
         check_is_fitted(self, "backbone_")
-        if inputs.is_lazy(X):
-            inputs.check_lazy_features(self, X, reset=False)
+        if is_lazy(X):
+            check_lazy_features(self, X, reset=False)
         else:
             X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return self._embed(X)
@@ -923,7 +928,7 @@ def embed_checked(estimator, X):
     ``fit``.
     """
     check_is_fitted(estimator, "backbone_")
-    if not inputs.is_lazy(X):
+    if not is_lazy(X):
         check_float32_range(X)
     validate_params(
         {"device": estimator._parameter_constraints["device"]},
@@ -944,7 +949,7 @@ def embed_checked(estimator, X):
 
 def _sample_size(X):
     """Features of a sample: an int, or the shape of an N-D sample of a lazy input."""
-    if inputs.is_lazy(X) and len(X.sample_shape) != 1:
+    if is_lazy(X) and len(X.sample_shape) != 1:
         return tuple(X.sample_shape)
     return int(X.shape[1])
 
