@@ -27,12 +27,6 @@ from sklearn.base import (
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .inputs import (
-    check_lazy_features,
-    check_lazy_training_data,
-    init_sample,
-    is_lazy,
-)
 from ._param_validation import (
     Interval,
     validate_params,
@@ -40,6 +34,12 @@ from ._param_validation import (
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
 from ._verification import PairVerificationMixin, RetrievalScoreMixin
 from .backbones import L2Normalize, ResidualMLP
+from .inputs import (
+    check_lazy_features,
+    check_lazy_training_data,
+    init_sample,
+    is_lazy,
+)
 from .losses import (
     CrossBatchMemoryLoss,
     EnergyConfusionRegularizer,
@@ -732,9 +732,7 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            state, self._n_features_out = self._new_state(
-                _sample_size(X), config, X, y
-            )
+            state, self._n_features_out = self._new_state(_sample_size(X), config, X, y)
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )

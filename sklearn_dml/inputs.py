@@ -133,7 +133,9 @@ class LazyInput(torch.utils.data.Dataset):
             if len(key) == 2 and key[1] is Ellipsis:
                 key = key[0]
             else:
-                raise IndexError(f"{type(self).__name__} is indexed along samples only.")
+                raise IndexError(
+                    f"{type(self).__name__} is indexed along samples only."
+                )
         if isinstance(key, (Integral, np.integer)):
             n = len(self)
             if not -n <= key < n:

@@ -74,7 +74,9 @@ def test_loss_and_gradient_equal_the_written_out_loss_over_batch_and_memory(seed
 
 def test_the_memory_changes_the_loss_and_holds_no_gradient():
     (x1, y1), (x2, y2) = _batches(3, n_batches=2)
-    wrapped = CrossBatchMemoryLoss(MultiSimilarityLoss(), memory_size=32).configure(3, 4)
+    wrapped = CrossBatchMemoryLoss(MultiSimilarityLoss(), memory_size=32).configure(
+        3, 4
+    )
     plain = MultiSimilarityLoss()
     wrapped.double()
     assert wrapped(x1, y1).item() == pytest.approx(plain(x1, y1).item())
