@@ -16,7 +16,7 @@ the default backbone at ``anchor_weight=0``; the XBM variant adds
 embeddings, used after one epoch. Score: leave-one-out MAP@R among the
 unseen classes.
 
-Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1 2]``;
+Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1]``;
 writes ``benchmarks/results/compare_cross_batch_memory.md``.
 """
 
@@ -35,7 +35,7 @@ from sklearn_dml import ContrastiveEmbedder, MultiSimilarityEmbedder
 from sklearn_dml.metrics import map_at_r_score
 
 N_SEEN, N_UNSEEN, PER_CLASS = 200, 100, 20
-BATCH_SIZE, MEMORY, EPOCHS = 32, 1024, 12
+BATCH_SIZE, MEMORY, EPOCHS = 32, 512, 8
 STEPS_PER_EPOCH = -(-N_SEEN * PER_CLASS // BATCH_SIZE)
 WARMUP = STEPS_PER_EPOCH
 METHODS = {
@@ -87,7 +87,7 @@ def run(cls, memory, data, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     torch.set_num_threads(1)
     scores = {}
@@ -115,6 +115,10 @@ def main():
         f" {STEPS_PER_EPOCH} steps, 32-d embeddings, anchor_weight=0; XBM: memory"
         f" of {MEMORY} embeddings, used after a warm-up of {WARMUP} steps (one"
         " epoch). Same seeds, hence the same batches, with and without memory.",
+        "",
+        "A first run with a memory of 1,024 and 12 epochs, stopped for time after"
+        " seed 0's contrastive pair, gave the same sign: unseen MAP@R 0.4778"
+        " plain, 0.4418 with XBM (fit 5.4 times as long).",
         "",
         "| loss | variant | unseen MAP@R mean | worst seed | XBM - plain "
         "(mean, worst) | time ratio |",
