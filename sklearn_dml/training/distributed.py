@@ -299,7 +299,10 @@ class DataParallel:
         """The training device of this rank: ``cuda`` means this rank's GPU."""
         if device.type == "cuda" and device.index is None:
             local = os.environ.get("LOCAL_RANK")
-            index = int(local) if local is not None else torch.cuda.current_device()
+            if local is None:
+                index = torch.cuda.current_device()
+            else:  # more ranks than GPUs (gloo only): they share them in turn
+                index = int(local) % max(1, torch.cuda.device_count())
             device = torch.device("cuda", index)
         if self.backend == "nccl":
             self._comm_device = device
