@@ -153,7 +153,21 @@ def _rank_checks(path):
     result["history"] = [h["loss"] for h in est.history_]
     result["validation"] = [h["validation_score"] for h in est.history_]
     save(est, f"{path}.{rank}")
+    auto = _auto_embedder().fit(*_auto_data())
+    result["auto"] = (auto.anchor_weight_, auto.anchor_selection_)
     return result
+
+
+def _auto_data():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:200] / 16, y[:200]
+
+
+def _auto_embedder():
+    # 10 classes: anchor_weight="auto" chooses, with 4 candidate fits.
+    return _embedder(anchor_weight="auto", max_iter=1, early_stopping=False)
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +181,7 @@ def ranks(tmp_path_factory):
         # optimisation step imports lazily.
         step = _one_step(None)
         single = _embedder().fit(*_fit_data())
+        auto = _auto_embedder().fit(*_auto_data())
     finally:
         torch.set_num_threads(threads)
     results = distributed.launch(
@@ -178,11 +193,11 @@ def ranks(tmp_path_factory):
         threads_per_process=1,
         start_method="fork",
     )
-    return results, path, step, single
+    return results, path, step, single, auto
 
 
 def test_one_step_matches_a_single_process_on_the_whole_batch(ranks):
-    results, _, reference, _ = ranks
+    results, _, reference, _, _ = ranks
     for result in results:
         for got, want in zip(result["steps"], reference):
             assert_allclose(got["loss"], want["loss"], rtol=1e-5, atol=1e-7)
@@ -195,7 +210,7 @@ def test_one_step_matches_a_single_process_on_the_whole_batch(ranks):
 
 
 def test_fit_ends_with_identical_weights_and_follows_a_single_process(ranks):
-    results, path, _, single = ranks
+    results, path, _, single, _ = ranks
     first, second = results
     assert first["weights"].keys() == second["weights"].keys()
     for name in first["weights"]:
@@ -244,3 +259,14 @@ def _fail_on_rank_one():
     if torch.distributed.get_rank() == 1:
         raise KeyError("boom")
     return 0
+
+
+def test_anchor_weight_auto_chooses_the_same_on_every_rank(ranks):
+    results, auto = ranks[0], ranks[4]
+    (w0, scores0), (w1, scores1) = results[0]["auto"], results[1]["auto"]
+    assert w0 == w1 == auto.anchor_weight_
+    assert scores0 == scores1
+    # Each candidate fit was data-parallel: the same scores as one process.
+    assert scores0.keys() == auto.anchor_selection_.keys()
+    for weight, score in auto.anchor_selection_.items():
+        assert_allclose(scores0[weight], score, rtol=1e-4)

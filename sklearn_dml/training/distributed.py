@@ -491,7 +491,7 @@ def launch(
     Examples
     --------
     >>> from sklearn_dml.training.distributed import is_main_process, launch
-    >>> launch(is_main_process, 2)  # doctest: +SKIP
+    >>> launch(is_main_process, 2, start_method="fork")  # Linux: a fast start
     [True, False]
     """
     import multiprocessing as mp
