@@ -313,10 +313,11 @@ class DataParallel:
             held_out = [-1.0, -1.0]
         else:
             held_out = [
-                float(np.asarray(validation[0], dtype=np.float64).sum()),
-                float(np.asarray(validation[1], dtype=np.float64).sum()),
+                float(np.sum(validation[0], dtype=np.float64)),
+                float(np.sum(validation[1], dtype=np.float64)),
             ]
-        Xd = X.double()
+        # Sums accumulated in float64 without a float64 copy of the data.
+        row_sums = X.reshape(X.shape[0], -1).sum(1, dtype=torch.float64)
         rows = torch.arange(X.shape[0], dtype=torch.float64)
         yd = y.double()
         return torch.tensor(
@@ -326,9 +327,9 @@ class DataParallel:
                 X.shape[1] if X.dim() > 1 else 1,
                 float(yd.sum()),
                 float((yd * rows).sum()),
-                float(Xd.sum()),
-                float((Xd.reshape(X.shape[0], -1).sum(1) * rows).sum()),
-                -1.0 if targets is None else float(targets.double().sum()),
+                float(row_sums.sum()),
+                float((row_sums * rows).sum()),
+                -1.0 if targets is None else float(targets.sum(dtype=torch.float64)),
                 *held_out,
             ],
             dtype=torch.float64,
@@ -370,8 +371,8 @@ class DataParallel:
             for module in modules:
                 for tensor in [*module.parameters(), *module.buffers()]:
                     buf = tensor.detach().to(self._comm_device)
-                    dist.broadcast(buf, src=0)
-                    if buf is not tensor:
+                    dist.broadcast(buf, src=0)  # in place when on that device
+                    if buf.data_ptr() != tensor.data_ptr():
                         tensor.copy_(buf.to(tensor.device))
 
     def seed(self, seed):
