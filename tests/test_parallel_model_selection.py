@@ -55,9 +55,7 @@ def test_grid_search_on_loky_workers_matches_the_serial_search(five_classes):
         parallel = _search(2).fit(X, y)
         # joblib gives each of the 2 workers its share of the cores: torch
         # does not oversubscribe them.
-        threads = Parallel(n_jobs=2)(
-            delayed(torch.get_num_threads)() for _ in range(2)
-        )
+        threads = Parallel(n_jobs=2)(delayed(torch.get_num_threads)() for _ in range(2))
         # A fitted embedder pickles to the workers and embeds there as here.
         fitted = parallel.best_estimator_
         remote = Parallel(n_jobs=2)(
@@ -79,9 +77,12 @@ def test_grid_search_on_loky_workers_matches_the_serial_search(five_classes):
 def test_grid_search_on_dask_workers_matches_the_serial_search(five_classes):
     distributed = pytest.importorskip("dask.distributed")
     X, y = five_classes
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster):
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
         with parallel_config(backend="dask"):
             parallel = _search(-1).fit(X, y)
     serial = _serial(X, y)
