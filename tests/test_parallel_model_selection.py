@@ -1,8 +1,10 @@
 """Model selection over embedders in parallel: joblib's loky and dask backends.
 
 Only library callables cross to the workers (scikit-learn's default scoring,
-``torch.get_num_threads``, ``TripletEmbedder.transform``), so nothing depends
-on the test module being importable there. The serial references run on one
+``torch.get_num_threads``, ``DeepMetricEmbedder.transform``), so nothing
+depends on the test module being importable there. One test starts the loky
+workers (about 5 s of CPU per worker to import torch): keep the parallel
+search checks together in it. The serial references run on one
 torch thread, as the loky workers do on two cores, so the results agree to
 float rounding.
 """
@@ -16,10 +18,12 @@ from joblib import Parallel, delayed, parallel_config
 from numpy.testing import assert_allclose
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_dml import TripletEmbedder
+from sklearn_dml import DeepMetricEmbedder
+from sklearn_dml.losses import TripletMarginLoss
 from sklearn_dml.model_selection import ClassDisjointKFold
 
-GRID = {"margin": [0.05, 0.3]}
+# A component's parameter: the loss is cloned with the estimator.
+GRID = {"loss__margin": [0.05, 0.3]}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +35,12 @@ def five_classes(tiny):
 
 def _search(n_jobs):
     return GridSearchCV(
-        TripletEmbedder(
-            n_components=4, hidden_layer_sizes=(16,), max_iter=2, random_state=0
+        DeepMetricEmbedder(
+            loss=TripletMarginLoss(),
+            n_components=4,
+            hidden_layer_sizes=(16,),
+            max_iter=2,
+            random_state=0,
         ),
         GRID,
         cv=ClassDisjointKFold(n_splits=2),
@@ -59,7 +67,7 @@ def test_grid_search_on_loky_workers_matches_the_serial_search(five_classes):
         # A fitted embedder pickles to the workers and embeds there as here.
         fitted = parallel.best_estimator_
         remote = Parallel(n_jobs=2)(
-            delayed(TripletEmbedder.transform)(fitted, X[i::2]) for i in range(2)
+            delayed(DeepMetricEmbedder.transform)(fitted, X[i::2]) for i in range(2)
         )
     assert max(threads) <= max(1, (os.cpu_count() or 1) // 2)
     serial = _serial(X, y)
@@ -72,6 +80,8 @@ def test_grid_search_on_loky_workers_matches_the_serial_search(five_classes):
     for i in range(2):
         assert_allclose(remote[i], fitted.transform(X[i::2]), rtol=1e-5, atol=1e-6)
     assert np.isfinite(parallel.cv_results_["mean_test_score"]).all()
+    # The estimator's loss object was cloned, never trained itself.
+    assert fitted.loss_ is not fitted.loss
 
 
 def test_grid_search_on_dask_workers_matches_the_serial_search(five_classes):
