@@ -138,6 +138,18 @@ def _rank_checks(path):
     }
     with distributed.no_data_parallel():
         result["opt_out"] = distributed.is_data_parallel()
+    # gather_rows without sizes: rank r sends r + 1 rows of value r.
+    local = torch.full((rank + 1, 2), float(rank), requires_grad=True)
+    rows = distributed.gather_rows(local)
+    (rows * torch.arange(1.0, 4.0)[:, None]).sum().backward()
+    result["gathered"] = rows.detach().numpy()
+    result["gathered_grad"] = local.grad.numpy()
+    # average_gradients: a gradient on rank 0 only, and none anywhere.
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    if rank == 0:
+        a.grad = torch.tensor([2.0, 4.0])
+    distributed.average_gradients([a, b])
+    result["averaged"] = (a.grad.numpy(), b.grad)
     X, y = _fit_data()
     # Errors are raised on every rank together, before training.
     result["seed_error"] = _error(lambda: _embedder(random_state=rank).fit(X, y))
@@ -270,3 +282,16 @@ def test_anchor_weight_auto_chooses_the_same_on_every_rank(ranks):
     assert scores0.keys() == auto.anchor_selection_.keys()
     for weight, score in auto.anchor_selection_.items():
         assert_allclose(scores0[weight], score, rtol=1e-4)
+
+
+def test_gather_rows_and_average_gradients_between_ranks(ranks):
+    for result in ranks[0]:
+        assert_array_equal(result["gathered"], [[0, 0], [1, 1], [1, 1]])
+        # Both ranks minimise the same sum: each row's gradient, summed over
+        # the 2 ranks, is twice its weight (1 for rank 0's row, 2 and 3 for
+        # rank 1's).
+        expected = [[2, 2]] if result["rank"] == 0 else [[4, 4], [6, 6]]
+        assert_array_equal(result["gathered_grad"], expected)
+        averaged, untouched = result["averaged"]
+        assert_array_equal(averaged, [1.0, 2.0])
+        assert untouched is None
