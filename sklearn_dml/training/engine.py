@@ -368,7 +368,9 @@ def fit(
     parallel = DataParallel.current()
     if parallel is not None:
         device = parallel.device(device)
-        config = dataclasses.replace(config, data_parallel=parallel)
+        # Progress lines from rank 0 only.
+        verbose = config.verbose if parallel.rank == 0 else 0
+        config = dataclasses.replace(config, data_parallel=parallel, verbose=verbose)
     n_epochs = config.max_iter if n_epochs is None else n_epochs
     # A forked RNG: seeding here leaves the caller's global torch state intact.
     fork_devices = [device.index or 0] if device.type == "cuda" else []
