@@ -40,6 +40,7 @@ from .losses._wrappers import MatryoshkaLoss, check_nested_dims, check_procsim_b
 from .metrics import map_at_r_score
 from .mixup import MixupPlan, resolve_mixup
 from .training import engine
+from .training.distributed import DataParallel
 from .training.objective import (
     EnergyConfusionTerm,
     MetricLossTerm,
@@ -272,6 +273,9 @@ class BaseDeepMetricLearner(
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[~train], y[~train]))
             scores[weight] = float(np.mean(held_out_scores))
+        parallel = DataParallel.current()
+        if parallel is not None:  # one choice on every rank of a data-parallel fit
+            scores = dict(zip(scores, parallel.agree(list(scores.values()))))
         best = max(scores, key=lambda w: (scores[w], w == default))
         return best, scores
 

@@ -11,6 +11,7 @@ per-epoch records in ``history``.
 """
 
 import copy
+import dataclasses
 import math
 import sys
 import time
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from ..samplers import MPerClassSampler
+from .distributed import DataParallel
 from .objective import Batch, MetricLossTerm
 
 INFERENCE_BATCH_SIZE = 8192
@@ -87,6 +89,8 @@ class TrainingConfig:
     max_grad_norm: float | None = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
+    #: Set by :func:`fit` under a process group (:mod:`.distributed`).
+    data_parallel: object = None
 
 
 @dataclass
@@ -197,7 +201,11 @@ def batch_objective(state, config, xb, yb, tb=None):
     values : dict
         Term name -> detached value of that term.
     """
-    batch = Batch(x=xb, y=yb, embeddings=state.backbone(xb), targets=tb)
+    parallel = config.data_parallel
+    embeddings = (
+        state.backbone(xb) if parallel is None else parallel.embed(state.backbone, xb)
+    )
+    batch = Batch(x=xb, y=yb, embeddings=embeddings, targets=tb)
     total, values = None, {}
     for term in config.objective:
         value = term(state, batch)
@@ -223,6 +231,8 @@ def train_step(state, optimizer, xb, yb, config, tb=None, scheduler=None):
     loss, values = batch_objective(state, config, xb, yb, tb)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if config.data_parallel is not None:
+        config.data_parallel.synchronize(optimizer)
     if config.max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(
             [p for group in optimizer.param_groups for p in group["params"]],
@@ -355,6 +365,12 @@ def fit(
     state : TrainingState
     """
     device = resolve_device(config.device)
+    parallel = DataParallel.current()
+    if parallel is not None:
+        device = parallel.device(device)
+        # Progress lines from rank 0 only.
+        verbose = config.verbose if parallel.rank == 0 else 0
+        config = dataclasses.replace(config, data_parallel=parallel, verbose=verbose)
     n_epochs = config.max_iter if n_epochs is None else n_epochs
     # A forked RNG: seeding here leaves the caller's global torch state intact.
     fork_devices = [device.index or 0] if device.type == "cuda" else []
@@ -362,7 +378,7 @@ def fit(
         # Offset by the epochs already run, so warm starts and partial_fit calls
         # draw fresh batches while staying reproducible.
         seed = config.seed + state.n_iter
-        torch.manual_seed(seed)
+        torch.manual_seed(seed if parallel is None else parallel.seed(seed))
         Xt, yt = as_float_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
         Tt = None if targets is None else as_float_tensor(targets)
         if Tt is not None and Tt.shape[0] != Xt.shape[0]:
@@ -370,6 +386,8 @@ def fit(
                 f"targets has {Tt.shape[0]} rows but X has {Xt.shape[0]}: give "
                 "one row of targets per training sample."
             )
+        if parallel is not None:
+            parallel.start(state, seed, Xt, yt, Tt, validation)
         sampler = MPerClassSampler(
             y,
             batch_size=config.batch_size,
@@ -434,8 +452,9 @@ def _run_epochs(
         if validation is not None:
             # The starting weights compete too: training that only degrades the
             # validation score (e.g. on held-out classes) gives them back.
-            best_score = score_func(
-                embed(state.backbone, validation[0], device), validation[1]
+            best_score = _agreed(
+                config,
+                score_func(embed(state.backbone, validation[0], device), validation[1]),
             )
             best_weights = _snapshot(state)
         for _ in range(n_epochs):
@@ -444,6 +463,12 @@ def _run_epochs(
                 state, optimizer, Xt, yt, sampler, device, config, Tt, scheduler
             )
             state.n_iter += 1
+            if config.data_parallel is not None:
+                # The ranks' means: one history, one stopping decision on all.
+                loss_value, *values = config.data_parallel.agree(
+                    [loss_value, *terms.values()]
+                )
+                terms = dict(zip(terms, values))
             record = {
                 "epoch": state.n_iter,
                 "loss": loss_value,
@@ -458,8 +483,11 @@ def _run_epochs(
                 )
             stop = False
             if validation is not None:
-                score = score_func(
-                    embed(state.backbone, validation[0], device), validation[1]
+                score = _agreed(
+                    config,
+                    score_func(
+                        embed(state.backbone, validation[0], device), validation[1]
+                    ),
                 )
                 record["validation_score"] = score
                 if score > best_score + config.tol:
@@ -486,6 +514,13 @@ def _run_epochs(
         state.backbone.load_state_dict(best_weights[0])
         state.loss.load_state_dict(best_weights[1])
         state.best_validation_score = float(best_score)
+
+
+def _agreed(config, score):
+    """A validation score, the same on every rank of a data-parallel fit."""
+    if config.data_parallel is None:
+        return score
+    return config.data_parallel.agree([score])[0]
 
 
 def _snapshot(state):
