@@ -42,6 +42,7 @@ lint: $(VENV)/.test-installed
 ## bench: run the benchmarks (writes benchmarks/results/*.md)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_fit_overhead.py
+	$(BIN)/python benchmarks/bench_data_parallel.py
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_zoo_digits.py
 	$(BIN)/python benchmarks/unseen_classes.py

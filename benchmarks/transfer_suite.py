@@ -52,7 +52,6 @@ import numpy as np
 import sklearn
 import torch
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
@@ -60,6 +59,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
+from pml_baselines import PMLTripletLoop  # noqa: E402
 from transfer_tasks import TASKS  # noqa: E402
 
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score  # noqa: E402
@@ -68,69 +68,6 @@ N_COMPONENTS = 64
 HERE = Path(__file__).parent
 RESULTS_JSON = HERE / "results" / "transfer_suite_baselines.json"
 RESULTS_MD = HERE / "results" / "transfer_suite.md"
-
-
-class PMLTripletLoop(TransformerMixin, BaseEstimator):
-    """pytorch-metric-learning's semihard triplet loss in a plain loop.
-
-    MLP ``n_features``-256-64 (ReLU), Adam, ``MPerClassSampler`` batches of
-    about ``batch_size``; ``transform`` returns L2-normalised embeddings (the
-    default ``LpDistance`` of the loss normalises them too).
-    """
-
-    def __init__(
-        self, max_iter=30, learning_rate=1e-3, batch_size=128, m=4, random_state=0
-    ):
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.m = m
-        self.random_state = random_state
-
-    def fit(self, X, y):
-        from pytorch_metric_learning import losses, miners, samplers
-        from pytorch_metric_learning.utils import common_functions
-
-        torch.manual_seed(self.random_state)
-        # MPerClassSampler draws from pytorch-metric-learning's NUMPY_RANDOM
-        common_functions.NUMPY_RANDOM = np.random.RandomState(self.random_state)
-        X = torch.tensor(np.asarray(X), dtype=torch.float32)
-        y = torch.as_tensor(np.asarray(y).astype(np.int64))
-        self.model_ = torch.nn.Sequential(
-            torch.nn.Linear(X.shape[1], 256),
-            torch.nn.ReLU(),
-            torch.nn.Linear(256, N_COMPONENTS),
-        )
-        loss_fn = losses.TripletMarginLoss(margin=0.1)
-        miner = miners.TripletMarginMiner(margin=0.1, type_of_triplets="semihard")
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.learning_rate)
-        n_classes = len(torch.unique(y))
-        # m per class; with few classes, more per class so that a batch fills up
-        m = max(self.m, self.batch_size // n_classes)
-        # ... but a batch no larger than the data (the sampler requires it)
-        m = max(2, min(m, len(y) // n_classes))
-        batch = m * min(n_classes, self.batch_size // m)
-        sampler = samplers.MPerClassSampler(
-            y, m=m, batch_size=batch, length_before_new_iter=len(y)
-        )
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(X, y), batch_size=batch, sampler=sampler
-        )
-        self.model_.train()
-        for _ in range(self.max_iter):
-            for xb, yb in loader:
-                emb = self.model_(xb)
-                loss = loss_fn(emb, yb, miner(emb, yb))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        self.model_.eval()
-        return self
-
-    def transform(self, X):
-        with torch.no_grad():
-            emb = self.model_(torch.tensor(np.asarray(X), dtype=torch.float32))
-            return torch.nn.functional.normalize(emb, dim=1).numpy()
 
 
 def _k(n_features):

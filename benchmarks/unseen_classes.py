@@ -44,6 +44,7 @@ parallel processes):
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -51,7 +52,6 @@ import numpy as np
 import sklearn
 import torch
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
@@ -66,9 +66,13 @@ from sklearn_dml import (
     SupConEmbedder,
     TripletEmbedder,
 )
-from sklearn_dml.backbones import MLP, ResidualMLP
+from sklearn_dml.backbones import ResidualMLP
 from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
+from metric_learn_compat import load_metric_learn  # noqa: E402
+from pml_baselines import PMLTripletLoop  # noqa: E402
 
 # The seen classes of each class split; the other digits are the unseen ones.
 SPLITS = {"0-4": [0, 1, 2, 3, 4], "5-9": [5, 6, 7, 8, 9]}
@@ -76,68 +80,6 @@ N_COMPONENTS = 64
 RESULTS = Path(__file__).parent / "results" / "unseen_classes.md"
 # The baseline rows do not depend on sklearn-dml's defaults: computed once, reused.
 BASELINES = Path(__file__).parent / "results" / "unseen_classes_baselines.json"
-
-
-def _metric_learn_shim():
-    """Let metric-learn 0.7 run on scikit-learn >= 1.8 (force_all_finite removed)."""
-    import metric_learn._util as util
-
-    def translate(func):
-        def wrapper(*args, **kwargs):
-            if "force_all_finite" in kwargs:
-                kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
-            return func(*args, **kwargs)
-
-        return wrapper
-
-    if not getattr(util, "_sklearn_dml_shim", False):
-        util.check_array = translate(util.check_array)
-        util.check_X_y = translate(util.check_X_y)
-        util._sklearn_dml_shim = True
-
-
-class PMLTripletLoop(TransformerMixin, BaseEstimator):
-    """pytorch-metric-learning's semihard triplet loss in a plain training loop."""
-
-    def __init__(self, max_iter=30, learning_rate=1e-3, random_state=0):
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.random_state = random_state
-
-    def fit(self, X, y):
-        from pytorch_metric_learning import losses, miners, samplers
-
-        torch.manual_seed(self.random_state)
-        X = torch.tensor(X, dtype=torch.float32)
-        y = torch.as_tensor(y)
-        self.model_ = MLP(X.shape[1], N_COMPONENTS, (256,), normalize_embeddings=True)
-        loss_fn = losses.TripletMarginLoss(margin=0.1)
-        miner = miners.TripletMarginMiner(margin=0.1, type_of_triplets="semihard")
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.learning_rate)
-        # As sklearn-dml's sampler: with few classes, more samples per class.
-        n_classes = len(torch.unique(y))
-        m = max(4, 128 // n_classes)
-        batch = m * min(n_classes, 128 // m)
-        sampler = samplers.MPerClassSampler(
-            y, m=m, batch_size=batch, length_before_new_iter=len(y)
-        )
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(X, y), batch_size=batch, sampler=sampler
-        )
-        self.model_.train()
-        for _ in range(self.max_iter):
-            for xb, yb in loader:
-                emb = self.model_(xb)
-                loss = loss_fn(emb, yb, miner(emb, yb))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        self.model_.eval()
-        return self
-
-    def transform(self, X):
-        with torch.no_grad():
-            return self.model_(torch.tensor(X, dtype=torch.float32)).numpy()
 
 
 def embedders(n_features, seed, max_iter):
@@ -164,9 +106,7 @@ def embedders(n_features, seed, max_iter):
 
 def baselines(n_features, seed, max_iter, linear_iter):
     """Methods that do not depend on sklearn-dml's defaults (cached)."""
-    import metric_learn
-
-    _metric_learn_shim()
+    metric_learn = load_metric_learn()
     k = min(N_COMPONENTS, n_features)
 
     def linear_ml(est):

@@ -52,6 +52,7 @@ from .metrics import map_at_r_score
 from .mixup import MixupPlan, resolve_mixup
 from .training import engine
 from .training.callbacks import CallbackRunner
+from .training.distributed import DataParallel
 from .training.objective import (
     EnergyConfusionTerm,
     MetricLossTerm,
@@ -293,6 +294,9 @@ class BaseDeepMetricLearner(
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[~train], y[~train]))
             scores[weight] = float(np.mean(held_out_scores))
+        parallel = DataParallel.current()
+        if parallel is not None:  # one choice on every rank of a data-parallel fit
+            scores = dict(zip(scores, parallel.agree(list(scores.values()))))
         best = max(scores, key=lambda w: (scores[w], w == default))
         return best, scores
 

@@ -49,6 +49,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from . import embedders
+from .training.distributed import is_main_process
 
 __all__ = ["load", "save"]
 
@@ -164,7 +165,9 @@ def save(estimator, path):
         A fitted embedder of the package.
     path : str or os.PathLike
         File to write (replaced atomically: a failed save leaves an existing
-        file untouched).
+        file untouched). In a data-parallel run (a process group of
+        several processes), only rank 0 writes: on the other ranks ``save``
+        checks the estimator and returns without writing.
 
     Raises
     ------
@@ -230,6 +233,8 @@ def save(estimator, path):
             k: v.detach().cpu().clone() for k, v in estimator.loss_.state_dict().items()
         },
     }
+    if not is_main_process():
+        return  # a data-parallel fit: rank 0 writes the one file
     directory = os.path.dirname(os.path.abspath(os.fspath(path)))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)

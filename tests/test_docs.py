@@ -35,6 +35,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.persistence",
     "sklearn_dml.inputs",
     "sklearn_dml.callbacks",
+    "sklearn_dml.training.distributed",
     "sklearn_dml.mahalanobis",
     "sklearn_dml.constraints",
 ]

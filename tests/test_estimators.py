@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -140,21 +140,6 @@ def test_pipeline_knn_and_cross_val_score(digits):
         cv=3,
     )
     assert scores.shape == (3,) and scores.min() > 0.5
-
-
-def test_grid_search_parallel_over_component_parameter(small):
-    X, y = small
-    search = GridSearchCV(
-        _quick(DeepMetricEmbedder, loss=TripletMarginLoss()),
-        {"loss__margin": [0.05, 0.3], "learning_rate_init": [1e-3]},
-        cv=2,
-        n_jobs=2,
-    )
-    search.fit(X, y)
-    assert search.best_params_["loss__margin"] in (0.05, 0.3)
-    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    # The estimator's loss object was cloned, never trained itself.
-    assert search.best_estimator_.loss_ is not search.best_estimator_.loss
 
 
 def test_set_output_pandas(small):

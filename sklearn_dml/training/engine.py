@@ -12,6 +12,7 @@ per-epoch records in ``history``.
 
 import contextlib
 import copy
+import dataclasses
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ import torch
 from ..inputs import is_lazy
 from ..samplers import MPerClassSampler
 from .data import inference_batches, pins, to_device, training_batches
+from .distributed import DataParallel
 from .objective import Batch, MetricLossTerm
 from .precision import MixedPrecision
 
@@ -94,6 +96,8 @@ class TrainingConfig:
     callbacks: object = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
+    #: Set by :func:`fit` under a process group (:mod:`.distributed`).
+    data_parallel: object = None
 
 
 @dataclass
@@ -209,7 +213,11 @@ def batch_objective(state, config, xb, yb, tb=None):
     values : dict
         Term name -> detached value of that term.
     """
-    batch = Batch(x=xb, y=yb, embeddings=state.backbone(xb), targets=tb)
+    parallel = config.data_parallel
+    embeddings = (
+        state.backbone(xb) if parallel is None else parallel.embed(state.backbone, xb)
+    )
+    batch = Batch(x=xb, y=yb, embeddings=embeddings, targets=tb)
     total, values = None, {}
     for term in config.objective:
         value = term(state, batch)
@@ -242,6 +250,8 @@ def train_step(
     scaler = None if precision is None else precision.scaler
     optimizer.zero_grad(set_to_none=True)
     (loss if scaler is None else precision.scale(loss)).backward()
+    if config.data_parallel is not None:
+        config.data_parallel.synchronize(optimizer)
     if config.max_grad_norm is not None:
         if scaler is not None:
             scaler.unscale_(optimizer)
@@ -397,6 +407,12 @@ def fit(
     state : TrainingState
     """
     device = resolve_device(config.device)
+    parallel = DataParallel.current()
+    if parallel is not None:
+        device = parallel.device(device)
+        # Progress lines from rank 0 only.
+        verbose = config.verbose if parallel.rank == 0 else 0
+        config = dataclasses.replace(config, data_parallel=parallel, verbose=verbose)
     n_epochs = config.max_iter if n_epochs is None else n_epochs
     # A forked RNG: seeding here leaves the caller's global torch state intact.
     fork_devices = [device.index or 0] if device.type == "cuda" else []
@@ -404,7 +420,7 @@ def fit(
         # Offset by the epochs already run, so warm starts and partial_fit calls
         # draw fresh batches while staying reproducible.
         seed = config.seed + state.n_iter
-        torch.manual_seed(seed)
+        torch.manual_seed(seed if parallel is None else parallel.seed(seed))
         rng = np.random.RandomState(seed % 2**32)
         if state.rng_state is not None:
             torch.set_rng_state(state.rng_state[0])
@@ -417,6 +433,13 @@ def fit(
                 f"targets has {Tt.shape[0]} rows but X has {len(Xt)}: give "
                 "one row of targets per training sample."
             )
+        if parallel is not None:
+            if is_lazy(Xt):
+                raise ValueError(
+                    "A data-parallel fit takes X as an array; lazy inputs "
+                    "(sklearn_dml.inputs) are not supported there yet."
+                )
+            parallel.start(state, seed, Xt, yt, Tt, validation)
         sampler = MPerClassSampler(
             y,
             batch_size=config.batch_size,
@@ -498,8 +521,9 @@ def _run_epochs(
         if validation is not None:
             # The starting weights compete too: training that only degrades the
             # validation score (e.g. on held-out classes) gives them back.
-            best_score = score_func(
-                embed(state.backbone, validation[0], device), validation[1]
+            best_score = _agreed(
+                config,
+                score_func(embed(state.backbone, validation[0], device), validation[1]),
             )
             best_weights = _snapshot(state)
         if callbacks is not None:
@@ -519,6 +543,12 @@ def _run_epochs(
                 precision,
             )
             state.n_iter += 1
+            if config.data_parallel is not None:
+                # The ranks' means: one history, one stopping decision on all.
+                loss_value, *values = config.data_parallel.agree(
+                    [loss_value, *terms.values()]
+                )
+                terms = dict(zip(terms, values))
             record = {
                 "epoch": state.n_iter,
                 "loss": loss_value,
@@ -533,8 +563,11 @@ def _run_epochs(
                 )
             stop = False
             if validation is not None:
-                score = score_func(
-                    embed(state.backbone, validation[0], device), validation[1]
+                score = _agreed(
+                    config,
+                    score_func(
+                        embed(state.backbone, validation[0], device), validation[1]
+                    ),
                 )
                 record["validation_score"] = score
                 if score > best_score + config.tol:
@@ -571,6 +604,13 @@ def _run_epochs(
         state.best_validation_score = float(best_score)
     if callbacks is not None and not state.interrupted:
         callbacks.train_end(state, optimizer)
+
+
+def _agreed(config, score):
+    """A validation score, the same on every rank of a data-parallel fit."""
+    if config.data_parallel is None:
+        return score
+    return config.data_parallel.agree([score])[0]
 
 
 def _snapshot(state):
