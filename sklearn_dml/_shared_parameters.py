@@ -215,6 +215,27 @@ _BACKBONE_PARAMETERS = {
             disables it.
             """,
     ),
+    "cross_batch_memory": SharedParameter(
+        None,
+        "int, (int, int) or None",
+        [
+            None,
+            Interval(Integral, 1, None, closed="left"),
+            TupleOf(Interval(Integral, 0, None, closed="left"), min_length=2),
+        ],
+        """
+            Cross-batch memory (XBM, Wang et al., CVPR 2020): a queue of the
+            embeddings and labels of the last ``memory_size`` training samples
+            (detached) serves every batch as extra positives and negatives of
+            the pair or triplet loss (and of its miner), which helps most with
+            many classes and small batches. An int is the ``memory_size``; a
+            pair ``(memory_size, warmup_steps)`` also waits ``warmup_steps``
+            batches before using the memory (it fills meanwhile). Wraps the
+            loss in :class:`~sklearn_dml.losses.CrossBatchMemoryLoss`; for the
+            losses on pairs or triplets only (a loss with learned proxies or
+            class weights raises ``ValueError``). ``None`` disables it.
+            """,
+    ),
 }
 
 # The parameters of the training engine, in signature order.
@@ -299,6 +320,37 @@ _ENGINE_PARAMETERS = {
             (:func:`torch.nn.utils.clip_grad_norm_`); ``None`` does not clip.
             With Adam, whose steps are normalised, clipping matters mostly
             against rare huge gradients; with SGD it bounds every step.
+            """,
+    ),
+    "mixed_precision": SharedParameter(
+        None,
+        '{"float16", "bfloat16"} or None',
+        [None, StrOptions({"float16", "bfloat16"})],
+        """
+            Train on CUDA in mixed precision: the forward pass and the loss
+            run under ``torch.autocast`` in this type (the weights and the
+            optimizer stay float32); ``"float16"`` also scales the loss
+            (``torch.amp.GradScaler``) so that small gradients do not
+            underflow, ``"bfloat16"`` needs no scaling (Ampere GPUs and
+            later). On the CPU it has no effect: training runs in float32,
+            with a ``UserWarning``. Inference (``transform``) runs in float32.
+            """,
+    ),
+    "callbacks": SharedParameter(
+        None,
+        "list of objects or None",
+        [None, list],
+        """
+            Objects called during ``fit`` and ``partial_fit`` (in the spirit
+            of skorch's callbacks): each may define
+            ``on_train_begin(model)``, ``on_epoch_end(model, record)`` and
+            ``on_train_end(model)``, where ``model`` is a view of the
+            estimator as trained so far (``transform``, ``score`` and
+            :func:`~sklearn_dml.persistence.save` work on it) and ``record``
+            the epoch's entry of ``history_``. ``on_epoch_end`` returning
+            ``True`` stops training. :class:`~sklearn_dml.callbacks.Checkpoint`
+            saves the model every few epochs. Callbacks are not saved by
+            :func:`~sklearn_dml.persistence.save`.
             """,
     ),
     "early_stopping": SharedParameter(
@@ -411,7 +463,13 @@ _ENGINE_PARAMETERS = {
 SHARED_PARAMETERS = {**_BACKBONE_PARAMETERS, **_ENGINE_PARAMETERS}
 
 #: The training options that change the objective, off by default.
-TRAINING_OPTIONS = ("nested_dims", "mixup", "energy_confusion", "procsim")
+TRAINING_OPTIONS = (
+    "nested_dims",
+    "mixup",
+    "energy_confusion",
+    "procsim",
+    "cross_batch_memory",
+)
 
 register_doc("backbone_params", _render_doc(_BACKBONE_PARAMETERS))
 register_doc("engine_params", _render_doc(_ENGINE_PARAMETERS))

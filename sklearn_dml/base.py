@@ -34,12 +34,24 @@ from ._param_validation import (
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
 from ._verification import PairVerificationMixin, RetrievalScoreMixin
 from .backbones import L2Normalize, ResidualMLP
-from .losses import EnergyConfusionRegularizer, ProcSimLoss, ProcSimWeighting
+from .inputs import (
+    check_lazy_features,
+    check_lazy_training_data,
+    init_sample,
+    is_lazy,
+)
+from .losses import (
+    CrossBatchMemoryLoss,
+    EnergyConfusionRegularizer,
+    ProcSimLoss,
+    ProcSimWeighting,
+)
 from .losses._base import soft_label_losses
 from .losses._wrappers import MatryoshkaLoss, check_nested_dims, check_procsim_base_loss
 from .metrics import map_at_r_score
 from .mixup import MixupPlan, resolve_mixup
 from .training import engine
+from .training.callbacks import CallbackRunner
 from .training.distributed import DataParallel
 from .training.objective import (
     EnergyConfusionTerm,
@@ -166,6 +178,12 @@ class BaseDeepMetricLearner(
             check_nested_dims(
                 self.nested_dims, self.n_components if self.backbone is None else None
             )
+        memory = self.cross_batch_memory
+        if isinstance(memory, (tuple, list)) and (len(memory) != 2 or memory[0] < 1):
+            raise ValueError(
+                "cross_batch_memory must be an int memory_size >= 1 or a pair "
+                f"(memory_size >= 1, warmup_steps >= 0); got {memory!r}."
+            )
         self._check_training_options()
         self._check_method_params()
 
@@ -191,15 +209,18 @@ class BaseDeepMetricLearner(
         return clone(value)
 
     def _validate_training_data(self, X, y, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            dtype=[np.float32, np.float64],
-            ensure_min_samples=2,
-        )
-        check_float32_range(X)
+        if is_lazy(X):
+            X, y = check_lazy_training_data(self, X, y, reset)
+        else:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=reset,
+                dtype=[np.float32, np.float64],
+                ensure_min_samples=2,
+            )
+            check_float32_range(X)
         new_is_str = _are_strings(y)
         check_classification_targets(y)
         if not reset and hasattr(self, "classes_"):
@@ -280,7 +301,19 @@ class BaseDeepMetricLearner(
         return best, scores
 
     def _build_backbone(self, n_features, X=None):
-        """A fresh backbone; data-dependent initialisation (PCA) from ``X``."""
+        """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
+
+        ``n_features`` is the size of a sample, or the shape of one sample
+        of a lazy input with N-D samples (which needs a user backbone). Of a
+        lazy ``X`` the PCA start reads a bounded subsample
+        (:func:`sklearn_dml.inputs.init_sample`).
+        """
+        if self.backbone is None and not isinstance(n_features, Integral):
+            raise ValueError(
+                f"X holds samples of shape {tuple(n_features)}; the default "
+                "backbone (ResidualMLP) takes flat vectors. Give a backbone "
+                "module that accepts such samples, or flat samples."
+            )
         if self.backbone is None:
             net = ResidualMLP(
                 n_features,
@@ -294,7 +327,7 @@ class BaseDeepMetricLearner(
             net = copy.deepcopy(self.backbone)
         initialize = getattr(net, "initialize", None)
         if X is not None and callable(initialize):
-            initialize(X)
+            initialize(init_sample(X))
         if self.backbone is not None and self.normalize_embeddings:
             net = torch.nn.Sequential(net, L2Normalize())
         return net
@@ -303,9 +336,10 @@ class BaseDeepMetricLearner(
         """Run two dummy rows through the backbone to report shape errors early."""
         was_training = backbone.training
         backbone.eval()
+        shape = (n_features,) if isinstance(n_features, Integral) else n_features
         try:
             with torch.no_grad():
-                out = backbone(torch.zeros(2, n_features))
+                out = backbone(torch.zeros(2, *shape))
         except Exception as exc:  # the user's module: report any failure clearly
             raise ValueError(
                 f"The backbone could not embed a batch of shape (2, {n_features}) "
@@ -337,8 +371,31 @@ class BaseDeepMetricLearner(
             loss_learning_rate=self._loss_learning_rate(),
             learning_rate_schedule=self.learning_rate_schedule,
             max_grad_norm=self.max_grad_norm,
+            mixed_precision=self.mixed_precision,
+            callbacks=(
+                None
+                if not self.callbacks
+                else CallbackRunner(self.callbacks, self._training_view)
+            ),
             name=type(self).__name__,
         )
+
+    def _training_view(self, state, optimizer):
+        """The estimator as trained so far, for callbacks (a shallow copy).
+
+        Its fitted attributes describe ``state`` (the modules being
+        trained, shared) and, with an ``optimizer``, its current state;
+        ``callbacks`` is ``None`` on the view.
+        """
+        view = copy.copy(self)
+        view.callbacks = None
+        if optimizer is not None:
+            state = copy.copy(state)
+            state.optimizer_state = engine.optimizer_state_on_cpu(optimizer)
+        view._store_state(state)
+        # A checkpoint of the view resumes the random streams where they are.
+        view._rng_state = state.rng_state
+        return view
 
     def _new_state(self, n_features, config, X=None, y=None):
         """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
@@ -381,15 +438,19 @@ class BaseDeepMetricLearner(
         if weighting is not None:
             check_procsim_base_loss(loss)
             loss = ProcSimLoss(loss, weighting)
-        if self.nested_dims is None:
+        if self.nested_dims is not None:
+            try:
+                dims = check_nested_dims(self.nested_dims, n_out)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc} (the backbone returns embeddings of size {n_out})"
+                ) from None
+            loss = MatryoshkaLoss(loss, dims, normalize=bool(self.normalize_embeddings))
+        memory = self.cross_batch_memory
+        if memory is None:
             return loss
-        try:
-            dims = check_nested_dims(self.nested_dims, n_out)
-        except ValueError as exc:
-            raise ValueError(
-                f"{exc} (the backbone returns embeddings of size {n_out})"
-            ) from None
-        return MatryoshkaLoss(loss, dims, normalize=bool(self.normalize_embeddings))
+        size, warmup = (memory, 0) if isinstance(memory, Integral) else memory
+        return CrossBatchMemoryLoss(loss, memory_size=size, warmup_steps=warmup)
 
     def _objective(self, state):
         """The terms minimised on every batch, in the order they are added.
@@ -476,6 +537,7 @@ class BaseDeepMetricLearner(
             n_iter=self.n_iter_,
             history=copy.deepcopy(self.history_),
             best_validation_score=self.best_validation_score_,
+            rng_state=getattr(self, "_rng_state", None),
         )
 
     # Parameters a model cannot change once trained (warm_start, partial_fit);
@@ -562,6 +624,7 @@ class BaseDeepMetricLearner(
         ]
         self.validation_scores_ = scores if scores else None
         self.best_validation_score_ = state.best_validation_score
+        self._rng_state = None
         # A calibrated threshold belongs to the previous embedding.
         self.__dict__.pop("threshold_", None)
 
@@ -673,7 +736,7 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            state, self._n_features_out = self._new_state(X.shape[1], config, X, y)
+            state, self._n_features_out = self._new_state(_sample_size(X), config, X, y)
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )
@@ -723,7 +786,7 @@ class BaseDeepMetricLearner(
         codes = self._encode(y)
         config = self._training_config()
         if first:
-            state, self._n_features_out = self._new_state(X.shape[1], config, X)
+            state, self._n_features_out = self._new_state(_sample_size(X), config, X)
         else:
             state = self._state_from_fitted()
         return self._train(X, y, codes, state, config, 1, first=first, validate=False)
@@ -779,7 +842,10 @@ class BaseDeepMetricLearner(
             The embeddings.
         """
         check_is_fitted(self, "backbone_")
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        if is_lazy(X):
+            check_lazy_features(self, X, reset=False)
+        else:
+            X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return self._embed(X)
 
     def transform_nested(self, X, n_dims):
@@ -864,7 +930,8 @@ def embed_checked(estimator, X):
     ``fit``.
     """
     check_is_fitted(estimator, "backbone_")
-    check_float32_range(X)
+    if not is_lazy(X):
+        check_float32_range(X)
     validate_params(
         {"device": estimator._parameter_constraints["device"]},
         {"device": estimator.device},
@@ -880,6 +947,13 @@ def embed_checked(estimator, X):
             "(e.g. StandardScaler) as for training."
         )
     return Z
+
+
+def _sample_size(X):
+    """Features of a sample: an int, or the shape of an N-D sample of a lazy input."""
+    if is_lazy(X) and len(X.sample_shape) != 1:
+        return tuple(X.sample_shape)
+    return int(X.shape[1])
 
 
 def check_float32_range(X):

@@ -16,6 +16,11 @@ What cannot be written as plain data is refused by :func:`save` with an
 error that says why: a user ``backbone`` module, a callable parameter (a
 learning-rate schedule function), another estimator as a parameter (a
 distillation teacher). Use pickle for those, from trusted sources only.
+The ``callbacks`` parameter is not written (callbacks act during training;
+they are no part of the model): the loaded estimator has
+``callbacks=None``. :class:`~sklearn_dml.callbacks.Checkpoint` writes this
+format during training, with the optimizer state and the epoch count, so
+that ``load`` and a ``warm_start`` fit (or ``partial_fit``) resume it.
 
 Examples
 --------
@@ -59,8 +64,12 @@ _COMPONENT_MODULES = (
     "sklearn_dml.mixup",
 )
 
+#: Parameters not written: training-time hooks, not part of the model (the
+#: loaded estimator has their default, ``None``).
+_UNSAVED_PARAMETERS = ("callbacks",)
+
 #: Private fitted state written beside the public attributes.
-_PRIVATE_ATTRIBUTES = ("_classes_declared",)
+_PRIVATE_ATTRIBUTES = ("_classes_declared", "_rng_state")
 
 #: Fitted attributes rebuilt from the parameters and the saved weights.
 _MODULE_ATTRIBUTES = ("backbone_", "loss_", "miner_")
@@ -165,7 +174,8 @@ def save(estimator, path):
     ValueError
         When a parameter or fitted attribute cannot be written as plain data
         (a user backbone module, a callable, another estimator); the message
-        names it. Nothing is written then.
+        names it. Nothing is written then. ``callbacks`` is not written (the
+        loaded estimator has ``callbacks=None``).
 
     Examples
     --------
@@ -191,6 +201,7 @@ def save(estimator, path):
         params = {
             k: _encode(v, f"parameter {k!r}")
             for k, v in estimator.get_params(deep=False).items()
+            if k not in _UNSAVED_PARAMETERS
         }
         fitted = {
             k: _encode(v, f"fitted attribute {k!r}")

@@ -34,6 +34,7 @@ LAYERS = [
             "samplers",
             "mixup",
             "constraints",
+            "inputs",
         ],
     ),
     ("training and metrics", ["training", "metrics"]),
@@ -57,6 +58,7 @@ LAYERS = [
             "plotting",
             "datasets",
             "persistence",
+            "callbacks",
         ],
     ),
 ]

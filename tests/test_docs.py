@@ -33,6 +33,8 @@ PUBLIC_MODULES = [
     "sklearn_dml.datasets",
     "sklearn_dml.mixup",
     "sklearn_dml.persistence",
+    "sklearn_dml.inputs",
+    "sklearn_dml.callbacks",
     "sklearn_dml.training.distributed",
     "sklearn_dml.mahalanobis",
     "sklearn_dml.constraints",

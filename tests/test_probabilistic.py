@@ -415,6 +415,11 @@ def test_default_mean_network_is_the_residual_mlp(fitted):
             "does not support energy_confusion=0.5",
         ),
         ({"procsim": True}, ValueError, "does not support procsim=True"),
+        (
+            {"cross_batch_memory": 16},
+            ValueError,
+            "does not support cross_batch_memory=16",
+        ),
     ],
 )
 def test_bad_params(digits, params, error, match):

@@ -38,6 +38,10 @@ _UNSUPPORTED_REASONS = {
         "ProcSim weighs the samples of a point-embedding loss; the per-sample "
         "variances of the hedged embedding already down-weight ambiguous samples"
     ),
+    "cross_batch_memory": (
+        "the memory keeps point embeddings, while the hedged loss compares "
+        "samples drawn from each Gaussian embedding of the batch"
+    ),
 }
 
 

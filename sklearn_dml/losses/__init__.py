@@ -19,6 +19,7 @@ from ._classification import (
     SphereFaceLoss,
     SubCenterArcFaceLoss,
 )
+from ._cross_batch_memory import CrossBatchMemoryLoss
 from ._distillation import MutualLearningLoss, RKDAngleLoss, RKDDistanceLoss, RKDLoss
 from ._pair import (
     AngularLoss,
@@ -62,6 +63,7 @@ __all__ = [
     "CombinedLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "CrossBatchMemoryLoss",
     "EnergyConfusionRegularizer",
     "EquiangularBasisLoss",
     "FastAPLoss",

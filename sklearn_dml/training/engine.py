@@ -10,6 +10,7 @@ The loop is split into small steps, ``fit -> run_epoch -> train_step``, with
 per-epoch records in ``history``.
 """
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -20,9 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..inputs import is_lazy
 from ..samplers import MPerClassSampler
+from .data import inference_batches, pins, to_device, training_batches
 from .distributed import DataParallel
 from .objective import Batch, MetricLossTerm
+from .precision import MixedPrecision
 
 INFERENCE_BATCH_SIZE = 8192
 
@@ -87,6 +91,9 @@ class TrainingConfig:
     loss_learning_rate: float | None = None
     learning_rate_schedule: object = "constant"
     max_grad_norm: float | None = None
+    mixed_precision: str | None = None
+    #: A :class:`~sklearn_dml.training.callbacks.CallbackRunner` or None.
+    callbacks: object = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
     #: Set by :func:`fit` under a process group (:mod:`.distributed`).
@@ -106,6 +113,11 @@ class TrainingState:
     best_validation_score: float | None = None
     #: Whether the last :func:`fit` call was stopped by ``KeyboardInterrupt``.
     interrupted: bool = False
+    #: ``(torch CPU generator state, NumPy batch-sampling state)``: given,
+    #: :func:`fit` continues these random streams instead of seeding anew (a
+    #: resumed checkpoint); during training, the streams after the last epoch
+    #: (kept up to date for callbacks).
+    rng_state: tuple | None = None
 
 
 def _make_optimizer(config, backbone, loss):
@@ -221,37 +233,61 @@ def batch_objective(state, config, xb, yb, tb=None):
     return total, values
 
 
-def train_step(state, optimizer, xb, yb, config, tb=None, scheduler=None):
+def train_step(
+    state, optimizer, xb, yb, config, tb=None, scheduler=None, precision=None
+):
     """One optimisation step on one batch.
 
     Clips the gradient to ``config.max_grad_norm`` (if set), steps the
-    optimizer, then the learning-rate ``scheduler`` (if any).
+    optimizer, then the learning-rate ``scheduler`` (if any). With a
+    ``precision`` (:class:`~sklearn_dml.training.precision.MixedPrecision`),
+    the objective is computed under its autocast and, for float16, the
+    gradient scaled (and unscaled before clipping).
     Returns the detached objective and the detached value of each term.
     """
-    loss, values = batch_objective(state, config, xb, yb, tb)
+    with contextlib.nullcontext() if precision is None else precision.autocast():
+        loss, values = batch_objective(state, config, xb, yb, tb)
+    scaler = None if precision is None else precision.scaler
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else precision.scale(loss)).backward()
     if config.data_parallel is not None:
         config.data_parallel.synchronize(optimizer)
     if config.max_grad_norm is not None:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(
             [p for group in optimizer.param_groups for p in group["params"]],
             config.max_grad_norm,
         )
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     if scheduler is not None:
         scheduler.step()
     return loss.detach(), values
 
 
 def run_epoch(
-    state, optimizer, X, y, sampler, device, config, targets=None, scheduler=None
+    state,
+    optimizer,
+    X,
+    y,
+    sampler,
+    device,
+    config,
+    targets=None,
+    scheduler=None,
+    precision=None,
 ):
     """One pass of class-balanced batches.
 
-    ``targets`` (a tensor with one row per sample, or ``None``) is sliced
-    with each batch and handed to :func:`batch_objective`; ``scheduler``
-    (or ``None``) is stepped after every batch.
+    ``X`` is a tensor or a lazy input (read through a DataLoader, see
+    :mod:`sklearn_dml.training.data`). ``targets`` (a tensor with one row
+    per sample, or ``None``) is sliced with each batch and handed to
+    :func:`batch_objective`; ``scheduler`` (or ``None``) is stepped after
+    every batch; ``precision`` is handed to :func:`train_step`.
 
     Returns
     -------
@@ -264,12 +300,14 @@ def run_epoch(
     state.loss.train()
     total, count = 0.0, 0
     sums, counts = {}, {}
-    for batch in sampler:
-        idx = torch.from_numpy(batch)
-        xb = X[idx].to(device, non_blocking=True)
+    pin = pins(X)
+    for idx, xb in training_batches(X, sampler):
+        xb = to_device(xb, device, pin)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
-        loss, values = train_step(state, optimizer, xb, yb, config, tb, scheduler)
+        loss, values = train_step(
+            state, optimizer, xb, yb, config, tb, scheduler, precision
+        )
         total += float(loss)
         count += 1
         for name, value in values.items():
@@ -293,7 +331,9 @@ def _same_device(a, b):
 
 @torch.no_grad()
 def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
-    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns float32 NumPy.
+    """Embed ``X`` (NumPy array, tensor or lazy input) in evaluation mode.
+
+    Returns float32 NumPy.
 
     The module is left as it is (device, parameters): when it lives on
     another device than ``device`` (or when it is in training mode), a copy
@@ -302,7 +342,8 @@ def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
     the memory.
     """
     device = torch.device("cpu") if device is None else torch.device(device)
-    X = X if isinstance(X, torch.Tensor) else as_float_tensor(X)
+    if not (isinstance(X, torch.Tensor) or is_lazy(X)):
+        X = as_float_tensor(X)
     module = backbone
     if not _same_device(_device_of(backbone), device):
         module = copy.deepcopy(backbone).to(device)
@@ -310,9 +351,10 @@ def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
     if was_training:
         module.eval()
     try:
+        pin = pins(X)
         out = [
-            module(X[start : start + batch_size].to(device)).float().cpu()
-            for start in range(0, X.shape[0], batch_size)
+            module(to_device(xb, device, pin)).float().cpu()
+            for xb in inference_batches(X, batch_size)
         ]
     finally:
         if was_training:
@@ -379,20 +421,30 @@ def fit(
         # draw fresh batches while staying reproducible.
         seed = config.seed + state.n_iter
         torch.manual_seed(seed if parallel is None else parallel.seed(seed))
-        Xt, yt = as_float_tensor(X), torch.as_tensor(np.asarray(y), dtype=torch.long)
+        rng = np.random.RandomState(seed % 2**32)
+        if state.rng_state is not None:
+            torch.set_rng_state(state.rng_state[0])
+            rng.set_state(state.rng_state[1])
+        Xt = X if is_lazy(X) else as_float_tensor(X)
+        yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
         Tt = None if targets is None else as_float_tensor(targets)
-        if Tt is not None and Tt.shape[0] != Xt.shape[0]:
+        if Tt is not None and Tt.shape[0] != len(Xt):
             raise ValueError(
-                f"targets has {Tt.shape[0]} rows but X has {Xt.shape[0]}: give "
+                f"targets has {Tt.shape[0]} rows but X has {len(Xt)}: give "
                 "one row of targets per training sample."
             )
         if parallel is not None:
+            if is_lazy(Xt):
+                raise ValueError(
+                    "A data-parallel fit takes X as an array; lazy inputs "
+                    "(sklearn_dml.inputs) are not supported there yet."
+                )
             parallel.start(state, seed, Xt, yt, Tt, validation)
         sampler = MPerClassSampler(
             y,
             batch_size=config.batch_size,
             samples_per_class=config.samples_per_class,
-            random_state=np.random.RandomState(seed % 2**32),
+            random_state=rng,
         )
         trainable = [
             p
@@ -425,6 +477,8 @@ def fit(
                 n_epochs,
                 validation,
                 score_func,
+                MixedPrecision(config.mixed_precision, device, config.name),
+                rng,
             )
             state.optimizer_state = _to_cpu(optimizer.state_dict())
         finally:
@@ -436,14 +490,29 @@ def fit(
 
 
 def _run_epochs(
-    state, config, optimizer, data, sampler, device, n_epochs, validation, score_func
+    state,
+    config,
+    optimizer,
+    data,
+    sampler,
+    device,
+    n_epochs,
+    validation,
+    score_func,
+    precision=None,
+    rng=None,
 ):
     """The epochs of one fit; on KeyboardInterrupt, stop and keep what was learnt.
 
     A Ctrl-C ends training where it is: the epoch in progress is not
     recorded, the best weights are restored as at a normal end (with early
     stopping), and ``state.interrupted`` is set for the estimator to warn.
+
+    With callbacks, ``state.rng_state`` holds the random streams (torch's
+    and the batch sampler's ``rng``) after each epoch, so that a checkpoint
+    resumes them.
     """
+    callbacks = config.callbacks
     Xt, yt, Tt = data
     progress = _Progress(config, n_epochs, len(sampler))
     scheduler = _make_scheduler(config, optimizer, n_epochs * len(sampler))
@@ -457,10 +526,21 @@ def _run_epochs(
                 score_func(embed(state.backbone, validation[0], device), validation[1]),
             )
             best_weights = _snapshot(state)
+        if callbacks is not None:
+            callbacks.train_begin(state, optimizer)
         for _ in range(n_epochs):
             tic = time.perf_counter()
             loss_value, terms = run_epoch(
-                state, optimizer, Xt, yt, sampler, device, config, Tt, scheduler
+                state,
+                optimizer,
+                Xt,
+                yt,
+                sampler,
+                device,
+                config,
+                Tt,
+                scheduler,
+                precision,
             )
             state.n_iter += 1
             if config.data_parallel is not None:
@@ -499,11 +579,19 @@ def _run_epochs(
             record["time"] = time.perf_counter() - tic
             state.history.append(record)
             progress.epoch(record)
+            if callbacks is not None:
+                state.rng_state = (torch.get_rng_state(), rng.get_state())
+            asked = callbacks is not None and callbacks.epoch_end(
+                state, optimizer, record
+            )
             if stop:
                 progress.close(
                     f"no improvement of the validation score for "
                     f"{config.n_iter_no_change} epochs: stopping, best weights restored."
                 )
+                break
+            if asked:
+                progress.close("a callback asked to stop.")
                 break
     except KeyboardInterrupt:
         state.interrupted = True
@@ -514,6 +602,8 @@ def _run_epochs(
         state.backbone.load_state_dict(best_weights[0])
         state.loss.load_state_dict(best_weights[1])
         state.best_validation_score = float(best_score)
+    if callbacks is not None and not state.interrupted:
+        callbacks.train_end(state, optimizer)
 
 
 def _agreed(config, score):
@@ -532,6 +622,11 @@ def _snapshot(state):
             {k: v.detach().cpu() for k, v in state.loss.state_dict().items()}
         ),
     )
+
+
+def optimizer_state_on_cpu(optimizer):
+    """A copy of ``optimizer.state_dict()`` with every tensor on the CPU."""
+    return copy.deepcopy(_to_cpu(optimizer.state_dict()))
 
 
 def _to_cpu(obj):

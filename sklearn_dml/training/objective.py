@@ -53,6 +53,9 @@ class MetricLossTerm:
 
     def __call__(self, state, batch):
         miner = state.miner
+        if getattr(state.loss, "takes_miner", False):  # e.g. cross-batch memory
+            loss = state.loss(batch.embeddings, batch.y, miner=miner)
+            return loss if self.weight == 1 else self.weight * loss
         indices = miner(batch.embeddings, batch.y) if miner is not None else None
         loss = state.loss(batch.embeddings, batch.y, indices)
         return loss if self.weight == 1 else self.weight * loss

@@ -1,0 +1,229 @@
+"""Cross-batch memory (XBM): past embeddings as extra pairs of a pair loss."""
+
+import copy
+from numbers import Integral
+
+import torch
+
+from .._param_validation import Interval
+from .._tuples import _check_tuple, check_embeddings_labels
+from ._base import BaseMetricLoss, not_configured_error
+
+
+def query_pairs(labels, n_queries):
+    """Every pair ``(i, j)`` with ``i`` among the first ``n_queries`` rows.
+
+    Returns ``(a1, p, a2, n)``: the positive pairs (same label, ``i != j``)
+    and the negative pairs (different labels) from a query row ``i`` to
+    any row ``j`` of ``labels``.
+    """
+    rows = torch.arange(n_queries, device=labels.device)
+    same = labels[:n_queries, None] == labels[None, :]
+    self_pair = rows[:, None] == torch.arange(labels.shape[0], device=labels.device)
+    a1, p = torch.nonzero(same & ~self_pair, as_tuple=True)
+    a2, n = torch.nonzero(~same, as_tuple=True)
+    return a1, p, a2, n
+
+
+def restrict_to_queries(indices_tuple, n_queries):
+    """Keep the pairs or triplets of ``indices_tuple`` whose anchor is a query."""
+    _check_tuple(indices_tuple)
+    if len(indices_tuple) == 3:
+        a, p, n = indices_tuple
+        keep = a < n_queries
+        return a[keep], p[keep], n[keep]
+    a1, p, a2, n = indices_tuple
+    k1, k2 = a1 < n_queries, a2 < n_queries
+    return a1[k1], p[k1], a2[k2], n[k2]
+
+
+class CrossBatchMemoryLoss(BaseMetricLoss):
+    r"""A pair or triplet loss whose batch also meets the embeddings of past batches.
+
+    Cross-batch memory (XBM, Wang et al., 2020): a first-in first-out queue
+    keeps the embeddings (detached) and labels of the last ``memory_size``
+    training samples. Once ``warmup_steps`` training batches have been seen,
+    each batch is compared with the queue as well as with itself: the
+    wrapped loss is computed on the batch stacked on the memory, on the
+    pairs (or mined tuples) whose anchor is a sample of the batch, so small
+    batches see many more negatives (and positives). The gradient reaches
+    the batch only. The batch then enters the queue, replacing the oldest
+    entries. Outside training mode (``loss.eval()``) the queue is neither
+    used nor changed.
+
+    Parameters
+    ----------
+    loss : BaseMetricLoss
+        A loss on the pairs or triplets of a batch, without learned
+        parameters (contrastive, multi-similarity, triplet margin, circle,
+        ...): a loss with proxies or class weights has no use for a memory.
+    memory_size : int, default=1024
+        Number of past embeddings kept.
+    warmup_steps : int, default=0
+        Training batches before the memory is used (it fills meanwhile):
+        early embeddings drift fast, and XBM starts once they are stable.
+
+    Attributes
+    ----------
+    loss_ : BaseMetricLoss
+        The configured copy of ``loss``.
+    memory_embeddings : torch.Tensor of shape (memory_size, embedding_size)
+        The queue (a buffer: it is saved with the weights, so a resumed
+        training continues with it).
+    memory_labels : torch.Tensor of shape (memory_size,)
+        Labels of the queue's embeddings.
+
+    Notes
+    -----
+    With the batch :math:`B`, the memory :math:`M` (constants) and the
+    wrapped loss :math:`L`, a step minimises
+
+    .. math::
+
+        L\big(B \cup M; \{(i, j) : i \in B, j \in B \cup M, j \neq i\}\big),
+
+    the loss over the pairs from a sample of the batch to any other sample
+    of the batch or the memory. With a miner the pairs or triplets are
+    mined on :math:`B \cup M` and those whose anchor is in :math:`B` kept.
+    The estimators' ``cross_batch_memory`` parameter wraps their loss (and
+    hands it their miner).
+
+    References
+    ----------
+    .. [1] Wang, X., Zhang, H., Huang, W. and Scott, M. R. "Cross-Batch
+       Memory for Embedding Learning", CVPR 2020.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dml.losses import ContrastiveLoss, CrossBatchMemoryLoss
+    >>> loss = CrossBatchMemoryLoss(ContrastiveLoss(), memory_size=8).configure(2, 3)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> labels = torch.tensor([0, 0, 1, 1])
+    >>> first = loss(torch.randn(4, 3, generator=gen), labels)
+    >>> int(loss.memory_filled)
+    4
+    >>> second = loss(torch.randn(4, 3, generator=gen), labels)  # meets the first
+    >>> int(loss.memory_filled)
+    8
+    """
+
+    _parameter_constraints = {
+        "loss": [BaseMetricLoss],
+        "memory_size": [Interval(Integral, 1, None, closed="left")],
+        "warmup_steps": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    #: The metric term hands its miner to :meth:`forward` (to mine the memory).
+    takes_miner = True
+
+    def __init__(self, loss, memory_size=1024, warmup_steps=0):
+        super().__init__()
+        self.loss = loss
+        self.memory_size = memory_size
+        self.warmup_steps = warmup_steps
+
+    def configure(self, num_classes=None, embedding_size=None):
+        """Copy and configure the wrapped loss; create the queue.
+
+        Parameters
+        ----------
+        num_classes : int, default=None
+            Number of classes (passed to the wrapped loss).
+        embedding_size : int, default=None
+            Embedding dimension; the queue is created now when it is given,
+            otherwise at the first batch.
+
+        Returns
+        -------
+        self : CrossBatchMemoryLoss
+            This loss.
+        """
+        self._validate_params()
+        base = copy.deepcopy(self.loss)
+        if hasattr(base, "configure"):
+            base.configure(num_classes, embedding_size)
+        if any(True for _ in base.parameters()):
+            raise ValueError(
+                f"CrossBatchMemoryLoss needs a loss on pairs or triplets without "
+                f"learned parameters; {type(base).__name__} has some (proxies or "
+                "class weights, which already see every class at each step)."
+            )
+        self.loss_ = base
+        if embedding_size is not None:
+            self._make_queue(int(embedding_size))
+        return self
+
+    def _make_queue(self, dim, device=None):
+        size = int(self.memory_size)
+        self.register_buffer("memory_embeddings", torch.zeros(size, dim, device=device))
+        self.register_buffer(
+            "memory_labels", torch.zeros(size, dtype=torch.long, device=device)
+        )
+        for name in ("memory_filled", "memory_position", "steps"):
+            self.register_buffer(name, torch.zeros((), dtype=torch.long, device=device))
+
+    def forward(self, embeddings, labels, indices_tuple=None, miner=None):
+        """The loss of the batch against itself and, after warm-up, the memory.
+
+        Parameters
+        ----------
+        embeddings : torch.Tensor of shape (batch_size, n_dims)
+            Embeddings of the batch.
+        labels : torch.Tensor of shape (batch_size,)
+            Class index of every embedding.
+        indices_tuple : tuple of torch.Tensor, default=None
+            Tuples mined on the batch alone; used only while the memory is
+            not (before warm-up, outside training, empty memory).
+        miner : callable, default=None
+            ``miner(embeddings, labels)`` giving tuples; with the memory in
+            use it mines the batch stacked on the memory.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape ()
+            The wrapped loss's value.
+        """
+        if not hasattr(self, "loss_"):
+            raise not_configured_error(self, "configured loss")
+        check_embeddings_labels(embeddings, labels)
+        if not hasattr(self, "memory_embeddings"):
+            self._make_queue(embeddings.shape[1], embeddings.device)
+        if self.memory_embeddings.shape[1] != embeddings.shape[1]:
+            raise ValueError(
+                f"The memory holds embeddings of size {self.memory_embeddings.shape[1]}"
+                f", the batch of size {embeddings.shape[1]}."
+            )
+        n_mem = int(self.memory_filled)
+        use = self.training and n_mem > 0 and int(self.steps) >= self.warmup_steps
+        if not use:
+            if indices_tuple is None and miner is not None:
+                indices_tuple = miner(embeddings, labels)
+            value = self.loss_(embeddings, labels, indices_tuple)
+        else:
+            n = embeddings.shape[0]
+            stacked = torch.cat(
+                [embeddings, self.memory_embeddings[:n_mem].to(embeddings.dtype)]
+            )
+            stacked_labels = torch.cat([labels, self.memory_labels[:n_mem]])
+            if miner is not None:
+                tuples = restrict_to_queries(miner(stacked, stacked_labels), n)
+            else:
+                tuples = query_pairs(stacked_labels, n)
+            value = self.loss_(stacked, stacked_labels, tuples)
+        if self.training:
+            self._enqueue(embeddings.detach(), labels)
+        return value
+
+    @torch.no_grad()
+    def _enqueue(self, embeddings, labels):
+        size = self.memory_embeddings.shape[0]
+        embeddings, labels = embeddings[-size:], labels[-size:]
+        count = embeddings.shape[0]
+        slots = (int(self.memory_position) + torch.arange(count)) % size
+        slots = slots.to(self.memory_labels.device)
+        self.memory_embeddings[slots] = embeddings.to(self.memory_embeddings.dtype)
+        self.memory_labels[slots] = labels
+        self.memory_position.fill_((int(self.memory_position) + count) % size)
+        self.memory_filled.fill_(min(size, int(self.memory_filled) + count))
+        self.steps += 1
