@@ -55,6 +55,10 @@ __all__ = [
 #: this many elements (32 MiB in float64), whatever ``n_samples``.
 _BLOCK_ELEMENTS = 2**22
 
+#: Softmax terms below exp(_LOG_FLOOR) times a row's largest are raised to it
+#: (see neighbour_probabilities).
+_LOG_FLOOR = -60.0
+
 #: Adam stops after this many epochs without progress.
 _PATIENCE = 3
 
@@ -163,7 +167,14 @@ def neighbour_probabilities(Z, rows):
         logits = torch.addmm(-(Z * Z).sum(1)[None, :], Z[rows], Z.T, alpha=2.0)
         own = torch.arange(len(rows), device=Z.device)
         logits[own, rows] = -torch.inf
-        logits.sub_(logits.max(1, keepdim=True).values).exp_()
+        # exp() of large negative arguments (most of a row once the metric is
+        # learned) takes a slow path and returns subnormal numbers that slow
+        # every later product: a floor of e^-60 relative to the row's largest
+        # term changes a row's sum by less than n * 1e-26, far below the
+        # precision of float32 and float64 alike. The own column stays 0.
+        logits.sub_(logits.max(1, keepdim=True).values).clamp_min_(_LOG_FLOOR)
+        logits[own, rows] = -torch.inf
+        logits.exp_()
         return logits.div_(logits.sum(1, keepdim=True))
 
 
@@ -209,13 +220,13 @@ def pair_weights_gradient(Z, block, W):
 
     ``2 (r_i z_i - (W Z)_i)`` on the anchors' rows plus ``2 (c_j z_j -
     (W^T Z_R)_j)`` on every row, with ``r`` and ``c`` the row and column
-    sums of ``W``; when the block holds every sample, the two products are
-    one, with ``W + W^T``.
+    sums of ``W``; when the block holds every sample, both land on every
+    row: ``2 ((r + c) z - W Z - W^T Z)``.
     """
     r, c = W.sum(1), W.sum(0)
     if block.start == 0 and block.stop == len(Z):
-        W = W + W.T
-        return torch.addmm((r + c)[:, None] * Z, W, Z, alpha=-1.0).mul_(2.0)
+        grad = torch.addmm((r + c)[:, None] * Z, W, Z, alpha=-1.0)
+        return grad.addmm_(W.T, Z, alpha=-1.0).mul_(2.0)
     Z_R = Z[block]
     grad = torch.addmm(c[:, None] * Z, W.T, Z_R, alpha=-1.0)
     grad[block] += torch.addmm(r[:, None] * Z_R, W, Z, alpha=-1.0)
