@@ -9,7 +9,7 @@ from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
 from ..training.engine import resolve_device
-from ._solvers import IterativeLearner, PairWeights, check_class_sizes
+from ._solvers import IterativeLearner, PairList, check_class_sizes
 
 __all__ = ["LMNN"]
 
@@ -45,11 +45,11 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
     which ``l`` is an active impostor (both constant between the kinks), the
     objective's gradient is that of ``sum W_ab d_ab`` with ``W_ij = 1 - mu +
     mu c_ij`` on the target pairs and ``W_il = -mu C_il`` on the impostor
-    pairs: the block's loss is returned as
-    :class:`~sklearn_dml.mahalanobis._solvers.PairWeights`, the weights
-    written into the ``(anchors x samples)`` tile of distances that screened
-    the impostors (the samples inside an anchor's widest target radius plus
-    the margin). No autograd graph, no per-pair gathers of embeddings.
+    pairs: the block's loss is returned as these weighted pairs
+    (:class:`~sklearn_dml.mahalanobis._solvers.PairList`), whose gradient
+    costs ``O(pairs x n_components)``. The ``(anchors x samples)`` tile of
+    distances only screens the impostors (the samples inside an anchor's
+    widest target radius plus the margin); no autograd graph.
     """
     mu = push_weight
     with torch.no_grad():
@@ -71,11 +71,20 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
             active
         ).sum(dtype=torch.float64)
         per_target = torch.zeros_like(d_target).index_add_(0, anchor, active)
-        weights = tile.zero_()
-        weights[anchor, other] = active.sum(1).mul_(-mu)  # C_il
-        own = torch.arange(len(rows), device=Z.device)[:, None]
-        weights[own, targets[rows]] = per_target.mul_(mu).add_(1.0 - mu)  # c_ij
-        return PairWeights(value, weights)
+        per_pair = active.sum(1)  # C_il
+        live = per_pair > 0
+        n_neighbors = targets.shape[1]
+        return PairList(
+            value,
+            torch.cat([rows.repeat_interleave(n_neighbors), rows[anchor[live]]]),
+            torch.cat([targets[rows].reshape(-1), other[live]]),
+            torch.cat(
+                [
+                    per_target.reshape(-1).mul_(mu).add_(1.0 - mu),  # c_ij
+                    per_pair[live].mul_(-mu),
+                ]
+            ),
+        )
 
 
 @fill_doc

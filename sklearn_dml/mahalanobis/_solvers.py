@@ -39,6 +39,7 @@ from ._base import N_COMPONENTS_CONSTRAINT, BaseMahalanobisLearner
 __all__ = [
     "ITERATIVE_CONSTRAINTS",
     "IterativeLearner",
+    "PairList",
     "PairWeights",
     "anchor_blocks",
     "check_class_sizes",
@@ -46,6 +47,7 @@ __all__ = [
     "lbfgs_components",
     "neighbour_probabilities",
     "optimize_components",
+    "pair_list_gradient",
     "pair_weights_gradient",
     "weighted_pair_sum",
     "with_gradient_of",
@@ -233,10 +235,35 @@ def pair_weights_gradient(Z, block, W):
     return grad.mul_(2.0)
 
 
+class PairList(NamedTuple):
+    """An anchor block's loss given with a few weighted pairs.
+
+    The sparse counterpart of :class:`PairWeights`: the loss's gradient in
+    ``Z`` is that of ``sum_p weights_p |z_first_p - z_second_p|^2``
+    (global sample indices), formed in ``O(pairs x n_components)``.
+    """
+
+    value: torch.Tensor
+    first: torch.Tensor
+    second: torch.Tensor
+    weights: torch.Tensor
+
+
+def pair_list_gradient(Z, pairs):
+    """``grad_Z`` of ``sum_p w_p |z_a - z_b|^2`` over the pairs of a PairList."""
+    diff = Z[pairs.first] - Z[pairs.second]
+    diff.mul_(2.0 * pairs.weights[:, None])
+    grad = torch.zeros_like(Z).index_add_(0, pairs.first, diff)
+    return grad.index_add_(0, pairs.second, diff, alpha=-1.0)
+
+
 def differentiable(out, Z, rows):
     """An anchor loss's result as a scalar tensor with a gradient in ``Z``."""
     if isinstance(out, PairWeights):
         return with_gradient_of(out.value, weighted_pair_sum(Z, rows, out.weights))
+    if isinstance(out, PairList):
+        gap = Z[out.first] - Z[out.second]
+        return with_gradient_of(out.value, (out.weights * (gap * gap).sum(1)).sum())
     return out
 
 
@@ -345,6 +372,10 @@ def exact_objective(anchor_loss, X_t, L, *, width, gradient=True):
             total += float(out.value)
             if gradient:
                 grad_Z += pair_weights_gradient(Z, block, out.weights)
+        elif isinstance(out, PairList):
+            total += float(out.value)
+            if gradient:
+                grad_Z += pair_list_gradient(Z, out)
         else:
             total += float(out.detach())
             if gradient:
