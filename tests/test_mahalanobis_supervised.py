@@ -23,7 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalys
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_dml.mahalanobis import LFDA, LMNN, MLKR, RCA, LinearNCA, _lmnn, _solvers
+from sklearn_dml.mahalanobis import LFDA, LMNN, MLKR, RCA, LinearNCA, _solvers
 from sklearn_dml.mahalanobis._lmnn import lmnn_anchor_loss
 from sklearn_dml.mahalanobis._mlkr import mlkr_anchor_loss
 from sklearn_dml.mahalanobis._nca import nca_anchor_loss

@@ -56,6 +56,8 @@ def _standardized(load):
 
 
 IRIS, WINE = _standardized(load_iris), _standardized(load_wine)
+
+
 def _random_spd(d, seed):
     A = np.random.default_rng(seed).normal(size=(d, d))
     return A @ A.T + d * np.eye(d)
@@ -280,9 +282,7 @@ def test_lsml_stays_inside_the_cone_on_breast_cancer():
 
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    X_tr, _, y_tr, _ = train_test_split(
-        X, y, test_size=0.5, stratify=y, random_state=0
-    )
+    X_tr, _, y_tr, _ = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
     q = X_tr[quadruplets_from_labels(y_tr, random_state=2)]
     lsml = LSML().fit(q)
     M = lsml.get_mahalanobis_matrix()
