@@ -409,15 +409,17 @@ def optimize_components(
     verbose,
     name,
     precision="float64",
-    exact=True,
 ):
     """Minimise ``sum_i anchor_loss_i(X L^T)`` over ``L`` from ``L0``.
 
     Parameters
     ----------
     anchor_loss : callable
-        ``anchor_loss(Z, rows)`` -> scalar tensor, the summed loss of the
-        anchors ``rows`` (a LongTensor) given all embedded samples ``Z``.
+        ``anchor_loss(Z, rows)`` -> the summed loss of the anchors ``rows``
+        (a LongTensor) given all embedded samples ``Z``: a scalar tensor
+        with a graph, or a :class:`PairWeights` or :class:`PairList` (the
+        value and the weighted pairs whose squared distances have the same
+        gradient), whose gradient is formed without autograd.
     X : ndarray of shape (n_samples, n_features)
         Float64 training data.
     L0 : ndarray of shape (n_components, n_features)
@@ -430,13 +432,15 @@ verbose
         The learner's parameters.
     name : str
         The learner's name in progress lines and warnings.
+    precision : {"float32", "float64"}
+        The arithmetic of the optimisation.
 
     Returns
     -------
     L : ndarray of shape (n_components, n_features)
     n_iter : int
     objective : float
-        The exact objective at ``L``.
+        The exact objective at ``L``, evaluated in float64.
     """
     device = resolve_device(device)
     X_t = torch.tensor(X, dtype=getattr(torch, precision), device=device)
@@ -461,9 +465,7 @@ verbose
             verbose,
             name,
         )
-    if not exact:
-        objective = None
-    elif X_t.dtype != torch.float64:
+    if X_t.dtype != torch.float64:
         # The reported objective is exact: one float64 pass at the solution.
         X_64 = torch.tensor(X, dtype=torch.float64, device=device)
         L_64 = torch.as_tensor(L, dtype=torch.float64, device=device)
@@ -611,22 +613,15 @@ class IterativeLearner(BaseMahalanobisLearner):
             self.init, X, labels, self.n_components, self.random_state, auto=auto
         )
 
-    def _minimize(
-        self, anchor_loss, X, L0, device, *, max_iter=None, width=None, exact=True
-    ):
-        """``(components_, {"n_iter_": ..., "objective_": ...})``.
-
-        ``max_iter`` and ``width`` default to the parameter and
-        ``n_samples``; ``exact=False`` skips the float64 evaluation of the
-        objective at the solution (``objective_`` is then None).
-        """
+    def _minimize(self, anchor_loss, X, L0, device):
+        """``(components_, {"n_iter_": ..., "objective_": ...})``."""
         L, n_iter, objective = optimize_components(
             anchor_loss,
             X,
             L0,
-            width=X.shape[0] if width is None else width,
+            width=X.shape[0],
             solver=self.solver,
-            max_iter=self.max_iter if max_iter is None else max_iter,
+            max_iter=self.max_iter,
             tol=self.tol,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -635,6 +630,5 @@ class IterativeLearner(BaseMahalanobisLearner):
             verbose=self.verbose,
             name=type(self).__name__,
             precision=self.precision,
-            exact=exact,
         )
         return L, {"n_iter_": n_iter, "objective_": objective}
