@@ -23,7 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalys
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_dml.mahalanobis import LFDA, LMNN, MLKR, RCA, LinearNCA, _lmnn, _solvers
+from sklearn_dml.mahalanobis import LFDA, LMNN, MLKR, RCA, LinearNCA, _solvers
 from sklearn_dml.mahalanobis._lmnn import lmnn_anchor_loss
 from sklearn_dml.mahalanobis._mlkr import mlkr_anchor_loss
 from sklearn_dml.mahalanobis._nca import nca_anchor_loss
@@ -181,21 +181,63 @@ def _objective_cases():
     )
 
 
-@pytest.mark.parametrize("method", ["lmnn-dense", "lmnn-sparse", "nca", "mlkr"])
-def test_blocked_objective_and_gradient_match_numpy(method, monkeypatch):
-    """Value and gradient, evaluated over blocks of 4 anchors, against the
-    NumPy objective and its central finite differences."""
+@pytest.mark.parametrize("block", [4, None])
+@pytest.mark.parametrize("method", ["lmnn", "nca", "mlkr"])
+def test_blocked_objective_and_gradient_match_numpy(method, block, monkeypatch):
+    """Value and gradient, evaluated over blocks of 4 anchors or in one block
+    (the closed-form gradient's two paths), against the NumPy objective and
+    its central finite differences."""
     cases, X, L = _objective_cases()
-    anchor_loss, reference = cases[method.split("-")[0]]
-    monkeypatch.setattr(_solvers, "_BLOCK_ELEMENTS", 4 * len(X))
-    # LMNN's impostor term, through dense products or pair by pair.
-    monkeypatch.setattr(_lmnn, "_SPARSE_FRACTION", float(method == "lmnn-sparse"))
+    anchor_loss, reference = cases[method]
+    if block is not None:
+        monkeypatch.setattr(_solvers, "_BLOCK_ELEMENTS", block * len(X))
     value, grad = _solvers.exact_objective(
         anchor_loss, torch.as_tensor(X), torch.as_tensor(L), width=len(X)
     )
     np.testing.assert_allclose(value, reference(L), rtol=1e-10)
     numeric = approx_fprime(L.ravel(), lambda a: reference(a.reshape(L.shape)), 1e-6)
     np.testing.assert_allclose(grad.numpy().ravel(), numeric, rtol=1e-4, atol=1e-4)
+
+
+def test_neighbour_probabilities_floor_keeps_subnormals_out():
+    """Far neighbours: the softmax matches an exact one to ~1e-26 while no
+    entry is subnormal (exp of large negative arguments is slow, and so is
+    every product with its subnormal results)."""
+    Z = torch.tensor([[0.0], [1.0], [9.6], [20.0], [40.0]], dtype=torch.float32)
+    rows = torch.arange(5)
+    p = _solvers.neighbour_probabilities(Z, rows).double()
+    D = _sq_dists(Z.double().numpy())
+    np.fill_diagonal(D, np.inf)
+    exact = np.exp(-D - logsumexp(-D, axis=1, keepdims=True))
+    np.testing.assert_allclose(p.numpy(), exact, rtol=1e-4, atol=1e-25)
+    nonzero = p.float()[p.float() != 0]
+    assert (nonzero.abs() >= torch.finfo(torch.float32).tiny).all()
+    assert (p.diagonal() == 0).all()
+
+
+@pytest.mark.parametrize("cls", [LMNN, LinearNCA, MLKR])
+def test_float32_arithmetic_reaches_the_float64_solution(cls):
+    """precision="float32" (the default) follows float64's optimisation to
+    within float32's precision, and objective_ is still the float64 value."""
+    X, y = X_WINE[::2], Y_WINE[::2]
+    target = (y - 1.0) / 2.0 if cls is MLKR else y
+    fits = {}
+    for precision in ("float32", "float64"):
+        learner = cls(n_components=3, max_iter=4, device="cpu", random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits[precision] = learner.set_params(precision=precision).fit(X, target)
+    low, high = fits["float32"], fits["float64"]
+    np.testing.assert_allclose(low.objective_, high.objective_, rtol=1e-3)
+    np.testing.assert_allclose(
+        low.components_, high.components_, atol=1e-3 * np.abs(high.components_).max()
+    )
+    reference = {
+        LMNN: lambda L: lmnn_objective_np(X, y, L, 3, 0.5),
+        LinearNCA: lambda L: nca_objective_np(X, y, L),
+        MLKR: lambda L: mlkr_objective_np(X, target, L),
+    }[cls]
+    np.testing.assert_allclose(low.objective_, reference(low.components_), rtol=1e-9)
 
 
 # ---------------------------------------------------------------- LMNN
@@ -226,8 +268,9 @@ def test_lmnn_objective_equals_metric_learns():
 
 
 def test_lmnn_block_evaluation_matches_one_block(monkeypatch):
-    """The memory bound (blocks of anchors) leaves the optimisation unchanged."""
-    kwargs = dict(max_iter=3, device="cpu", init="identity")
+    """The memory bound (blocks of anchors) leaves the optimisation unchanged
+    (in float64, where the order of the sums does not show)."""
+    kwargs = dict(max_iter=3, device="cpu", init="identity", precision="float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         whole = LMNN(**kwargs).fit(X_WINE, Y_WINE)

@@ -56,6 +56,8 @@ def _standardized(load):
 
 
 IRIS, WINE = _standardized(load_iris), _standardized(load_wine)
+
+
 def _random_spd(d, seed):
     A = np.random.default_rng(seed).normal(size=(d, d))
     return A @ A.T + d * np.eye(d)
@@ -259,6 +261,35 @@ def test_lsml_reaches_at_least_metric_learns_objective():
     theirs_value = lsml_objective(theirs.get_mahalanobis_matrix(), q, eye, 1.0)
     assert ours_value <= theirs_value + 1e-6
     assert ours.score(q) >= 0.8
+
+
+def test_lsml_and_sdml_objectives_are_infinite_outside_the_cone():
+    """Two negative eigenvalues give a positive determinant: not positive
+    definite all the same."""
+    X, y = IRIS
+    q = X[quadruplets_from_labels(y, 10, random_state=0)]
+    M = np.diag([-1.0, -2.0, 3.0, 4.0])
+    assert np.linalg.det(M) > 0
+    assert lsml_objective(M, q, np.eye(4), 1.0) == np.inf
+    assert sdml_objective(M, np.eye(4), 0.1) == np.inf
+
+
+def test_lsml_stays_inside_the_cone_on_breast_cancer():
+    """On this draw, a step to a matrix with two negative eigenvalues passed
+    the sign-of-determinant test and stalled the descent there (the learned
+    matrix, clipped back to the cone, was about the zero matrix)."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X_tr, _, y_tr, _ = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    q = X_tr[quadruplets_from_labels(y_tr, random_state=2)]
+    lsml = LSML().fit(q)
+    M = lsml.get_mahalanobis_matrix()
+    assert np.linalg.eigvalsh(M).min() > 1e-3
+    start = lsml_objective(np.eye(30), q, np.eye(30), 1.0)
+    assert lsml_objective(M, q, np.eye(30), 1.0) < start
+    assert lsml.n_iter_ > 2
 
 
 # ------------------------------------------------------------------------- SCML

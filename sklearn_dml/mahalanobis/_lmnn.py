@@ -9,13 +9,9 @@ from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
 from ..training.engine import resolve_device
-from ._solvers import IterativeLearner, check_class_sizes, weighted_pair_sum
+from ._solvers import IterativeLearner, PairList, check_class_sizes
 
 __all__ = ["LMNN"]
-
-#: Below this fraction of active (anchor, impostor) pairs in a block, their
-#: distances are gathered pair by pair rather than through dense products.
-_SPARSE_FRACTION = 1 / 16
 
 
 def _lmnn_auto_init(n_components, n_features):
@@ -47,14 +43,19 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
     the hinge is linear, ``1 + d_ij - d_il``: with ``c_ij`` the number of
     impostors active for target ``j`` and ``C_il`` the number of targets for
     which ``l`` is an active impostor (both constant between the kinks), the
-    push term is ``sum_ij c_ij (1 + d_ij) - sum_il C_il d_il``, exact in
-    value and gradient. The ``(anchors x samples)`` distances only screen
-    the candidates (samples inside an anchor's widest target radius plus
-    the margin), without a gradient.
+    objective's gradient is that of ``sum W_ab d_ab`` with ``W_ij = 1 - mu +
+    mu c_ij`` on the target pairs and ``W_il = -mu C_il`` on the impostor
+    pairs: the block's loss is returned as these weighted pairs
+    (:class:`~sklearn_dml.mahalanobis._solvers.PairList`), whose gradient
+    costs ``O(pairs x n_components)``. The ``(anchors x samples)`` tile of
+    distances only screens the impostors (the samples inside an anchor's
+    widest target radius plus the margin); no autograd graph.
     """
-    anchors = Z[rows]
-    d_target = ((anchors[:, None, :] - Z[targets[rows]]) ** 2).sum(-1)
+    mu = push_weight
     with torch.no_grad():
+        anchors = Z[rows]
+        gap = anchors[:, None, :] - Z[targets[rows]]
+        d_target = (gap * gap).sum(-1)
         # |z_l|^2 - 2 z_i.z_l < radius_i - |z_i|^2: one pass to write the
         # tile, one to compare it.
         sq_norms = (Z * Z).sum(1)
@@ -64,20 +65,26 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
         keep = labels[rows[anchor]] != labels[other]
         anchor, other = anchor[keep], other[keep]
         d_other = tile[anchor, other] + sq_norms[rows[anchor]]
-        active = (d_other[:, None] < 1.0 + d_target[anchor]).to(Z.dtype)
-        per_pair = active.sum(1)  # C_il
+        margin = (1.0 + d_target[anchor]).sub_(d_other[:, None])
+        active = (margin > 0).to(Z.dtype)
+        value = (1.0 - mu) * d_target.sum(dtype=torch.float64) + mu * margin.mul_(
+            active
+        ).sum(dtype=torch.float64)
         per_target = torch.zeros_like(d_target).index_add_(0, anchor, active)
-        dense = len(anchor) >= _SPARSE_FRACTION * tile.numel()
-    if dense:
-        weights = tile.zero_().index_put_((anchor, other), per_pair)
-        impostor_term = weighted_pair_sum(Z, rows, weights)
-    else:
-        # Few candidates (the usual case once training has started): their
-        # distances directly, in O(pairs x n_components).
-        gap = anchors[anchor] - Z[other]
-        impostor_term = (per_pair * (gap * gap).sum(1)).sum()
-    push = (per_target * (1.0 + d_target)).sum() - impostor_term
-    return (1.0 - push_weight) * d_target.sum() + push_weight * push
+        per_pair = active.sum(1)  # C_il
+        live = per_pair > 0
+        n_neighbors = targets.shape[1]
+        return PairList(
+            value,
+            torch.cat([rows.repeat_interleave(n_neighbors), rows[anchor[live]]]),
+            torch.cat([targets[rows].reshape(-1), other[live]]),
+            torch.cat(
+                [
+                    per_target.reshape(-1).mul_(mu).add_(1.0 - mu),  # c_ij
+                    per_pair[live].mul_(-mu),
+                ]
+            ),
+        )
 
 
 @fill_doc
@@ -192,6 +199,7 @@ class LMNN(IterativeLearner):
         batch_size=256,
         learning_rate=0.003,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -205,6 +213,7 @@ class LMNN(IterativeLearner):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 

@@ -16,6 +16,7 @@ from ._weak import (
     SolverParamsMixin,
     SupervisedFromConstraints,
     distinct_samples,
+    log_det_positive_definite,
     prior_matrix,
 )
 
@@ -68,8 +69,8 @@ register_doc(
 
 def lsml_objective(M, features, M0_inv, regularization):
     """The LSML objective at ``M`` (``inf`` outside the positive definite cone)."""
-    sign, logdet = np.linalg.slogdet(M)
-    if sign <= 0:
+    logdet = log_det_positive_definite(M)
+    if logdet is None:
         return np.inf
     ab = features[:, 0] - features[:, 1]
     cd = features[:, 2] - features[:, 3]

@@ -9,10 +9,9 @@ from .._docstrings import fill_doc
 from ..training.engine import resolve_device
 from ._solvers import (
     IterativeLearner,
+    PairWeights,
     anchor_blocks,
     neighbour_probabilities,
-    weighted_pair_sum,
-    with_gradient_of,
 )
 
 __all__ = ["MLKR"]
@@ -28,15 +27,17 @@ def mlkr_anchor_loss(Z, rows, targets):
     (see :class:`MLKR`).
 
     ``d(y_i - yhat_i)^2 / d d_ik = 2 (y_i - yhat_i) p_ik (y_k - yhat_i)``;
-    the gradient flows through :func:`weighted_pair_sum` with those weights.
+    the loss is returned as
+    :class:`~sklearn_dml.mahalanobis._solvers.PairWeights` with those weights.
     """
+    targets = targets.to(Z.dtype)
     with torch.no_grad():
         p = neighbour_probabilities(Z, rows)
         prediction = p @ targets
         residual = targets[rows] - prediction
         weights = p.mul_(targets[None, :] - prediction[:, None])
         weights.mul_(2.0 * residual[:, None])
-    return with_gradient_of((residual**2).sum(), weighted_pair_sum(Z, rows, weights))
+        return PairWeights((residual**2).sum(dtype=torch.float64), weights)
 
 
 def _mlkr_auto_init(n_components, n_features):
@@ -130,6 +131,7 @@ class MLKR(IterativeLearner):
         batch_size=256,
         learning_rate=0.003,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -141,6 +143,7 @@ class MLKR(IterativeLearner):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 

@@ -78,6 +78,17 @@ register_doc(
     matrix: Newton-Raphson on the equivalent
     :math:`h(A) = f(A) - \\log g(A)`, projected onto non-negative weights,
     with a backtracking line search.
+
+    The optimum of this objective is not always the best metric for
+    nearest neighbours: on the digits (pairs drawn from 899 training
+    samples), the full matrix reaches :math:`g = 123.60` in 43 steps, where
+    metric-learn 0.7's alternating projections stop at :math:`g = 122.16`
+    (its matrix rescaled to :math:`f = 1`), and metric-learn's
+    held-out MAP@R is the higher (0.496 against 0.477); the early iterates
+    are better still (``max_iter=5``: :math:`g = 102.1`, MAP@R 0.618,
+    3-NN accuracy 0.950 against metric-learn's 0.835). A small
+    ``max_iter`` is the option for a retrieval metric rather than the
+    paper's optimum.
     """,
 )
 

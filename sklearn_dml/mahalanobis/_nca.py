@@ -7,9 +7,8 @@ from .._docstrings import fill_doc
 from ..training.engine import resolve_device
 from ._solvers import (
     IterativeLearner,
+    PairWeights,
     neighbour_probabilities,
-    weighted_pair_sum,
-    with_gradient_of,
 )
 
 __all__ = ["LinearNCA"]
@@ -20,15 +19,15 @@ def nca_anchor_loss(Z, rows, labels):
     neighbour, summed (see :class:`LinearNCA`).
 
     With ``p_i`` that probability, ``d(-p_i)/d d_ik = p_ik (same_ik - p_i)``
-    (Goldberger et al., eq. (5)); the gradient flows through
-    :func:`weighted_pair_sum` with those weights.
+    (Goldberger et al., eq. (5)); the block's loss is returned as
+    :class:`~sklearn_dml.mahalanobis._solvers.PairWeights` with those weights.
     """
     with torch.no_grad():
         p = neighbour_probabilities(Z, rows)
         same = labels[rows, None] == labels[None, :]
-        p_same = (p * same).sum(1)
+        p_same = torch.where(same, p, 0.0).sum(1)
         weights = p.mul_(same.to(p.dtype).sub_(p_same[:, None]))
-    return with_gradient_of(-p_same.sum(), weighted_pair_sum(Z, rows, weights))
+        return PairWeights(-p_same.sum(dtype=torch.float64), weights)
 
 
 @fill_doc
@@ -120,6 +119,7 @@ class LinearNCA(IterativeLearner):
         batch_size=256,
         learning_rate=0.003,
         device="auto",
+        precision="float32",
         verbose=0,
         random_state=None,
     ):
@@ -131,6 +131,7 @@ class LinearNCA(IterativeLearner):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self.random_state = random_state
 

@@ -15,6 +15,7 @@ from ._weak import (
     SolverParamsMixin,
     SupervisedFromConstraints,
     distinct_samples,
+    log_det_positive_definite,
     prior_matrix,
 )
 
@@ -81,8 +82,8 @@ _EIGENVALUE_FLOOR = 1e-3
 
 def sdml_objective(M, P, sparsity):
     """``tr(P M) - logdet(M) + sparsity * sum_{i != j} |M_ij|``."""
-    sign, logdet = np.linalg.slogdet(M)
-    if sign <= 0:
+    logdet = log_det_positive_definite(M)
+    if logdet is None:
         return np.inf
     off = np.abs(M).sum() - np.abs(np.diag(M)).sum()
     return float((P * M).sum() - logdet + sparsity * off)

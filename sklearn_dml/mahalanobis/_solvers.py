@@ -20,6 +20,7 @@ grows with ``block x n_samples`` and never with ``n_samples ** 2``:
 import sys
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,11 +39,16 @@ from ._base import N_COMPONENTS_CONSTRAINT, BaseMahalanobisLearner
 __all__ = [
     "ITERATIVE_CONSTRAINTS",
     "IterativeLearner",
+    "PairList",
+    "PairWeights",
     "anchor_blocks",
     "check_class_sizes",
     "initial_components",
+    "lbfgs_components",
     "neighbour_probabilities",
     "optimize_components",
+    "pair_list_gradient",
+    "pair_weights_gradient",
     "weighted_pair_sum",
     "with_gradient_of",
 ]
@@ -50,6 +56,10 @@ __all__ = [
 #: Anchors whose ``(block, n_samples)`` tiles are evaluated at once hold about
 #: this many elements (32 MiB in float64), whatever ``n_samples``.
 _BLOCK_ELEMENTS = 2**22
+
+#: Softmax terms below exp(_LOG_FLOOR) times a row's largest are raised to it
+#: (see neighbour_probabilities).
+_LOG_FLOOR = -60.0
 
 #: Adam stops after this many epochs without progress.
 _PATIENCE = 3
@@ -66,6 +76,7 @@ ITERATIVE_CONSTRAINTS = {
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "device": [DeviceConstraint(), torch.device],
+    "precision": [StrOptions({"float32", "float64"})],
     "verbose": ["boolean", Interval(Integral, 0, None, closed="left")],
     "random_state": ["random_state"],
 }
@@ -92,6 +103,12 @@ register_doc(
         Torch device for the optimisation: ``"auto"`` (CUDA when
         available), ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``. The fitted
         ``components_`` is a NumPy array either way.
+    precision : {"float32", "float64"}, default="float32"
+        Floating-point precision of the optimisation's arithmetic (the
+        ``(anchors x samples)`` tiles dominate the cost, and float32 halves
+        their time and memory). ``components_`` is float64 either way, and
+        ``objective_`` is evaluated once more in float64 at the solution.
+        Choose ``"float64"`` for badly scaled features or very tight ``tol``.
     verbose : int, default=0
         ``0`` silent; ``1`` or more prints the objective at each iteration
         (epoch for Adam).
@@ -152,7 +169,15 @@ def neighbour_probabilities(Z, rows):
         logits = torch.addmm(-(Z * Z).sum(1)[None, :], Z[rows], Z.T, alpha=2.0)
         own = torch.arange(len(rows), device=Z.device)
         logits[own, rows] = -torch.inf
-        return torch.softmax(logits, dim=1)
+        # exp() of large negative arguments (most of a row once the metric is
+        # learned) takes a slow path and returns subnormal numbers that slow
+        # every later product: a floor of e^-60 relative to the row's largest
+        # term changes a row's sum by less than n * 1e-26, far below the
+        # precision of float32 and float64 alike. The own column stays 0.
+        logits.sub_(logits.max(1, keepdim=True).values).clamp_min_(_LOG_FLOOR)
+        logits[own, rows] = -torch.inf
+        logits.exp_()
+        return logits.div_(logits.sum(1, keepdim=True))
 
 
 def weighted_pair_sum(Z, rows, W):
@@ -175,6 +200,71 @@ def weighted_pair_sum(Z, rows, W):
 def with_gradient_of(value, surrogate):
     """``value`` (a constant tensor) whose gradient is that of ``surrogate``."""
     return surrogate + (value - surrogate).detach()
+
+
+class PairWeights(NamedTuple):
+    """An anchor block's loss given with the weights of its gradient.
+
+    ``value`` is the block's summed loss (a scalar tensor, no graph) and
+    ``weights`` the ``(len(rows), n)`` matrix ``W`` such that the loss's
+    gradient in ``Z`` is that of ``sum_ij W_ij |z_i - z_j|^2`` (``i`` over
+    the anchors). :func:`exact_objective` turns it into ``grad_Z`` with one
+    or two matrix products and no autograd graph; the Adam solver through
+    :func:`weighted_pair_sum`.
+    """
+
+    value: torch.Tensor
+    weights: torch.Tensor
+
+
+def pair_weights_gradient(Z, block, W):
+    """``grad_Z`` of ``sum_ij W_ij |z_i - z_j|^2`` for the anchors ``block``.
+
+    ``2 (r_i z_i - (W Z)_i)`` on the anchors' rows plus ``2 (c_j z_j -
+    (W^T Z_R)_j)`` on every row, with ``r`` and ``c`` the row and column
+    sums of ``W``; when the block holds every sample, both land on every
+    row: ``2 ((r + c) z - W Z - W^T Z)``.
+    """
+    r, c = W.sum(1), W.sum(0)
+    if block.start == 0 and block.stop == len(Z):
+        grad = torch.addmm((r + c)[:, None] * Z, W, Z, alpha=-1.0)
+        return grad.addmm_(W.T, Z, alpha=-1.0).mul_(2.0)
+    Z_R = Z[block]
+    grad = torch.addmm(c[:, None] * Z, W.T, Z_R, alpha=-1.0)
+    grad[block] += torch.addmm(r[:, None] * Z_R, W, Z, alpha=-1.0)
+    return grad.mul_(2.0)
+
+
+class PairList(NamedTuple):
+    """An anchor block's loss given with a few weighted pairs.
+
+    The sparse counterpart of :class:`PairWeights`: the loss's gradient in
+    ``Z`` is that of ``sum_p weights_p |z_first_p - z_second_p|^2``
+    (global sample indices), formed in ``O(pairs x n_components)``.
+    """
+
+    value: torch.Tensor
+    first: torch.Tensor
+    second: torch.Tensor
+    weights: torch.Tensor
+
+
+def pair_list_gradient(Z, pairs):
+    """``grad_Z`` of ``sum_p w_p |z_a - z_b|^2`` over the pairs of a PairList."""
+    diff = Z[pairs.first] - Z[pairs.second]
+    diff.mul_(2.0 * pairs.weights[:, None])
+    grad = torch.zeros_like(Z).index_add_(0, pairs.first, diff)
+    return grad.index_add_(0, pairs.second, diff, alpha=-1.0)
+
+
+def differentiable(out, Z, rows):
+    """An anchor loss's result as a scalar tensor with a gradient in ``Z``."""
+    if isinstance(out, PairWeights):
+        return with_gradient_of(out.value, weighted_pair_sum(Z, rows, out.weights))
+    if isinstance(out, PairList):
+        gap = Z[out.first] - Z[out.second]
+        return with_gradient_of(out.value, (out.weights * (gap * gap).sum(1)).sum())
+    return out
 
 
 def initial_components(init, X, y, n_components, random_state, *, auto):
@@ -262,24 +352,39 @@ def anchor_blocks(n, width):
 def exact_objective(anchor_loss, X_t, L, *, width, gradient=True):
     """The full objective ``sum_i loss_i`` at ``L`` (and its gradient in L).
 
-    Evaluated block of anchors by block of anchors: each block's graph is
-    freed after its backward pass, the gradients accumulating in ``Z``.
+    Evaluated block of anchors by block of anchors. A block whose loss
+    comes as :class:`PairWeights` adds its gradient in closed form; any
+    other is a scalar tensor whose graph is freed after its backward pass,
+    the gradients accumulating in ``Z``. The value is accumulated in
+    float64, the gradient returned in float64.
     """
     n = X_t.shape[0]
     with torch.no_grad():
-        Z = X_t @ L.T
-    Z.requires_grad_(gradient)
+        Z = X_t @ L.to(X_t.dtype).T
+    Z_graph = Z.detach().requires_grad_(gradient)
+    grad_Z = torch.zeros_like(Z) if gradient else None
     total = 0.0
     for block in anchor_blocks(n, width):
         rows = torch.arange(block.start, block.stop, device=X_t.device)
         with torch.set_grad_enabled(gradient):
-            loss = anchor_loss(Z, rows)
+            out = anchor_loss(Z_graph, rows)
+        if isinstance(out, PairWeights):
+            total += float(out.value)
             if gradient:
-                loss.backward()
-        total += float(loss.detach())
+                grad_Z += pair_weights_gradient(Z, block, out.weights)
+        elif isinstance(out, PairList):
+            total += float(out.value)
+            if gradient:
+                grad_Z += pair_list_gradient(Z, out)
+        else:
+            total += float(out.detach())
+            if gradient:
+                out.backward()
     if not gradient:
         return total
-    return total, Z.grad.T @ X_t
+    if Z_graph.grad is not None:
+        grad_Z += Z_graph.grad
+    return total, (grad_Z.T @ X_t).to(torch.float64)
 
 
 def _progress(verbose, name, iteration, value):
@@ -303,14 +408,18 @@ def optimize_components(
     random_state,
     verbose,
     name,
+    precision="float64",
 ):
     """Minimise ``sum_i anchor_loss_i(X L^T)`` over ``L`` from ``L0``.
 
     Parameters
     ----------
     anchor_loss : callable
-        ``anchor_loss(Z, rows)`` -> scalar tensor, the summed loss of the
-        anchors ``rows`` (a LongTensor) given all embedded samples ``Z``.
+        ``anchor_loss(Z, rows)`` -> the summed loss of the anchors ``rows``
+        (a LongTensor) given all embedded samples ``Z``: a scalar tensor
+        with a graph, or a :class:`PairWeights` or :class:`PairList` (the
+        value and the weighted pairs whose squared distances have the same
+        gradient), whose gradient is formed without autograd.
     X : ndarray of shape (n_samples, n_features)
         Float64 training data.
     L0 : ndarray of shape (n_components, n_features)
@@ -323,34 +432,47 @@ verbose
         The learner's parameters.
     name : str
         The learner's name in progress lines and warnings.
+    precision : {"float32", "float64"}
+        The arithmetic of the optimisation.
 
     Returns
     -------
     L : ndarray of shape (n_components, n_features)
     n_iter : int
     objective : float
-        The exact objective at ``L``.
+        The exact objective at ``L``, evaluated in float64.
     """
     device = resolve_device(device)
-    X_t = torch.tensor(X, dtype=torch.float64, device=device)
+    X_t = torch.tensor(X, dtype=getattr(torch, precision), device=device)
     n = X.shape[0]
     if solver == "auto":
         solver = "lbfgs" if n <= _LBFGS_MAX_SAMPLES else "adam"
     if solver == "lbfgs":
-        return _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name)
-    return _adam(
-        anchor_loss,
-        X_t,
-        L0,
-        width,
-        max_iter,
-        tol,
-        batch_size,
-        learning_rate,
-        random_state,
-        verbose,
-        name,
-    )
+        L, n_iter, objective = _lbfgs(
+            anchor_loss, X_t, L0, width, max_iter, tol, verbose, name
+        )
+    else:
+        L, n_iter, objective = _adam(
+            anchor_loss,
+            X_t,
+            L0,
+            width,
+            max_iter,
+            tol,
+            batch_size,
+            learning_rate,
+            random_state,
+            verbose,
+            name,
+        )
+    if X_t.dtype != torch.float64:
+        # The reported objective is exact: one float64 pass at the solution.
+        X_64 = torch.tensor(X, dtype=torch.float64, device=device)
+        L_64 = torch.as_tensor(L, dtype=torch.float64, device=device)
+        objective = exact_objective(
+            anchor_loss, X_64, L_64, width=width, gradient=False
+        )
+    return L, n_iter, objective
 
 
 def _warn_unconverged(name, max_iter, steps):
@@ -363,13 +485,34 @@ def _warn_unconverged(name, max_iter, steps):
 
 
 def _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name):
+    def objective(L):
+        return exact_objective(anchor_loss, X_t, L, width=width)
+
+    return lbfgs_components(
+        objective,
+        L0,
+        device=X_t.device,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        name=name,
+    )
+
+
+def lbfgs_components(objective, L0, *, device, max_iter, tol, verbose, name):
+    """Minimise ``objective(L) -> (value, grad)`` with SciPy's L-BFGS-B.
+
+    ``L`` is handed over as a float64 tensor on ``device`` and the gradient
+    taken back in float64. Returns ``(L, n_iter, value)``; warns when
+    ``max_iter`` stopped it.
+    """
     shape = L0.shape
     state = {"iteration": 0}
 
     def value_and_grad(flat):
-        L = torch.as_tensor(flat.reshape(shape), dtype=torch.float64, device=X_t.device)
-        value, grad = exact_objective(anchor_loss, X_t, L, width=width)
-        return value, grad.cpu().numpy().ravel()
+        L = torch.as_tensor(flat.reshape(shape), dtype=torch.float64, device=device)
+        value, grad = objective(L)
+        return value, grad.cpu().numpy().astype(np.float64).ravel()
 
     def callback(intermediate_result):
         state["iteration"] += 1
@@ -428,7 +571,7 @@ def _adam(
 ):
     n = X_t.shape[0]
     rng = check_random_state(random_state)
-    L = torch.tensor(L0, dtype=torch.float64, device=X_t.device, requires_grad=True)
+    L = torch.tensor(L0, dtype=X_t.dtype, device=X_t.device, requires_grad=True)
     adam = _Adam(L, learning_rate)
     best, stalled, converged = np.inf, 0, False
     for epoch in range(1, max_iter + 1):
@@ -436,7 +579,8 @@ def _adam(
         total = 0.0
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            loss = anchor_loss(X_t @ L.T, rows)
+            Z = X_t @ L.T
+            loss = differentiable(anchor_loss(Z, rows), Z, rows)
             (grad,) = torch.autograd.grad(loss / len(rows), L)
             adam.step(grad)
             total += float(loss.detach())
@@ -452,7 +596,7 @@ def _adam(
         _warn_unconverged(name, max_iter, "Adam epochs")
     L = L.detach()
     objective = exact_objective(anchor_loss, X_t, L, width=width, gradient=False)
-    return L.cpu().numpy(), epoch, objective
+    return L.cpu().numpy().astype(np.float64), epoch, objective
 
 
 class IterativeLearner(BaseMahalanobisLearner):
@@ -485,5 +629,6 @@ class IterativeLearner(BaseMahalanobisLearner):
             random_state=self.random_state,
             verbose=self.verbose,
             name=type(self).__name__,
+            precision=self.precision,
         )
         return L, {"n_iter_": n_iter, "objective_": objective}

@@ -177,6 +177,20 @@ class SolverParamsMixin:
         return self._solver(features, same, **params)
 
 
+def log_det_positive_definite(M):
+    """``log det M`` for a symmetric positive definite ``M``, else None.
+
+    Decided by a Cholesky factorisation: the sign of the determinant alone
+    would take a matrix with an even number of negative eigenvalues for a
+    positive definite one.
+    """
+    try:
+        factor = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    return float(2.0 * np.log(np.diag(factor)).sum())
+
+
 def distinct_samples(features):
     """The distinct rows of the samples of tuples ``(n, k, d)``."""
     return np.unique(features.reshape(-1, features.shape[2]), axis=0)
