@@ -57,6 +57,7 @@ LAYERS = [
             "plotting",
             "datasets",
             "persistence",
+            "neighbors",
         ],
     ),
 ]
