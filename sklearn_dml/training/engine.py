@@ -14,6 +14,7 @@ import copy
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,35 +282,60 @@ def _same_device(a, b):
     )
 
 
-@torch.no_grad()
-def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
-    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns float32 NumPy.
+def _float32_rows(X, start, stop):
+    """Rows ``start:stop`` of ``X`` as a float32 tensor, copied only if needed.
+
+    A C-contiguous float32 NumPy array is viewed (torch.from_numpy), never
+    written to; other arrays are converted one batch at a time, so memory
+    stays that of a batch.
+    """
+    if isinstance(X, torch.Tensor):
+        return X[start:stop]
+    rows = np.ascontiguousarray(X[start:stop], dtype=np.float32)
+    with warnings.catch_warnings():
+        # Read-only arrays (memory maps) work: nothing writes into them.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(rows)
+
+
+def embed(
+    backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE, dtype=np.float32
+):
+    """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns NumPy.
 
     The module is left as it is (device, parameters): when it lives on
     another device than ``device`` (or when it is in training mode), a copy
     embeds, so concurrent calls on one fitted model are safe and a model
-    being trained stays on its device. Batches of ``batch_size`` rows bound
-    the memory.
+    being trained stays on its device. Batches of ``batch_size`` rows run
+    under :func:`torch.inference_mode` and are written into one output
+    array of ``dtype`` (float32 or float16); a float32 C-contiguous input is
+    read in place, any other converted batch by batch, so the memory beyond
+    the input and the output is that of one batch.
     """
     device = torch.device("cpu") if device is None else torch.device(device)
-    X = X if isinstance(X, torch.Tensor) else as_float_tensor(X)
     module = backbone
     if not _same_device(_device_of(backbone), device):
         module = copy.deepcopy(backbone).to(device)
     was_training = module.training
     if was_training:
         module.eval()
+    n_rows = X.shape[0]
+    out = None
     try:
-        out = [
-            module(X[start : start + batch_size].to(device)).float().cpu()
-            for start in range(0, X.shape[0], batch_size)
-        ]
+        with torch.inference_mode():
+            for start in range(0, n_rows, batch_size):
+                stop = min(start + batch_size, n_rows)
+                batch = _float32_rows(X, start, stop).to(device)
+                Z = module(batch).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n_rows, *Z.shape[1:]), dtype=dtype)
+                out[start:stop] = Z
     finally:
         if was_training:
             module.train()
-    if not out:
-        return np.empty((0, 0), dtype=np.float32)
-    return torch.cat(out).numpy()
+    if out is None:
+        return np.empty((0, 0), dtype=dtype)
+    return out
 
 
 def fit(
