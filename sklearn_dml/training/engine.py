@@ -298,9 +298,7 @@ def _float32_rows(X, start, stop):
         return torch.from_numpy(rows)
 
 
-def embed(
-    backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE, dtype=np.float32
-):
+def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE, dtype=np.float32):
     """Embed ``X`` (NumPy array or tensor) in evaluation mode; returns NumPy.
 
     The module is left as it is (device, parameters): when it lives on
