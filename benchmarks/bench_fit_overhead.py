@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
@@ -125,9 +126,13 @@ def main(argv=None):
     lines = [
         "# Fit overhead: TripletEmbedder vs bare loops",
         "",
+        provenance(),
+        "",
         f"load_digits (1797 x 64), MLP 64-256-64, semihard triplets, batch {BATCH}, "
         f"{args.epochs} epochs x {args.repeats} repeats, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}.",
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}. "
+        "The machine was shared with other jobs: ratios within the run are the "
+        "result, not the seconds.",
         "",
         "| run | s / epoch (median) | ratio to bare loop |",
         "|---|---|---|",
