@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.datasets",
     "sklearn_dml.mixup",
     "sklearn_dml.persistence",
+    "sklearn_dml.neighbors",
     "sklearn_dml.mahalanobis",
     "sklearn_dml.constraints",
 ]
