@@ -39,16 +39,26 @@ test: $(VENV)/.test-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check sklearn_dml tests benchmarks examples
 
-## bench: run the benchmarks (writes benchmarks/results/*.md)
+## bench: run every benchmark, regenerating every benchmarks/results/*.md
+## (hours on 2 cores: transfer_suite, unseen_classes, compare_methods and
+## classical are the long ones; each script also runs on its own)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_fit_overhead.py
 	$(BIN)/python benchmarks/bench_data_parallel.py
+	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_index.py
 	$(BIN)/python benchmarks/bench_zoo_digits.py
+	$(BIN)/python benchmarks/zoo_defaults.py
 	$(BIN)/python benchmarks/unseen_classes.py
 	$(BIN)/python benchmarks/transfer_suite.py --seeds 3
 	$(BIN)/python benchmarks/transfer_defaults.py --seeds 3
-	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/transfer_early_stopping.py --seeds 3
+	$(BIN)/python benchmarks/few_shot.py
+	$(BIN)/python benchmarks/label_free.py
+	$(BIN)/python benchmarks/classical.py
+	$(BIN)/python benchmarks/classical_weak.py
 	$(BIN)/python benchmarks/compare_methods.py
 
 ## doc: install the docs extra and build the HTML site into doc/_build/html

@@ -39,6 +39,8 @@ def main():
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
+    from _provenance import provenance
+
     for topic in args.only or topics():
         module = importlib.import_module(f"compare_{topic}")
         tic = time.perf_counter()
@@ -47,7 +49,8 @@ def main():
             f"\n\nPython {platform.python_version()}, torch {torch.__version__}, "
             f"scikit-learn {sklearn.__version__}, 1 torch thread; "
             f"{time.perf_counter() - tic:.0f} s for this table. Regenerate with "
-            f"`python benchmarks/compare_methods.py --only {topic}`.\n"
+            f"`python benchmarks/compare_methods.py --only {topic}`.\n\n"
+            f"{provenance()}\n"
         )
         if args.quick:
             print(text + footer)

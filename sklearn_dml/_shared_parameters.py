@@ -431,6 +431,19 @@ _ENGINE_PARAMETERS = {
             without CUDA a model fitted with ``"cuda"`` embeds on the CPU.
             """,
     ),
+    "output_dtype": SharedParameter(
+        "float32",
+        '{"float32", "float16"}',
+        [StrOptions({"float32", "float16"})],
+        """
+            Dtype of the arrays returned by ``transform``. The network always
+            computes in float32; ``"float16"`` rounds each batch's output as
+            it is written, halving the memory of the embeddings (values
+            beyond +-65504 then overflow, and ``transform`` says so).
+            NumPy has no bfloat16: for it, convert a float32 result with
+            ``torch.from_numpy(X_new).bfloat16()``.
+            """,
+    ),
     "verbose": SharedParameter(
         0,
         "int",

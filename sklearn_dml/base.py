@@ -838,8 +838,10 @@ class BaseDeepMetricLearner(
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components), dtype float32
-            The embeddings.
+        X_new : ndarray of shape (n_samples, n_components)
+            The embeddings, of dtype ``output_dtype`` (float32 by default).
+            The input is read in place when it is a C-contiguous float32
+            array (never modified), otherwise converted batch by batch.
         """
         check_is_fitted(self, "backbone_")
         if is_lazy(X):
@@ -896,7 +898,9 @@ class BaseDeepMetricLearner(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.transformer_tags.preserves_dtype = (
+            ["float32"] if self.output_dtype == "float32" else []
+        )
         return tags
 
 
@@ -937,13 +941,26 @@ def embed_checked(estimator, X):
         {"device": estimator.device},
         type(estimator).__name__,
     )
-    Z = engine.embed(estimator.backbone_, X, engine.inference_device(estimator.device))
+    output_dtype = getattr(estimator, "output_dtype", "float32")
+    Z = engine.embed(
+        estimator.backbone_,
+        X,
+        engine.inference_device(estimator.device),
+        dtype=np.dtype(output_dtype),
+    )
+    # A finite float64 sum proves every entry finite in one pass, without a
+    # mask the size of Z; the rows are found only when it is not.
+    if Z.size and np.isfinite(Z.sum(dtype=np.float64)):
+        return Z
     bad = ~np.isfinite(Z).all(axis=1)
     if bad.any():
+        where = "float32 arithmetic inside the network"
+        if output_dtype != "float32":
+            where += f" or the {output_dtype} range of output_dtype"
         raise ValueError(
             f"The embeddings of {int(bad.sum())} of {len(Z)} rows are not finite "
             f"(first rows: {np.flatnonzero(bad)[:5].tolist()}): their values "
-            "overflow float32 arithmetic inside the network. Scale the features "
+            f"overflow {where}. Scale the features "
             "(e.g. StandardScaler) as for training."
         )
     return Z
@@ -959,7 +976,9 @@ def _sample_size(X):
 def check_float32_range(X):
     """Raise ValueError when ``X`` holds values float32 cannot represent."""
     if X.dtype == np.float64 and X.size:
-        top, limit = float(np.abs(X).max()), float(np.finfo(np.float32).max)
+        # max and -min: two passes, no temporary the size of X.
+        top = max(float(X.max()), -float(X.min()))
+        limit = float(np.finfo(np.float32).max)
         if top > limit:
             raise ValueError(
                 f"X holds values up to {top:.3g}, beyond the float32 range "

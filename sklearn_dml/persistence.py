@@ -190,6 +190,15 @@ def save(estimator, path):
     >>> os.path.exists(path)
     True
     """
+    _write_payload(_embedder_payload(estimator), path)
+
+
+def _embedder_payload(estimator):
+    """The plain-data payload :func:`save` writes for a fitted embedder.
+
+    Shared with other savers of the package (an index holding its
+    embedder); raises ValueError as :func:`save` does.
+    """
     name = type(estimator).__name__
     if name not in embedders.__all__ or type(estimator) is not getattr(embedders, name):
         raise ValueError(
@@ -233,8 +242,16 @@ def save(estimator, path):
             k: v.detach().cpu().clone() for k, v in estimator.loss_.state_dict().items()
         },
     }
+    return payload
+
+
+def _write_payload(payload, path):
+    """``torch.save`` a payload to ``path`` atomically (a failure leaves no file).
+
+    In a data-parallel run only rank 0 writes; the other ranks return.
+    """
     if not is_main_process():
-        return  # a data-parallel fit: rank 0 writes the one file
+        return
     directory = os.path.dirname(os.path.abspath(os.fspath(path)))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
@@ -286,6 +303,13 @@ def load(path):
             f"{os.fspath(path)!r} is not a file written by sklearn_dml.persistence.save "
             f"(format {FORMAT!r})."
         )
+    return _embedder_from_payload(payload)
+
+
+def _embedder_from_payload(payload):
+    """The fitted embedder of a payload made by :func:`_embedder_payload`."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"Not an embedder payload of format {FORMAT!r}.")
     name = payload["class"]
     if name not in embedders.__all__:
         raise ValueError(

@@ -59,6 +59,7 @@ LAYERS = [
             "datasets",
             "persistence",
             "callbacks",
+            "neighbors",
         ],
     ),
 ]

@@ -197,3 +197,29 @@ def test_anchor_penalty_gradcheck():
     x = torch.randn(5, 4, dtype=torch.float64)
     E = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda e: net.training_penalty(x, e), (E,))
+
+
+def test_principal_axes_match_the_svd_of_the_centred_data():
+    # Covariance eigendecomposition vs the SVD of the whole centred array:
+    # same axes up to sign, the same subspace, and a fixed sign convention.
+    from sklearn_dml.backbones._mlp import principal_axes
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 12)) * np.linspace(5.0, 0.5, 12) + 3.0
+    X = X @ np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    before = X.copy()
+    mean, axes = principal_axes(X)
+    np.testing.assert_array_equal(X, before)  # the input is not modified
+    centred = X - X.mean(axis=0)
+    _, _, vh = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(mean.numpy(), X.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(np.abs(axes.numpy()), np.abs(vh), atol=1e-8)
+    for k in (1, 4, 12):
+        np.testing.assert_allclose(
+            axes.numpy()[:k].T @ axes.numpy()[:k], vh[:k].T @ vh[:k], atol=1e-8
+        )
+    top = np.abs(axes.numpy()).argmax(axis=1)
+    assert (axes.numpy()[np.arange(12), top] > 0).all()
+    # Chunked accumulation and a float32 tensor give the same axes.
+    _, again = principal_axes(torch.from_numpy(X.astype(np.float32)))
+    np.testing.assert_allclose(np.abs(again.numpy()[:4]), np.abs(vh[:4]), atol=1e-4)

@@ -36,6 +36,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.inputs",
     "sklearn_dml.callbacks",
     "sklearn_dml.training.distributed",
+    "sklearn_dml.neighbors",
     "sklearn_dml.mahalanobis",
     "sklearn_dml.constraints",
 ]

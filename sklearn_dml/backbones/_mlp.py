@@ -79,6 +79,58 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+def _float64_chunks(X, rows_per_chunk):
+    """``X`` (NumPy array or tensor) as float64 tensors of a few rows each."""
+    for start in range(0, X.shape[0], rows_per_chunk):
+        rows = X[start : start + rows_per_chunk]
+        if isinstance(rows, torch.Tensor):
+            yield rows.to(torch.float64)
+        else:
+            yield torch.from_numpy(np.array(rows, dtype=np.float64))
+
+
+def principal_axes(X):
+    r"""Mean and principal axes of ``X`` from its covariance matrix.
+
+    The axes are the eigenvectors of the ``d x d`` scatter matrix
+    :math:`\sum_i (x_i - \bar x)(x_i - \bar x)^\top`, accumulated in
+    float64 a few rows at a time: the right singular vectors of the centred
+    data (what an SVD of the whole ``n x d`` array gives) at the cost of one
+    ``n x d x d`` product and a ``d x d`` eigendecomposition, without a
+    float64 copy of the data.
+
+    Parameters
+    ----------
+    X : ndarray or torch.Tensor of shape (n_samples, n_features)
+        The data (not modified).
+
+    Returns
+    -------
+    mean : torch.Tensor of shape (n_features,), float64
+        The mean row.
+    components : torch.Tensor of shape (min(n_samples, n_features), n_features)
+        Orthonormal axes, largest variance first; the sign of each is set so
+        that its largest-magnitude entry is positive (the first such entry
+        on ties), independent of the LAPACK routine.
+    """
+    n_samples, n_features = X.shape
+    step = max(1, 2**20 // max(1, n_features))
+    total = torch.zeros(n_features, dtype=torch.float64)
+    for rows in _float64_chunks(X, step):
+        total += rows.sum(dim=0)
+    mean = total / n_samples
+    scatter = torch.zeros((n_features, n_features), dtype=torch.float64)
+    for rows in _float64_chunks(X, step):
+        rows -= mean
+        scatter.addmm_(rows.T, rows)
+    _, vectors = torch.linalg.eigh(scatter)
+    components = vectors.flip(1).T[: min(n_samples, n_features)].contiguous()
+    top = components.abs().argmax(dim=1, keepdim=True)
+    signs = torch.sign(torch.gather(components, 1, top))
+    components *= torch.where(signs == 0, 1.0, signs)
+    return mean, components
+
+
 class ResidualMLP(nn.Module):
     """Linear skip path plus a residual MLP branch that starts at zero.
 
@@ -270,18 +322,17 @@ class ResidualMLP(nn.Module):
         if self.init != "pca":
             return self
         if isinstance(X, torch.Tensor):
-            X = X.detach().to(torch.float64)
-        else:  # a copy: the user's array may be read-only and stays untouched
-            X = torch.tensor(np.asarray(X), dtype=torch.float64)
+            X = X.detach()
+        else:  # read only, converted a few rows at a time: never modified
+            X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"initialize expects an array of shape (n_samples, {self.n_features}), "
                 f"got {tuple(X.shape)}."
             )
-        mean = X.mean(dim=0)
-        # Right singular vectors of the centred data, largest variance first.
-        _, _, vh = torch.linalg.svd(X - mean, full_matrices=False)
-        k = min(self.n_components, vh.shape[0])
+        mean, components = principal_axes(X)
+        k = min(self.n_components, components.shape[0])
+        vh = components
         weight = torch.zeros(self.n_components, self.n_features, dtype=torch.float64)
         weight[:k] = vh[:k]
         self.skip.weight.copy_(weight.to(self.skip.weight.dtype))

@@ -9,6 +9,8 @@ input with ``pin_memory=True`` are copied to page-locked memory before the
 (asynchronous) transfer.
 """
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -27,14 +29,34 @@ def training_batches(X, sampler):
         yield idx, X[idx]
 
 
+def float32_rows(X, start, stop):
+    """Rows ``start:stop`` of ``X`` as a float32 tensor, copied only if needed.
+
+    A C-contiguous float32 NumPy array is viewed (torch.from_numpy), never
+    written to; other arrays are converted one batch at a time, so memory
+    stays that of a batch.
+    """
+    if isinstance(X, torch.Tensor):
+        return X[start:stop]
+    rows = np.ascontiguousarray(X[start:stop], dtype=np.float32)
+    with warnings.catch_warnings():
+        # Read-only arrays (memory maps) work: nothing writes into them.
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(rows)
+
+
 def inference_batches(X, batch_size):
-    """Consecutive batches of samples of ``X`` (tensor or lazy input), on the CPU."""
+    """Consecutive float32 batches of ``X`` (array, tensor or lazy input), on the CPU.
+
+    Arrays are read batch by batch (see :func:`float32_rows`), lazy inputs
+    through their loader in chunks of their own ``batch_size``.
+    """
     if is_lazy(X):
         for _, samples in loader_batches(X, chunks(len(X), X.batch_size)):
             yield samples
         return
     for start in range(0, X.shape[0], batch_size):
-        yield X[start : start + batch_size]
+        yield float32_rows(X, start, min(start + batch_size, X.shape[0]))
 
 
 def to_device(tensor, device, pin=False):

@@ -329,39 +329,43 @@ def _same_device(a, b):
     )
 
 
-@torch.no_grad()
-def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE):
-    """Embed ``X`` (NumPy array, tensor or lazy input) in evaluation mode.
-
-    Returns float32 NumPy.
+def embed(backbone, X, device=None, batch_size=INFERENCE_BATCH_SIZE, dtype=np.float32):
+    """Embed ``X`` (NumPy array, tensor or lazy input) in evaluation mode; returns NumPy.
 
     The module is left as it is (device, parameters): when it lives on
     another device than ``device`` (or when it is in training mode), a copy
     embeds, so concurrent calls on one fitted model are safe and a model
-    being trained stays on its device. Batches of ``batch_size`` rows bound
-    the memory.
+    being trained stays on its device. Batches of ``batch_size`` rows run
+    under :func:`torch.inference_mode` and are written into one output
+    array of ``dtype`` (float32 or float16); a float32 C-contiguous input is
+    read in place, any other converted batch by batch, so the memory beyond
+    the input and the output is that of one batch.
     """
     device = torch.device("cpu") if device is None else torch.device(device)
-    if not (isinstance(X, torch.Tensor) or is_lazy(X)):
-        X = as_float_tensor(X)
     module = backbone
     if not _same_device(_device_of(backbone), device):
         module = copy.deepcopy(backbone).to(device)
     was_training = module.training
     if was_training:
         module.eval()
+    n_rows = X.shape[0]
+    out = None
     try:
         pin = pins(X)
-        out = [
-            module(to_device(xb, device, pin)).float().cpu()
-            for xb in inference_batches(X, batch_size)
-        ]
+        start = 0
+        with torch.inference_mode():
+            for xb in inference_batches(X, batch_size):
+                Z = module(to_device(xb, device, pin)).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n_rows, *Z.shape[1:]), dtype=dtype)
+                out[start : start + Z.shape[0]] = Z
+                start += Z.shape[0]
     finally:
         if was_training:
             module.train()
-    if not out:
-        return np.empty((0, 0), dtype=np.float32)
-    return torch.cat(out).numpy()
+    if out is None:
+        return np.empty((0, 0), dtype=dtype)
+    return out
 
 
 def fit(
