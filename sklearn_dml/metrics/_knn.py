@@ -28,6 +28,10 @@ _DEFAULT_CHUNK = 2**9
 # Strided column groups per tile row summarised by their minimum in the
 # selection (see _collect_below).
 _GROUP = 16
+# Float32 entries of the augmented reference rows built once per search
+# (256 MiB, the distance tile of earlier versions); larger reference sets
+# are augmented block by block.
+_AUGMENTED_BUDGET = 2**26
 
 
 def _as_2d_float(array, name):
@@ -176,6 +180,16 @@ class _Prepared:
                     work_sq[start:stop] = _squared_norms(rows)
             self.sq_norms = work_sq.to(torch.float32)
             self.largest = float(work_sq.max()) ** 0.5
+            # The rows [r, ||r||^2, 0...] of _distance_block, built once when
+            # they fit in the budget (otherwise block by block).
+            width = _augmented_width(n_features)
+            self.augmented = None
+            if n_rows * width <= _AUGMENTED_BUDGET:
+                self.augmented = torch.zeros(
+                    (n_rows, width), dtype=torch.float32, device=device
+                )
+                self.augmented[:, :n_features] = work
+                self.augmented[:, n_features] = self.sq_norms
         else:
             self.largest = 1.0
 
@@ -195,6 +209,11 @@ def _unit_rows(rows):
     return rows * torch.where(norms > 0, norms.reciprocal(), norms)
 
 
+def _augmented_width(n_features):
+    """Columns of the augmented rows: the features, the norm, zeros to a multiple of 8."""
+    return -(-(n_features + 1) // 8) * 8
+
+
 def _augmented_queries(query_work, prepared):
     """Query rows ready for :func:`_distance_block`: one product gives the tile.
 
@@ -207,8 +226,7 @@ def _augmented_queries(query_work, prepared):
     if prepared.metric != "euclidean":
         return query_work.neg()
     n_rows, n_features = query_work.shape
-    width = -(-(n_features + 1) // 8) * 8
-    out = query_work.new_zeros((n_rows, width))
+    out = query_work.new_zeros((n_rows, _augmented_width(n_features)))
     torch.mul(query_work, -2.0, out=out[:, :n_features])
     out[:, n_features] = 1.0
     return out
@@ -227,7 +245,9 @@ def _distance_block(query_aug, prepared, start, stop, out, block_buffer=None):
     receiving the augmented reference rows ``[r, ||r||^2, 0...]``.
     """
     block = prepared.work[start:stop]
-    if prepared.metric == "euclidean":
+    if prepared.metric == "euclidean" and prepared.augmented is not None:
+        block = prepared.augmented[start:stop]
+    elif prepared.metric == "euclidean":
         n_features, width = block.shape[1], query_aug.shape[1]
         if block_buffer is None:
             block_buffer = torch.empty(
@@ -418,7 +438,9 @@ def _merge(best, parts, n_take, fill):
     return values, columns
 
 
-def _shortlist(query_work, prepared, own, n_take, block_size, buffer, block_buffer=None):
+def _shortlist(
+    query_work, prepared, own, n_take, block_size, buffer, block_buffer=None
+):
     """The ``n_take`` smallest first-pass values per row, over all blocks.
 
     Returns ``(values, columns)`` of shape ``(n_rows, n_take)``, unsorted;
@@ -506,7 +528,7 @@ def _knn(
     out_dist = torch.empty((n_queries, k), dtype=torch.float64)
     out_ind = torch.empty((n_queries, k), dtype=torch.int64)
     rows_max = min(chunk_size, n_queries)
-    width = -(-(reference.shape[1] + 1) // 8) * 8
+    width = _augmented_width(reference.shape[1])
 
     def buffers():
         return (
