@@ -516,7 +516,12 @@ def _knn(
     device = torch.device(device)
     n_queries = query.shape[0]
     n_references = reference.shape[0]
+    chunk_given = chunk_size
     block_size, chunk_size = _sizes(n_references, k, chunk_size, block_size)
+    if device.type == "cpu" and chunk_given is None:
+        # At least one chunk per thread, so that every thread has work.
+        per_thread = -(-n_queries // torch.get_num_threads())
+        chunk_size = max(1, min(chunk_size, per_thread))
     if prepared is None:
         prepared = _Prepared(reference.to(device), metric)
     if self_index is not None:
