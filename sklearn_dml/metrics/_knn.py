@@ -722,13 +722,15 @@ def chunked_knn(
         ``i``). Only the query's own index is excluded; duplicates of it are
         ordinary neighbours at distance 0.
     chunk_size : int, default=None
-        Number of queries processed at once. ``None`` picks it so that one
-        float32 distance tile (``chunk_size x block_size``) stays near 256 MiB
-        (see Notes for the memory used).
+        Number of queries processed at once. ``None`` uses 512, fewer when
+        the float32 distance tile (``chunk_size x block_size``) would exceed
+        16 MiB or when fewer queries than that are left per thread (see
+        Notes for the memory used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
-        65536 (capped at ``n_references``), or, when only ``chunk_size`` is
-        given, the largest block keeping the distance tile near 256 MiB.
+        8192, or ``4 * (k + max(16, k // 8))`` when larger (capped at
+        ``n_references``), or, when only ``chunk_size`` is given, the
+        largest block keeping the distance tile within 16 MiB.
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
@@ -756,7 +758,9 @@ def chunked_knn(
     memory low); returned distances are float64.
 
     *First pass (float32).* Each (chunk x block) tile is one float32 matrix
-    product with precomputed squared norms,
+    product, the squared norms riding along as one more column
+    (:math:`[-2q, 1] \cdot [r, \lVert r\rVert^2]`, no separate pass over the
+    tile),
 
     .. math::
 
@@ -765,18 +769,23 @@ def chunked_knn(
 
     which orders references like the distance (:math:`\lVert q\rVert^2` is
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
-    ``m = k + max(16, k // 8)`` smallest values per row are kept and
-    merged block after block. Selection is two-level: the tile's columns
-    are dealt into :math:`g \approx \sqrt{w / m}` strided groups per row
-    (``w`` the block width), the ``m`` groups with the smallest minima are
-    gathered and :func:`torch.topk` runs on them only; any value outside
-    them is at least the ``m``-th smallest group minimum, itself at least
-    every kept value, so the kept set is a true ``m`` smallest. From the
-    second block on, a row already holds ``m`` candidates: only the groups
-    whose minimum is below the row's current ``m``-th value can contribute,
-    and they are found by one comparison instead of a top-k (usually a
-    few dozen groups per row). On the CPU the matrix product runs in
-    NumPy's BLAS with as many threads as torch. The
+    ``m = k + max(16, k // 8)`` smallest values per row are kept. Tiles are
+    small (16 MiB by default) and each is reduced right after its product,
+    while it is still in cache: every row keeps a limit, a value that at
+    least ``m`` entries seen so far are below (from the first tile, the
+    ``m``-th smallest minimum of 16-entry column groups; later, the row's
+    current ``m``-th value); the tile's columns are dealt into 16 strided
+    groups, one vectorised pass takes their minima, and only the groups
+    whose minimum is below the limit are read again, keeping their entries
+    below it. The entries found are merged into the row's ``m`` best
+    (one :func:`torch.topk` over them) once they number ``m`` per row on
+    average, which lowers the limit; an entry left out is at least a limit
+    the final ``m`` kept values are at most, so they are a true ``m``
+    smallest. On the CPU the query chunks are shared by as many worker
+    threads as torch has threads, torch itself running single-threaded
+    meanwhile (restored afterwards; calls from several threads at once
+    should therefore not rely on torch's thread count): the many small
+    operations of the selection never wait at a thread-pool barrier. The
     rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
@@ -801,12 +810,14 @@ def chunked_knn(
     *Memory.* Besides the inputs and the output (``n_queries * k * 16``
     bytes): a float32 working copy of the references when they are not
     float32 already, are centred, or for ``"cosine"`` (``n_references *
-    n_features * 4`` bytes); one distance tile of ``chunk_size *
-    block_size * 4`` bytes, allocated once and reused (256 MiB by default:
-    ``block_size = 65536`` and ``chunk_size = 2**26 // (block_size + 4
-    k)``); the group minima and gathered groups, about ``2 * chunk_size *
-    sqrt(block_size * m) * 12`` bytes; the shortlist, about ``chunk_size *
-    m * 12`` bytes; and the float64 second pass, at most 96 MiB at a time.
+    n_features * 4`` bytes); for ``"euclidean"``, the augmented reference
+    rows (``n_references * (n_features + 8) * 4`` bytes, built once when
+    that is at most 256 MiB, otherwise block by block); per thread, one
+    distance tile of ``chunk_size * block_size * 4`` bytes allocated once
+    and reused (16 MiB by default), the group minima (a sixteenth of it),
+    the entries found before a merge and the shortlist (each about
+    ``chunk_size * m * 16`` bytes), and the float64 second pass, at most
+    96 MiB at a time.
     Nothing grows with ``n_queries * n_references``. A smaller
     ``chunk_size`` lowers the peak; a very small one makes the matrix
     products inefficient.
