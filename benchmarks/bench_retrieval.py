@@ -18,7 +18,15 @@ Contenders, each computing both MAP@R and P@1 from one neighbour search with
 * ``pml + torch``: the same with ``knn_func=CustomKNN(LpDistance(normalize_embeddings=False))``
   (its pure-torch kNN, default batch size, Euclidean like the others);
 * ``sklearn brute``: ``NearestNeighbors(algorithm="brute")`` and the NumPy
-  scoring below.
+  scoring below;
+* ``faiss flat``: faiss's exact ``IndexFlatL2`` (``k + 1`` neighbours in
+  leave-one-out, the query itself removed) and the NumPy scoring below;
+* ``gemm floor``: no search at all, only the float32 matrix products of
+  ``sklearn_dml``'s search (the same query chunks times the same reference
+  blocks, into one reused tile), once run as ``chunked_knn`` runs them
+  (worker threads, single-threaded torch) and once with torch's own threads
+  in 1024 x 65536 tiles; the faster of the two is the floor every time is
+  divided by (``time / floor``).
 
 Each contender runs in its own subprocess, so the peak resident memory
 (``ru_maxrss``) is its own; the figure reported is that peak minus the peak
@@ -44,24 +52,31 @@ import subprocess
 import sys
 import time
 
-CONTENDERS = ("sklearn_dml", "pml + faiss", "pml + torch", "sklearn brute")
+CONTENDERS = (
+    "sklearn_dml",
+    "gemm floor",
+    "faiss flat",
+    "pml + faiss",
+    "pml + torch",
+    "sklearn brute",
+)
 DIM = 128
 
 
-def make_data(n, n_classes, noise, seed, offset=0):
+def make_data(n, n_classes, noise, seed, offset=0, dim=DIM):
     """Blobs of float32 points; ``offset`` shifts the random stream (queries)."""
     import numpy as np
 
     centres = np.random.default_rng(seed).standard_normal(
-        (n_classes, DIM), dtype=np.float32
+        (n_classes, dim), dtype=np.float32
     )
     rng = np.random.default_rng([seed, offset])
     labels = rng.integers(0, n_classes, size=n)
-    X = np.empty((n, DIM), dtype=np.float32)
+    X = np.empty((n, dim), dtype=np.float32)
     step = 65536
     for start in range(0, n, step):
         stop = min(start + step, n)
-        X[start:stop] = rng.standard_normal((stop - start, DIM), dtype=np.float32)
+        X[start:stop] = rng.standard_normal((stop - start, dim), dtype=np.float32)
         X[start:stop] *= noise
         X[start:stop] += centres[labels[start:stop]]
     return X, labels
@@ -104,22 +119,26 @@ def _run_one(args):
         faiss.omp_set_num_threads(args.threads)
     elif args.contender == "sklearn brute":
         from sklearn.neighbors import NearestNeighbors
+    elif args.contender == "faiss flat":
+        import faiss
+
+        faiss.omp_set_num_threads(args.threads)
     else:
-        from sklearn_dml.metrics import chunked_knn
+        from sklearn_dml.metrics import _knn, chunked_knn
     assert os.environ.get("OMP_NUM_THREADS") == threads
 
     loo = args.protocol == "loo"
     if loo:
         reference, reference_labels = make_data(
-            args.n, args.classes, args.noise, args.seed
+            args.n, args.classes, args.noise, args.seed, dim=args.dim
         )
         query, query_labels = reference, reference_labels
     else:
         reference, reference_labels = make_data(
-            args.n_ref, args.classes, args.noise, args.seed
+            args.n_ref, args.classes, args.noise, args.seed, dim=args.dim
         )
         query, query_labels = make_data(
-            args.n_query, args.classes, args.noise, args.seed, offset=1
+            args.n_query, args.classes, args.noise, args.seed, offset=1, dim=args.dim
         )
     counts = np.bincount(reference_labels, minlength=args.classes)
     n_relevant = counts[query_labels] - (1 if loo else 0)
@@ -129,7 +148,26 @@ def _run_one(args):
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     start = time.perf_counter()
-    if args.contender == "sklearn_dml":
+    if args.contender == "gemm floor":
+        result = (float("nan"), float("nan"))
+        seconds = min(
+            _gemm_floor(query, reference, k, _knn, worker_threads=w)
+            for w in (True, False)
+        )
+        start = time.perf_counter() - seconds
+    elif args.contender == "faiss flat":
+        index = faiss.IndexFlatL2(reference.shape[1])
+        index.add(reference)
+        _, neighbours = index.search(query, k + 1 if loo else k)
+        if loo:
+            # drop the query itself (wherever ties put it), else the last
+            own = neighbours == np.arange(len(query))[:, None]
+            own[~own.any(axis=1), -1] = True
+            neighbours = neighbours[~own].reshape(len(query), k)
+        result = scores_from_neighbours(
+            neighbours, query_labels, reference_labels, n_relevant
+        )
+    elif args.contender == "sklearn_dml":
         if loo:
             _, neighbours = chunked_knn(query, k, exclude_self=True)
         else:
@@ -182,6 +220,45 @@ def _run_one(args):
     )
 
 
+def _gemm_floor(query, reference, k, knn_module, worker_threads):
+    """Seconds of the float32 products alone of a search, no selection.
+
+    ``worker_threads``: ``chunked_knn``'s own chunk and block sizes, chunks
+    shared by worker threads with single-threaded torch (as it runs them);
+    otherwise torch's threads on 1024 x 65536 tiles (the earlier layout).
+    """
+    import torch
+
+    query, reference = torch.from_numpy(query), torch.from_numpy(reference)
+    n_queries, n_references = query.shape[0], reference.shape[0]
+    if worker_threads:
+        block, chunk = knn_module._sizes(n_references, k, None, None)
+    else:
+        block, chunk = min(2**16, n_references), 1024
+
+    def search(q_start, tile):
+        rows = query[q_start : q_start + chunk]
+        for r_start in range(0, n_references, block):
+            columns = reference[r_start : r_start + block]
+            out = tile[: rows.shape[0] * columns.shape[0]]
+            torch.mm(rows, columns.T, out=out.view(rows.shape[0], columns.shape[0]))
+
+    start = time.perf_counter()
+    starts = range(0, n_queries, chunk)
+    if worker_threads:
+        knn_module._in_worker_threads(
+            starts,
+            torch.get_num_threads(),
+            search,
+            lambda: torch.empty(chunk * block),
+        )
+    else:
+        tile = torch.empty(chunk * block)
+        for q_start in starts:
+            search(q_start, tile)
+    return time.perf_counter() - start
+
+
 def _limit_memory(gib):
     def apply():
         limit = int(gib * 2**30)
@@ -213,6 +290,7 @@ def run_contender(contender, protocol, args):
                     "noise",
                     "seed",
                     "threads",
+                    "dim",
                 )
             ),
             [],
@@ -243,12 +321,14 @@ def run_contender(contender, protocol, args):
 def _table(protocol, label, records):
     ours = statistics.median(r["seconds"] for r in records["sklearn_dml"])
     ours_mem = statistics.median(r["extra_mib"] for r in records["sklearn_dml"])
+    floor_runs = [r for r in records.get("gemm floor", []) if "failed" not in r]
+    floor = statistics.median(r["seconds"] for r in floor_runs) if floor_runs else None
     lines = [
         f"### {label}",
         "",
-        "| contender | runs | time (s, median) | time / ours | peak extra memory "
-        "(MiB) | memory / ours | MAP@R | P@1 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| contender | runs | time (s, median) | time / ours | time / floor | "
+        "peak extra memory (MiB) | memory / ours | MAP@R | P@1 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for contender in CONTENDERS:
         runs = records.get(contender, [])
@@ -256,7 +336,7 @@ def _table(protocol, label, records):
         if not good:
             reason = runs[0]["failed"] if runs else "not run"
             lines.append(
-                f"| {contender} | {len(runs)} | {reason} | - | - | - | - | - |"
+                f"| {contender} | {len(runs)} | {reason} | - | - | - | - | - | - |"
             )
             continue
         seconds = statistics.median(r["seconds"] for r in good)
@@ -265,9 +345,11 @@ def _table(protocol, label, records):
         if len(good) > 1:
             spread = f" ({min(r['seconds'] for r in good):.2f}-"
             spread += f"{max(r['seconds'] for r in good):.2f})"
+        to_floor = "-" if floor is None else f"{seconds / floor:.2f}"
         lines.append(
             f"| {contender} | {len(good)} | {seconds:.2f}{spread} | "
-            f"{seconds / ours:.2f} | {memory:.0f} | {memory / max(ours_mem, 1):.2f} | "
+            f"{seconds / ours:.2f} | {to_floor} | {memory:.0f} | "
+            f"{memory / max(ours_mem, 1):.2f} | "
             f"{good[0]['map_at_r']:.6f} | {good[0]['p_at_1']:.6f} |"
         )
     return lines
@@ -281,6 +363,7 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=1.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dim", type=int, default=DIM, help="features")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -325,7 +408,7 @@ def main(argv=None):
     lines = [
         "# Retrieval evaluation at scale: MAP@R and P@1",
         "",
-        f"Gaussian blobs, {DIM}-d float32, {args.classes:,} classes, noise "
+        f"Gaussian blobs, {args.dim}-d float32, {args.classes:,} classes, noise "
         f"{args.noise:g}; k = largest class count (pml's `max_bin_count`). "
         f"torch {torch.__version__}, {args.threads} threads for every contender "
         f"(OMP/MKL/torch/faiss), {platform.machine()}, {os.cpu_count()} cores "

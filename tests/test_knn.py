@@ -252,20 +252,79 @@ def test_reduced_matmul_precision_keeps_the_exact_result(precision):
 
 
 @pytest.mark.parametrize(
-    "width, n_take", [(1000, 7), (1003, 7), (257, 30), (64, 40), (5000, 300)]
+    "width, n_take", [(1000, 7), (1003, 30), (64, 32), (5000, 300)]
 )
-def test_grouped_selection_keeps_the_smallest_values(width, n_take):
-    # Small integers give many exact ties across and within groups.
+def test_first_limit_has_n_take_entries_below_it(width, n_take):
+    # Small integers give exact ties within and across the strided groups;
+    # one infinite entry per row stands for the query itself.
     rng = np.random.default_rng(width + n_take)
     values = rng.integers(0, 50, size=(9, width)).astype(np.float32)
     values[0, :] = 7.0
-    values[1, ::3] = np.inf
-    cols = _knn._smallest(torch.from_numpy(values), n_take).numpy()
-    assert cols.shape == (9, n_take)
-    for row, chosen in zip(values, cols):
-        assert len(set(chosen.tolist())) == n_take
-        # the kept multiset of values is the n_take smallest one
-        np.testing.assert_array_equal(np.sort(row[chosen]), np.sort(row)[:n_take])
+    values[np.arange(9), rng.integers(0, width, size=9)] = np.inf
+    limit = _knn._first_limit(torch.from_numpy(values), n_take).numpy()
+    assert limit.shape == (9, 1)
+    below = (values < limit).sum(axis=1)
+    assert (below >= n_take).all()
+    # a bound, not the whole row: at most n_take groups' worth of entries
+    assert (limit[:, 0] <= np.sort(values, axis=1)[:, -2] + 1).all()
+
+
+@pytest.mark.parametrize("width", [1000, 1003, 20, 31])
+def test_collect_below_finds_exactly_the_entries_below_the_limit(width):
+    rng = np.random.default_rng(width)
+    values = rng.integers(0, 400, size=(7, width)).astype(np.float32)
+    values[6, :] = 2.0  # the limit ties every entry: nothing passes
+    limit = np.array([[-1.0], [0.0], [1.0], [3.0], [5.0], [400.0], [2.0]], np.float32)
+    parts = []
+    found = _knn._collect_below(
+        torch.from_numpy(values), torch.from_numpy(limit), 100, parts
+    )
+    rows = np.concatenate([p[0].numpy() for p in parts]) if parts else np.array([])
+    cols = np.concatenate([p[1].numpy() for p in parts]) if parts else np.array([])
+    vals = np.concatenate([p[2].numpy() for p in parts]) if parts else np.array([])
+    expected_rows, expected_cols = np.nonzero(values < limit)
+    assert found == expected_rows.size
+    got = sorted(zip(rows.tolist(), cols.tolist()))
+    assert got == sorted(zip(expected_rows.tolist(), (expected_cols + 100).tolist()))
+    np.testing.assert_array_equal(
+        vals, values[rows.astype(int), cols.astype(int) - 100]
+    )
+    for part in parts:  # each part is sorted by row, as _merge needs
+        assert (np.diff(part[0].numpy()) >= 0).all()
+
+
+def test_merge_keeps_the_n_take_smallest_per_row():
+    rng = np.random.default_rng(0)
+    n_rows, n_take = 6, 5
+    best_v = rng.integers(0, 20, size=(n_rows, n_take)).astype(np.float32)
+    best_c = np.arange(n_rows * n_take).reshape(n_rows, n_take) + 1000
+    parts, pool = [], {r: list(zip(best_v[r], best_c[r])) for r in range(n_rows)}
+    column = 0
+    for size in (9, 0, 23):
+        rows = np.sort(rng.integers(0, n_rows - 1, size=size))  # last row: none
+        vals = rng.integers(0, 20, size=size).astype(np.float32)
+        cols = np.arange(column, column + size)
+        column += size
+        parts.append(
+            (torch.from_numpy(rows), torch.from_numpy(cols), torch.from_numpy(vals))
+        )
+        for r, c, v in zip(rows, cols, vals):
+            pool[r].append((v, c))
+    fill = torch.arange(n_rows)
+    values, columns = _knn._merge(
+        (torch.from_numpy(best_v), torch.from_numpy(best_c)), parts, n_take, fill
+    )
+    for r in range(n_rows):
+        kept = sorted(zip(values[r].tolist(), columns[r].tolist()))
+        assert len({c for _, c in kept}) == n_take
+        for v, c in kept:  # each kept pair is a real one
+            assert any(v == pv and c == pc for pv, pc in pool[r])
+        wanted = sorted(v for v, _ in pool[r])[:n_take]
+        assert [v for v, _ in kept] == wanted
+    # fewer entries than n_take: completed with inf and the fill column
+    values, columns = _knn._merge(None, parts[:1], n_take, fill)
+    assert np.isinf(values[n_rows - 1].numpy()).all()
+    assert (columns[n_rows - 1].numpy() == n_rows - 1).all()
 
 
 def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
@@ -288,42 +347,22 @@ def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
     assert widths and max(widths) < 20
 
 
-@pytest.mark.parametrize("width, n_take", [(1000, 7), (1003, 7), (5000, 40)])
-def test_grouped_selection_with_a_limit_keeps_what_can_enter(width, n_take):
-    # With a per-row limit (the current n_take-th best), the kept columns
-    # must hold every entry below the limit among the n_take smallest ones,
-    # without a repeated column; rows differ in how many entries pass.
-    rng = np.random.default_rng(width)
-    values = rng.integers(0, 400, size=(7, width)).astype(np.float32)
-    limit = np.array([[-1.0], [0.0], [1.0], [3.0], [5.0], [400.0], [2.0]], np.float32)
-    values[6, :] = 2.0  # the limit ties every entry: nothing passes
-    cols = _knn._smallest(torch.from_numpy(values), n_take, torch.from_numpy(limit))
-    cols = cols.numpy()
-    for row, chosen, bar in zip(values, cols, limit[:, 0]):
-        assert len(set(chosen.tolist())) == len(chosen)
-        assert chosen.min() >= 0 and chosen.max() < width
-        wanted = np.sort(row)[:n_take]
-        wanted = wanted[wanted < bar]
-        kept = np.sort(row[chosen])[: wanted.size]
-        np.testing.assert_array_equal(kept, wanted)
-
-
 def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
-    calls = []
-    original = _knn._groups_below
+    merges = []
+    original = _knn._merge
 
-    def spy(minima, limit, n_take):
-        chosen = original(minima, limit, n_take)
-        calls.append(chosen is not None)
-        return chosen
+    def spy(best, parts, n_take, fill):
+        merges.append(sum(p[0].numel() for p in parts))
+        return original(best, parts, n_take, fill)
 
-    monkeypatch.setattr(_knn, "_groups_below", spy)
+    monkeypatch.setattr(_knn, "_merge", spy)
     rng = np.random.default_rng(3)
     # Rounded coordinates: exact ties across blocks and duplicated points.
     X = np.round(rng.normal(size=(1500, 5)), 1).astype(np.float32)
     X[700:760] = X[:60]
     cases = [(X, None, True), (X[:300], X[::-1].copy(), False)]
     for query, reference, exclude_self in cases:
+        merges.clear()
         distances, indices = chunked_knn(
             query,
             6,
@@ -337,8 +376,58 @@ def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
         )
         np.testing.assert_array_equal(indices, expected_i)
         np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
-    # later blocks were searched through the limit, not a full top-k
-    assert any(calls)
+        # the limit keeps most of the 1,500 references of each row out
+        assert merges and sum(merges) < 0.2 * query.shape[0] * 1500
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_worker_threads_give_the_single_thread_result(metric):
+    # Chunks not dividing the queries, blocks not dividing the references;
+    # two worker threads, then one: same exact result, thread count restored.
+    X = DATA[metric](5, 403)  # exact ties and duplicates
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = chunked_knn(
+            X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=97
+        )
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        one = chunked_knn(
+            X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=97
+        )
+    finally:
+        torch.set_num_threads(before)
+    expected_d, expected_i = numpy_knn(X, 7, metric=metric, exclude_self=True)
+    np.testing.assert_array_equal(two[1], expected_i)
+    np.testing.assert_allclose(two[0], expected_d, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(one[1], two[1])
+    np.testing.assert_array_equal(one[0], two[0])
+
+
+def test_worker_error_is_raised_and_threads_restored(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken tile")
+
+    monkeypatch.setattr(_knn, "_distance_block", broken)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="broken tile"):
+            chunked_knn(grid_points(1, 40), 3, chunk_size=8)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_too_many_neighbours_is_an_error():
+    X = grid_points(0, 12)
+    with pytest.raises(ValueError, match="only 11 reference points"):
+        chunked_knn(X, 12, exclude_self=True)
+    # k = n - 1 in leave-one-out: every other point, never the query itself
+    _, indices = chunked_knn(X, 11, exclude_self=True, block_size=5)
+    assert (indices != np.arange(12)[:, None]).all()
+    np.testing.assert_array_equal(indices, numpy_knn(X, 11, exclude_self=True)[1])
 
 
 @pytest.mark.parametrize("value", [3e38, 1e19, 1e-30, 1e-40])
@@ -355,34 +444,3 @@ def test_huge_and_tiny_values_keep_exact_neighbours(value):
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         chunked_knn(X, 1)
-
-
-@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_numpy_blas_product_gives_the_same_exact_neighbours(monkeypatch, metric):
-    # Large searches multiply through NumPy's BLAS; force that path on small
-    # data and check it against brute force and against the torch path.
-    X = DATA[metric](5, 400)  # exact ties and duplicates
-    calls = []
-    original = _knn._matmul_into
-
-    def spy(left, right, out, numpy_gemm=False):
-        calls.append(numpy_gemm)
-        return original(left, right, out, numpy_gemm)
-
-    monkeypatch.setattr(_knn, "_matmul_into", spy)
-    monkeypatch.setattr(_knn, "_NUMPY_GEMM_WORK", 0)
-    distances, indices = chunked_knn(
-        X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=128
-    )
-    assert calls and all(calls)
-    expected_d, expected_i = numpy_knn(X, 7, metric=metric, exclude_self=True)
-    np.testing.assert_array_equal(indices, expected_i)
-    np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
-    monkeypatch.setattr(_knn, "_NUMPY_GEMM_WORK", 2**62)
-    calls.clear()
-    torch_d, torch_i = chunked_knn(
-        X, 7, metric=metric, exclude_self=True, chunk_size=64, block_size=128
-    )
-    assert calls and not any(calls)
-    np.testing.assert_array_equal(torch_i, indices)
-    np.testing.assert_array_equal(torch_d, distances)

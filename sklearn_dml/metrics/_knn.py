@@ -7,23 +7,31 @@ n_references`` matrix: queries are processed in chunks, references in blocks,
 and a running top-k per query is merged block after block.
 """
 
-import contextlib
 import math
 import numbers
+import threading
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 __all__ = ["chunked_knn"]
 
 _METRICS = ("euclidean", "cosine")
 
-# Number of entries in one (query chunk x reference block) block of the first
-# pass: 2**26 float32 entries is 256 MiB.
-_BLOCK_BUDGET = 2**26
-# Default number of references per block when nothing is given.
-_DEFAULT_BLOCK = 2**16
+# Number of entries in one (query chunk x reference block) distance tile:
+# 2**22 float32 entries is 16 MiB, small enough to be selected from while it
+# is still in the processor's cache.
+_BLOCK_BUDGET = 2**22
+# Default number of references per block and of queries per chunk.
+_DEFAULT_BLOCK = 2**13
+_DEFAULT_CHUNK = 2**9
+# Strided column groups per tile row summarised by their minimum in the
+# selection (see _collect_below).
+_GROUP = 16
+# Float32 entries of the augmented reference rows built once per search
+# (256 MiB, the distance tile of earlier versions); larger reference sets
+# are augmented block by block.
+_AUGMENTED_BUDGET = 2**26
 
 
 def _as_2d_float(array, name):
@@ -76,9 +84,6 @@ def _check_positive_int(value, name, allow_none=True):
     return int(value)
 
 
-# Multiply-adds of a whole search (queries x references x features) from
-# which its products go through NumPy's BLAS (about a second of products).
-_NUMPY_GEMM_WORK = 2**36
 # Unit roundoff of float32, the precision of the first pass.
 _U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
@@ -128,7 +133,6 @@ class _Prepared:
         n_rows, n_features = reference.shape
         device = reference.device
         self.metric, self.reference = metric, reference
-        self.numpy_gemm = False
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
         for start, stop, rows in _float64_rows(reference):
@@ -176,6 +180,16 @@ class _Prepared:
                     work_sq[start:stop] = _squared_norms(rows)
             self.sq_norms = work_sq.to(torch.float32)
             self.largest = float(work_sq.max()) ** 0.5
+            # The rows [r, ||r||^2, 0...] of _distance_block, built once when
+            # they fit in the budget (otherwise block by block).
+            width = _augmented_width(n_features)
+            self.augmented = None
+            if n_rows * width <= _AUGMENTED_BUDGET:
+                self.augmented = torch.zeros(
+                    (n_rows, width), dtype=torch.float32, device=device
+                )
+                self.augmented[:, :n_features] = work
+                self.augmented[:, n_features] = self.sq_norms
         else:
             self.largest = 1.0
 
@@ -195,43 +209,57 @@ def _unit_rows(rows):
     return rows * torch.where(norms > 0, norms.reciprocal(), norms)
 
 
-def _distance_block(query_work, prepared, start, stop, out):
-    """First-pass values of a query chunk against references ``start:stop``.
+def _augmented_width(n_features):
+    """Columns of the augmented rows: the features, the norm, zeros to a multiple of 8."""
+    return -(-(n_features + 1) // 8) * 8
 
-    One float32 matrix product: ``||r||^2 - 2 q.r`` for ``"euclidean"``
-    (the query's squared norm does not change a row's order and is left
-    out), ``-q.r`` on unit rows for ``"cosine"``, written into ``out``, a
-    contiguous float32 tensor of shape ``(n_queries, stop - start)`` (the
-    only array whose size grows with the number of references; reusing one
-    buffer spares the page faults of a fresh large allocation on every
-    tile), which is returned.
+
+def _augmented_queries(query_work, prepared):
+    """Query rows ready for :func:`_distance_block`: one product gives the tile.
+
+    ``"euclidean"``: ``[-2 q, 1, 0...]`` (scaling by -2 is exact), so that the
+    product with the augmented reference rows ``[r, ||r||^2, 0...]`` is
+    ``||r||^2 - 2 q.r`` without a separate pass adding the norms over the
+    tile; the width is padded with zeros to a multiple of 8 (aligned rows
+    for the BLAS). ``"cosine"``: ``-q`` on unit rows.
     """
-    block = prepared.work[start:stop]
-    # Scaling by -2 or -1 is exact in floating point.
-    scale = -2.0 if prepared.metric == "euclidean" else -1.0
-    _matmul_into(query_work * scale, block, out, prepared.numpy_gemm)
-    if prepared.metric == "euclidean":
-        out += prepared.sq_norms[start:stop]
+    if prepared.metric != "euclidean":
+        return query_work.neg()
+    n_rows, n_features = query_work.shape
+    out = query_work.new_zeros((n_rows, _augmented_width(n_features)))
+    torch.mul(query_work, -2.0, out=out[:, :n_features])
+    out[:, n_features] = 1.0
     return out
 
 
-def _matmul_into(left, right, out, numpy_gemm=False):
-    """``out = left @ right.T`` for float32 matrices.
+def _distance_block(query_aug, prepared, start, stop, out, block_buffer=None):
+    """First-pass values of a query chunk against references ``start:stop``.
 
-    With ``numpy_gemm`` (large searches on the CPU, see :func:`_knn`) the
-    product goes through NumPy's BLAS: on the AMD processor measured,
-    scikit-learn's OpenBLAS runs one 1001 x 65536 x 128 float32 tile in
-    253 ms against 346 ms for torch's MKL on one thread (127 against 218 ms
-    on two), with the same float32 rounding guarantees. End to end it saves
-    about 17 % of a large search on one thread and nothing on two, where
-    OpenBLAS's threads keep spinning after each product and slow torch's
-    selection passes. Otherwise (small searches, CUDA) it is
-    :func:`torch.mm`.
+    One float32 matrix product of ``query_aug`` (from
+    :func:`_augmented_queries`) with the references: ``||r||^2 - 2 q.r``
+    for ``"euclidean"`` (the query's squared norm does not change a row's
+    order and is left out), ``-q.r`` on unit rows for ``"cosine"``, written
+    into ``out``, a contiguous float32 tensor of shape ``(n_queries, stop -
+    start)``, which is returned. ``block_buffer`` (euclidean) is a float32
+    buffer of at least ``(stop - start) * query_aug.shape[1]`` entries
+    receiving the augmented reference rows ``[r, ||r||^2, 0...]``.
     """
-    if numpy_gemm and out.device.type == "cpu" and out.dtype == torch.float32:
-        np.matmul(left.numpy(), right.numpy().T, out=out.numpy())
-    else:
-        torch.mm(left, right.T, out=out)
+    block = prepared.work[start:stop]
+    if prepared.metric == "euclidean" and prepared.augmented is not None:
+        block = prepared.augmented[start:stop]
+    elif prepared.metric == "euclidean":
+        n_features, width = block.shape[1], query_aug.shape[1]
+        if block_buffer is None:
+            block_buffer = torch.empty(
+                (stop - start) * width, dtype=torch.float32, device=block.device
+            )
+        augmented = block_buffer[: (stop - start) * width].view(stop - start, width)
+        augmented[:, :n_features] = block
+        augmented[:, n_features] = prepared.sq_norms[start:stop]
+        augmented[:, n_features + 1 :] = 0.0
+        block = augmented
+    torch.mm(query_aug, block.T, out=out)
+    return out
 
 
 def _first_pass_unit(device):
@@ -312,120 +340,158 @@ def _exact_distances(query, candidates, prepared):
     return out
 
 
-def _smallest(values, n_take, limit=None):
-    """Columns of at most ``n_take`` smallest entries of each row (any order).
+def _first_limit(tile, n_take):
+    """Per row, a value with at least ``n_take`` entries of ``tile`` below it.
 
-    Rows are cut into groups of ``g`` columns (strided) and only the ``n_take`` groups
-    with the smallest minima are searched: any entry outside them is at
-    least the ``n_take``-th smallest group minimum, itself at least every
-    value kept. :func:`torch.topk` then reads about ``width / g + n_take g``
-    entries per row instead of ``width``.
-
-    ``limit`` (shape ``(n_rows, 1)``), when given, is a value per row that
-    no useful entry reaches (the row's current ``n_take``-th best value):
-    only the groups whose minimum is below it are searched
-    (:func:`_groups_below`), so every entry left out is either at least
-    ``limit`` or beyond the ``n_take`` smallest. The columns returned may
-    then be fewer than ``n_take`` per row, or hold entries at least
-    ``limit``.
+    ``tile`` has at least ``2 n_take`` columns and at most one infinite
+    entry per row (the query itself). The columns are dealt into ``g``
+    strided groups (``g`` up to ``_GROUP``, two entries or more per group):
+    the ``n_take`` smallest group minima are finite and each is the value of
+    one entry, so at least ``n_take`` entries are at most the largest of
+    them; the float32 number just above it is returned, shape
+    ``(n_rows, 1)``. A cheap first bound, read from one pass over the tile
+    and a top-k over ``width / g`` minima.
     """
-    n_rows, width = values.shape
-    group = int(math.sqrt(width / n_take))
-    n_groups = width // max(group, 1)
-    if group < 2 or n_groups < 2 * n_take:
-        return torch.topk(values, n_take, dim=1, largest=False, sorted=False)[1]
-    full = n_groups * group
-    # Group j holds the columns j, j + n_groups, j + 2 n_groups, ...: the
-    # minimum then runs over contiguous rows of the tile (vectorised).
-    minima = values[:, :full].view(n_rows, group, n_groups).amin(dim=1)
-    chosen = None if limit is None else _groups_below(minima, limit, n_take)
-    if chosen is None:
-        chosen = torch.topk(minima, n_take, dim=1, largest=False, sorted=False)[1]
-    offsets = torch.arange(group, device=values.device) * n_groups
-    cols = (chosen.unsqueeze(2) + offsets).view(n_rows, -1)
+    n_rows, width = tile.shape
+    group = max(1, min(_GROUP, width // (2 * n_take)))
+    values = tile
+    if group > 1:
+        n_groups = width // group
+        values = tile[:, : n_groups * group].view(n_rows, group, n_groups).amin(dim=1)
+    kth = torch.topk(values, n_take, dim=1, largest=False, sorted=False).values
+    kth = kth.amax(dim=1, keepdim=True)
+    return torch.nextafter(kth, kth.new_tensor(math.inf))
+
+
+def _collect_below(tile, limit, offset, parts):
+    """Append to ``parts`` the entries of ``tile`` below their row's ``limit``.
+
+    ``limit`` has shape ``(n_rows, 1)``. The tile's columns are dealt into
+    ``_GROUP`` strided groups (group ``j`` holds the columns ``j, j + G, j +
+    2 G, ...`` with ``G = width // _GROUP``, so the minima are one
+    vectorised pass over contiguous rows of the tile while it is in cache);
+    only the groups whose minimum is below the limit are read again, and
+    only their entries below it are kept (with the ``width % _GROUP`` last
+    columns, compared directly). Appends ``(rows, columns, values)``:
+    int64 rows, int64 columns shifted by ``offset``, float32 values, sorted
+    by row. Returns the number of entries appended.
+    """
+    n_rows, width = tile.shape
+    n_groups = width // _GROUP
+    full = n_groups * _GROUP if n_groups > 1 else 0
+    found = 0
+    if full:
+        grouped = tile[:, :full].view(n_rows, _GROUP, n_groups)
+        minima = grouped.amin(dim=1)
+        rows, groups = torch.nonzero(minima < limit, as_tuple=True)
+        if rows.numel():
+            entries = grouped[rows, :, groups]
+            which, member = torch.nonzero(entries < limit[rows], as_tuple=True)
+            rows = rows[which]
+            columns = groups[which] + member * n_groups + offset
+            parts.append((rows, columns, entries[which, member]))
+            found += rows.numel()
     if full < width:
-        tail = torch.arange(full, width, device=values.device)
-        cols = torch.cat([cols, tail.expand(n_rows, -1)], dim=1)
-    if cols.shape[1] <= n_take:
-        return cols
-    keep = torch.topk(
-        torch.gather(values, 1, cols), n_take, dim=1, largest=False, sorted=False
-    )[1]
-    return torch.gather(cols, 1, keep)
+        rest = tile[:, full:]
+        rows, columns = torch.nonzero(rest < limit, as_tuple=True)
+        if rows.numel():
+            parts.append((rows, columns + (full + offset), rest[rows, columns]))
+            found += rows.numel()
+    return found
 
 
-def _groups_below(minima, limit, n_take):
-    """Per row, every group whose minimum is below ``limit``, padded.
+def _merge(best, parts, n_take, fill):
+    """Per row, ``n_take`` smallest values among ``best`` and ``parts``.
 
-    Returns an int64 ``(n_rows, c)`` tensor of distinct groups per row, ``c``
-    the largest count of such groups in a row (at least 1); a row with fewer
-    is completed with its first groups not below the limit, whose entries
-    are all at least ``limit`` (real candidates, never a repeated column).
-    ``None`` when some row has ``n_take`` or more such groups (a plain top-k
-    is as cheap then). One comparison and a ``nonzero`` find the few groups
-    below the limit, much cheaper than :func:`torch.topk` over every minimum.
+    ``best`` is ``None`` or a ``(values, columns)`` pair of shape ``(n_rows,
+    n_take)``; ``parts`` are ``(rows, columns, values)`` triples sorted by
+    row (from :func:`_collect_below`). Each part is laid out into one padded
+    ``(n_rows, n_take + c)`` matrix (``c`` the largest count of new entries
+    in a row; positions from per-row counts, no sort) and one
+    :func:`torch.topk` keeps ``n_take`` per row. A row with fewer entries is
+    completed with value ``inf`` and column ``fill[row]``.
     """
-    below = minima < limit
-    rows, groups = torch.nonzero(below, as_tuple=True)
-    # Counting from the few pairs found is cheaper than summing ``below``
-    # (a sum over booleans first converts every entry to int64).
-    counts = torch.bincount(rows, minlength=minima.shape[0])
-    width = max(1, int(counts.max()))
-    if width >= n_take or 2 * width > minima.shape[1]:
-        return None
-    chosen = torch.empty(
-        (minima.shape[0], width), dtype=torch.int64, device=minima.device
-    )
-    starts = torch.cumsum(counts, 0) - counts
-    position = torch.arange(rows.numel(), device=rows.device) - starts[rows]
-    chosen[rows, position] = groups
-    # Among the first 2 c groups at least c are not below: they fill the rest.
-    above = ~below[:, : 2 * width]
-    slot = counts.unsqueeze(1) + torch.cumsum(above, dim=1) - 1
-    fill_rows, fill_groups = torch.nonzero(above & (slot < width), as_tuple=True)
-    chosen[fill_rows, slot[fill_rows, fill_groups]] = fill_groups
-    return chosen
+    n_rows = fill.shape[0]
+    device = fill.device
+    counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    positions = []
+    for rows, _, _ in parts:
+        part_counts = torch.bincount(rows, minlength=n_rows)
+        first = torch.cumsum(part_counts, 0) - part_counts
+        position = torch.arange(rows.numel(), device=device) - first[rows]
+        positions.append(position + counts[rows])
+        counts += part_counts
+    base = 0 if best is None else n_take
+    width = base + int(counts.max()) if parts else base
+    width = max(width, n_take)
+    values = torch.full((n_rows, width), math.inf, dtype=torch.float32, device=device)
+    columns = fill.unsqueeze(1).repeat(1, width)
+    if best is not None:
+        values[:, :n_take] = best[0]
+        columns[:, :n_take] = best[1]
+    for (rows, cols, vals), position in zip(parts, positions):
+        values[rows, position + base] = vals
+        columns[rows, position + base] = cols
+    if width > n_take:
+        values, keep = torch.topk(values, n_take, dim=1, largest=False, sorted=False)
+        columns = torch.gather(columns, 1, keep)
+    return values, columns
 
 
-def _shortlist(query_work, prepared, own, n_take, block_size, buffer):
+def _shortlist(
+    query_work, prepared, own, n_take, block_size, buffer, block_buffer=None
+):
     """The ``n_take`` smallest first-pass values per row, over all blocks.
 
     Returns ``(values, columns)`` of shape ``(n_rows, n_take)``, unsorted;
-    the query's own index (``own``) gets ``inf``. ``buffer`` is a flat
-    float32 tensor of at least ``n_rows * block_size`` entries holding each
-    distance tile.
+    the query's own index (``own``) never enters (a row of a leave-one-out
+    search with fewer other references than ``n_take`` gets it with value
+    ``inf``). ``buffer`` is a flat float32 tensor of at least ``n_rows *
+    block_size`` entries holding each distance tile; ``block_buffer`` one
+    for the augmented reference rows (see :func:`_distance_block`).
+
+    Each row keeps a limit, a value that at least ``n_take`` entries seen
+    so far are below: entries at or above it can never enter. The first
+    tile sets it (:func:`_first_limit`); then every tile goes through
+    :func:`_collect_below` right after its product, while in cache, and the
+    entries found are merged (:func:`_merge`) once they number ``n_rows *
+    n_take``, which lowers the limit to the row's current ``n_take``-th
+    value. Everything left out is at least the final limit, i.e. at least
+    every kept value.
     """
     n_rows = query_work.shape[0]
     n_references = prepared.work.shape[0]
-    best_values = best_cols = None
+    device = query_work.device
+    query_aug = _augmented_queries(query_work, prepared)
+    if own is not None:
+        own_low, own_high = int(own.min()), int(own.max())
+        fill = own
+    else:
+        fill = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    best = limit = None
+    parts, found = [], 0
     for r_start in range(0, n_references, block_size):
         r_stop = min(r_start + block_size, n_references)
         width = r_stop - r_start
         tile = buffer[: n_rows * width].view(n_rows, width)
-        dist = _distance_block(query_work, prepared, r_start, r_stop, out=tile)
-        if own is not None:
+        dist = _distance_block(query_aug, prepared, r_start, r_stop, tile, block_buffer)
+        if own is not None and own_low < r_stop and own_high >= r_start:
             local = own - r_start
             inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
             dist[inside, local[inside]] = torch.inf
-        take = min(n_take, width)
-        # Once n_take candidates are held, a block's entries at least the
-        # row's current n_take-th value cannot enter the shortlist.
-        limit = None
-        if best_values is not None and best_values.shape[1] == n_take:
-            limit = best_values.amax(dim=1, keepdim=True)
-        cols = _smallest(dist, take, limit)
-        values = torch.gather(dist, 1, cols)
-        cols += r_start
-        if best_values is not None:
-            values = torch.cat([best_values, values], dim=1)
-            cols = torch.cat([best_cols, cols], dim=1)
-            if values.shape[1] > n_take:
-                values, keep = torch.topk(
-                    values, n_take, dim=1, largest=False, sorted=False
-                )
-                cols = torch.gather(cols, 1, keep)
-        best_values, best_cols = values, cols
-    return best_values, best_cols
+        if limit is None:
+            if width >= 2 * n_take:
+                limit = _first_limit(dist, n_take)
+            else:
+                limit = torch.full((n_rows, 1), math.inf, device=device)
+        found += _collect_below(dist, limit, r_start, parts)
+        if found >= n_rows * n_take or (parts and r_stop == n_references):
+            best = _merge(best, parts, n_take, fill)
+            limit = best[0].amax(dim=1, keepdim=True)
+            parts, found = [], 0
+    if best is None:
+        best = _merge(None, [], n_take, fill)
+    return best
 
 
 def _knn(
@@ -450,7 +516,12 @@ def _knn(
     device = torch.device(device)
     n_queries = query.shape[0]
     n_references = reference.shape[0]
+    chunk_given = chunk_size
     block_size, chunk_size = _sizes(n_references, k, chunk_size, block_size)
+    if device.type == "cpu" and chunk_given is None:
+        # At least one chunk per thread, so that every thread has work.
+        per_thread = -(-n_queries // torch.get_num_threads())
+        chunk_size = max(1, min(chunk_size, per_thread))
     if prepared is None:
         prepared = _Prepared(reference.to(device), metric)
     if self_index is not None:
@@ -462,35 +533,92 @@ def _knn(
     out_dist = torch.empty((n_queries, k), dtype=torch.float64)
     out_ind = torch.empty((n_queries, k), dtype=torch.int64)
     rows_max = min(chunk_size, n_queries)
-    buffer = torch.empty(rows_max * block_size, dtype=torch.float32, device=device)
-    # Large products on the CPU go through NumPy's BLAS (see _matmul_into),
-    # with as many threads as torch; small ones stay in torch, where the
-    # BLAS thread hand-over and the thread-limit set-up would dominate.
-    work = n_queries * n_references * reference.shape[1]
-    prepared.numpy_gemm = device.type == "cpu" and work >= _NUMPY_GEMM_WORK
-    limits = contextlib.nullcontext()
-    if prepared.numpy_gemm:
-        limits = threadpool_limits(torch.get_num_threads(), "blas")
-    with torch.inference_mode(), limits:
-        for q_start in range(0, n_queries, chunk_size):
-            q_stop = min(q_start + chunk_size, n_queries)
-            own = None if self_index is None else self_index[q_start:q_stop]
-            _knn_chunk(
-                query[q_start:q_stop],
-                prepared,
-                k,
-                own,
-                first_extra,
-                block_size,
-                buffer,
-                (out_dist[q_start:q_stop], out_ind[q_start:q_stop]),
-            )
+    width = _augmented_width(reference.shape[1])
+
+    def buffers():
+        return (
+            torch.empty(rows_max * block_size, dtype=torch.float32, device=device),
+            torch.empty(block_size * width, dtype=torch.float32, device=device),
+        )
+
+    def search(q_start, own_buffers):
+        q_stop = min(q_start + chunk_size, n_queries)
+        own = None if self_index is None else self_index[q_start:q_stop]
+        _knn_chunk(
+            query[q_start:q_stop],
+            prepared,
+            k,
+            own,
+            first_extra,
+            block_size,
+            own_buffers,
+            (out_dist[q_start:q_stop], out_ind[q_start:q_stop]),
+        )
+
+    starts = range(0, n_queries, chunk_size)
+    n_workers = 1
+    if device.type == "cpu":
+        n_workers = max(1, min(torch.get_num_threads(), len(starts)))
+    if n_workers == 1:
+        own_buffers = buffers()
+        with torch.inference_mode():
+            for q_start in starts:
+                search(q_start, own_buffers)
+    else:
+        _in_worker_threads(starts, n_workers, search, buffers)
     return out_dist, out_ind
 
 
-def _knn_chunk(query, prepared, k, own, extra, block_size, buffer, out):
-    """Exact neighbours of one query chunk, written into ``out``."""
-    device = buffer.device
+def _in_worker_threads(starts, n_workers, search, buffers):
+    """Run ``search(start, buffers)`` for every chunk start in worker threads.
+
+    Each of ``n_workers`` Python threads takes the next chunk until none is
+    left, with its own buffers, while torch runs single-threaded (restored
+    afterwards): the chunks are independent, so the parallelism is over
+    chunks, as in faiss, instead of inside each operation. The many small
+    operations of the selection then never wait for a sleeping thread of
+    the pool at a barrier, which costs a scheduler time slice on a busy
+    machine; torch operations release the interpreter lock. The first error
+    of a worker is raised once all have stopped.
+    """
+    pending = iter(starts)
+    lock = threading.Lock()
+    errors = []
+
+    def work():
+        try:
+            own_buffers = buffers()
+            with torch.inference_mode():
+                while not errors:
+                    with lock:
+                        q_start = next(pending, None)
+                    if q_start is None:
+                        return
+                    search(q_start, own_buffers)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(n_workers)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        torch.set_num_threads(threads_before)
+    if errors:
+        raise errors[0]
+
+
+def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
+    """Exact neighbours of one query chunk, written into ``out``.
+
+    ``buffers`` is the ``(tile buffer, block buffer)`` pair of
+    :func:`_shortlist`.
+    """
+    device = buffers[0].device
     n_references = prepared.work.shape[0]
     q = query.to(device=device, dtype=torch.float64)
     if prepared.metric == "cosine":
@@ -502,7 +630,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffer, out):
         n_take = min(k + extra, n_references)
         p_own = None if own is None else own[pending]
         values, cols = _shortlist(
-            q_work[pending], prepared, p_own, n_take, block_size, buffer
+            q_work[pending], prepared, p_own, n_take, block_size, *buffers
         )
         if n_take < n_references:
             # Every reference left out has a first-pass value at least the
@@ -537,15 +665,21 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffer, out):
 
 
 def _sizes(n_references, k, chunk_size, block_size):
-    """Reference block and query chunk sizes from the memory budget."""
+    """Reference block and query chunk sizes from the memory budget.
+
+    By default a block holds 8192 references (at least four times the
+    ``k + max(16, k // 8)`` candidates kept per row, so that the first
+    tile bounds the selection) and a chunk 512 queries, fewer when the tile
+    would exceed ``_BLOCK_BUDGET`` entries.
+    """
     if block_size is None:
         if chunk_size is None:
-            block_size = _DEFAULT_BLOCK
+            block_size = max(_DEFAULT_BLOCK, 4 * (k + max(16, k // 8)))
         else:
             block_size = max(1, _BLOCK_BUDGET // chunk_size)
     block_size = min(block_size, n_references)
     if chunk_size is None:
-        chunk_size = max(1, _BLOCK_BUDGET // (block_size + 4 * k))
+        chunk_size = max(1, min(_DEFAULT_CHUNK, _BLOCK_BUDGET // block_size))
     return block_size, chunk_size
 
 
@@ -588,13 +722,15 @@ def chunked_knn(
         ``i``). Only the query's own index is excluded; duplicates of it are
         ordinary neighbours at distance 0.
     chunk_size : int, default=None
-        Number of queries processed at once. ``None`` picks it so that one
-        float32 distance tile (``chunk_size x block_size``) stays near 256 MiB
-        (see Notes for the memory used).
+        Number of queries processed at once. ``None`` uses 512, fewer when
+        the float32 distance tile (``chunk_size x block_size``) would exceed
+        16 MiB or when fewer queries than that are left per thread (see
+        Notes for the memory used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
-        65536 (capped at ``n_references``), or, when only ``chunk_size`` is
-        given, the largest block keeping the distance tile near 256 MiB.
+        8192, or ``4 * (k + max(16, k // 8))`` when larger (capped at
+        ``n_references``), or, when only ``chunk_size`` is given, the
+        largest block keeping the distance tile within 16 MiB.
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
@@ -622,7 +758,9 @@ def chunked_knn(
     memory low); returned distances are float64.
 
     *First pass (float32).* Each (chunk x block) tile is one float32 matrix
-    product with precomputed squared norms,
+    product, the squared norms riding along as one more column
+    (:math:`[-2q, 1] \cdot [r, \lVert r\rVert^2]`, no separate pass over the
+    tile),
 
     .. math::
 
@@ -631,18 +769,23 @@ def chunked_knn(
 
     which orders references like the distance (:math:`\lVert q\rVert^2` is
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
-    ``m = k + max(16, k // 8)`` smallest values per row are kept and
-    merged block after block. Selection is two-level: the tile's columns
-    are dealt into :math:`g \approx \sqrt{w / m}` strided groups per row
-    (``w`` the block width), the ``m`` groups with the smallest minima are
-    gathered and :func:`torch.topk` runs on them only; any value outside
-    them is at least the ``m``-th smallest group minimum, itself at least
-    every kept value, so the kept set is a true ``m`` smallest. From the
-    second block on, a row already holds ``m`` candidates: only the groups
-    whose minimum is below the row's current ``m``-th value can contribute,
-    and they are found by one comparison instead of a top-k (usually a
-    few dozen groups per row). On the CPU the matrix product runs in
-    NumPy's BLAS with as many threads as torch. The
+    ``m = k + max(16, k // 8)`` smallest values per row are kept. Tiles are
+    small (16 MiB by default) and each is reduced right after its product,
+    while it is still in cache: every row keeps a limit, a value that at
+    least ``m`` entries seen so far are below (from the first tile, the
+    ``m``-th smallest minimum of 16-entry column groups; later, the row's
+    current ``m``-th value); the tile's columns are dealt into 16 strided
+    groups, one vectorised pass takes their minima, and only the groups
+    whose minimum is below the limit are read again, keeping their entries
+    below it. The entries found are merged into the row's ``m`` best
+    (one :func:`torch.topk` over them) once they number ``m`` per row on
+    average, which lowers the limit; an entry left out is at least a limit
+    the final ``m`` kept values are at most, so they are a true ``m``
+    smallest. On the CPU the query chunks are shared by as many worker
+    threads as torch has threads, torch itself running single-threaded
+    meanwhile (restored afterwards; calls from several threads at once
+    should therefore not rely on torch's thread count): the many small
+    operations of the selection never wait at a thread-pool barrier. The
     rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
@@ -667,12 +810,14 @@ def chunked_knn(
     *Memory.* Besides the inputs and the output (``n_queries * k * 16``
     bytes): a float32 working copy of the references when they are not
     float32 already, are centred, or for ``"cosine"`` (``n_references *
-    n_features * 4`` bytes); one distance tile of ``chunk_size *
-    block_size * 4`` bytes, allocated once and reused (256 MiB by default:
-    ``block_size = 65536`` and ``chunk_size = 2**26 // (block_size + 4
-    k)``); the group minima and gathered groups, about ``2 * chunk_size *
-    sqrt(block_size * m) * 12`` bytes; the shortlist, about ``chunk_size *
-    m * 12`` bytes; and the float64 second pass, at most 96 MiB at a time.
+    n_features * 4`` bytes); for ``"euclidean"``, the augmented reference
+    rows (``n_references * (n_features + 8) * 4`` bytes, built once when
+    that is at most 256 MiB, otherwise block by block); per thread, one
+    distance tile of ``chunk_size * block_size * 4`` bytes allocated once
+    and reused (16 MiB by default), the group minima (a sixteenth of it),
+    the entries found before a merge and the shortlist (each about
+    ``chunk_size * m * 16`` bytes), and the float64 second pass, at most
+    96 MiB at a time.
     Nothing grows with ``n_queries * n_references``. A smaller
     ``chunk_size`` lowers the peak; a very small one makes the matrix
     products inefficient.
