@@ -25,7 +25,12 @@ from sklearn.base import (
     clone,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    check_X_y,
+    validate_data,
+)
 
 from ._param_validation import (
     Interval,
@@ -33,7 +38,7 @@ from ._param_validation import (
 )
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
 from ._verification import PairVerificationMixin, RetrievalScoreMixin
-from .backbones import L2Normalize, ResidualMLP
+from .backbones import ImageConvNet, L2Normalize, ResidualMLP, SequenceConvNet
 from .losses import EnergyConfusionRegularizer, ProcSimLoss, ProcSimWeighting
 from .losses._base import soft_label_losses
 from .losses._wrappers import MatryoshkaLoss, check_nested_dims, check_procsim_base_loss
@@ -47,6 +52,7 @@ from .training.objective import (
     PenaltyTerm,
     metric_layer_parameters,
 )
+from .training.param_groups import freeze_zero_rate_parameters
 from .training.validation import validation_split
 
 __all__ = ["BaseDeepMetricLearner"]
@@ -55,6 +61,17 @@ __all__ = ["BaseDeepMetricLearner"]
 #: per half of the class-disjoint validation); with fewer it keeps the
 #: method's weight.
 AUTO_ANCHOR_MIN_CLASSES = 10
+
+#: Anchoring weight of the default convolutional backbones (image arrays and
+#: sequences) when ``anchor_weight`` is ``None`` or ``"auto"``: on the
+#: class-disjoint benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the
+#: random convolutional start did not help unseen classes (see
+#: ``benchmarks/results/deep_inputs.md``).
+CONV_ANCHOR_WEIGHT = 0.0
+
+#: The input dimensions each ``input_type`` accepts.
+_INPUT_NDIMS = {"tabular": (2,), "sequence": (3,), "image": (3, 4)}
+_AUTO_INPUT_TYPES = {2: "tabular", 3: "sequence", 4: "image"}
 
 
 class BaseDeepMetricLearner(
@@ -95,6 +112,10 @@ class BaseDeepMetricLearner(
 
     _parameter_constraints = {n: p.constraints for n, p in SHARED_PARAMETERS.items()}
     _method_parameters = {}
+
+    # Whether the method takes 2-D input only (its network reads feature
+    # vectors); the others also take image arrays and sequences.
+    _tabular_only = False
 
     # Weight of the default backbone's anchoring to its PCA start (see
     # ResidualMLP); a method whose target is another geometry (distillation
@@ -190,14 +211,14 @@ class BaseDeepMetricLearner(
         return clone(value)
 
     def _validate_training_data(self, X, y, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            dtype=[np.float32, np.float64],
-            ensure_min_samples=2,
-        )
+        X, y = self._check_inputs(X, y, reset=reset, ensure_min_samples=2)
+        if self._tabular_only and X.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__} takes 2-D X (n_samples, n_features); got X "
+                f"of shape {X.shape}. Flatten the samples (X.reshape(len(X), -1)) "
+                "or use another embedder for images and sequences."
+            )
+        self._input_kind(X.ndim)
         check_float32_range(X)
         new_is_str = _are_strings(y)
         check_classification_targets(y)
@@ -211,6 +232,84 @@ class BaseDeepMetricLearner(
                     "of classes_."
                 )
         return X, y
+
+    def _check_inputs(self, X, y=None, *, reset, ensure_min_samples=1):
+        """Validate ``X`` (and ``y``): 2-D through ``validate_data``, N-D here.
+
+        2-D input goes through scikit-learn's ``validate_data`` as always
+        (feature names, ``n_features_in_``). Input with more dimensions
+        (images, sequences) is checked with ``check_array(allow_nd=True)``;
+        ``n_features_in_`` is then the number of values of one sample (the
+        product of its shape). ``input_shape_`` holds the shape of one sample
+        either way; ``reset=False`` refuses a sample of another shape.
+        """
+        shape = _sample_shape(X)
+        if not reset:
+            self._check_sample_shape(shape)
+        kwargs = {
+            "dtype": [np.float32, np.float64],
+            "ensure_min_samples": ensure_min_samples,
+        }
+        if shape is None or len(shape) < 2:
+            if y is None:
+                X = validate_data(self, X, reset=reset, **kwargs)
+            else:
+                X, y = validate_data(self, X, y, reset=reset, **kwargs)
+            if reset:
+                self.input_shape_ = (int(X.shape[1]),)
+            return X if y is None else (X, y)
+        if y is None:
+            X = check_array(X, allow_nd=True, **kwargs)
+        else:
+            X, y = check_X_y(X, y, allow_nd=True, **kwargs)
+        if reset:
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.input_shape_))
+            self.__dict__.pop("feature_names_in_", None)
+        return X if y is None else (X, y)
+
+    def _check_sample_shape(self, shape):
+        """Refuse samples of another shape than the fitted ``input_shape_``."""
+        fitted = getattr(self, "input_shape_", None)
+        if fitted is None or shape is None or tuple(shape) == tuple(fitted):
+            return
+        if len(shape) < 2 and len(fitted) < 2:
+            return  # validate_data reports a feature-count mismatch itself
+        raise ValueError(
+            f"X holds samples of shape {tuple(shape)}, but {type(self).__name__} "
+            f"was fitted on samples of shape {tuple(fitted)} (input_shape_); give "
+            f"X the shape (n_samples, {', '.join(map(str, fitted))})."
+        )
+
+    def _input_kind(self, ndim):
+        """``"tabular"``, ``"sequence"``, ``"image"`` or ``None`` (a user backbone).
+
+        From ``input_type`` and the number of dimensions of ``X``; raises
+        ValueError when they disagree.
+        """
+        kind = self.input_type
+        if kind == "auto":
+            if ndim in _AUTO_INPUT_TYPES:
+                return _AUTO_INPUT_TYPES[ndim]
+            if self.backbone is not None:
+                return None
+            raise ValueError(
+                f"{type(self).__name__} got X with {ndim} dimensions; the default "
+                "backbones take 2-D (n, n_features), 3-D sequences (n, T, d) or "
+                "4-D images (n, C, H, W). Reshape X or give a backbone."
+            )
+        if ndim not in _INPUT_NDIMS[kind]:
+            expected = " or ".join(f"{d}-D" for d in _INPUT_NDIMS[kind])
+            raise ValueError(
+                f"input_type={kind!r} needs {expected} X; got X with {ndim} "
+                "dimensions."
+            )
+        return kind
+
+    def _sample_shape(self):
+        """The fitted shape of one sample (``(n_features_in_,)`` for 2-D input)."""
+        shape = getattr(self, "input_shape_", None)
+        return tuple(shape) if shape is not None else (int(self.n_features_in_),)
 
     # ------------------------------------------------------------- building
     def _method_anchor_weight(self):
@@ -253,6 +352,7 @@ class BaseDeepMetricLearner(
         if (
             default == 0
             or self.backbone is not None
+            or X.ndim > 2
             or classes.shape[0] < AUTO_ANCHOR_MIN_CLASSES
         ):
             return default, None
@@ -276,10 +376,31 @@ class BaseDeepMetricLearner(
         return best, scores
 
     def _build_backbone(self, n_features, X=None):
-        """A fresh backbone; data-dependent initialisation (PCA) from ``X``."""
-        if self.backbone is None:
+        """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
+
+        ``n_features`` is the number of features, or the shape of one sample
+        (a tuple); with ``backbone=None`` its length chooses the default
+        network (see ``input_type``).
+        """
+        shape = _as_shape(n_features)
+        kind = self._input_kind(len(shape) + 1) if self.backbone is None else None
+        if kind == "image":
+            net = ImageConvNet(
+                shape[0] if len(shape) == 3 else 1,
+                self.n_components,
+                normalize_embeddings=self.normalize_embeddings,
+                anchor_weight=self.anchor_weight_ or 0.0,
+            )
+        elif kind == "sequence":
+            net = SequenceConvNet(
+                shape[1],
+                self.n_components,
+                normalize_embeddings=self.normalize_embeddings,
+                anchor_weight=self.anchor_weight_ or 0.0,
+            )
+        elif self.backbone is None:
             net = ResidualMLP(
-                n_features,
+                shape[0],
                 self.n_components,
                 tuple(self.hidden_layer_sizes),
                 init="pca",
@@ -296,17 +417,26 @@ class BaseDeepMetricLearner(
         return net
 
     def _probe_backbone(self, backbone, n_features):
-        """Run two dummy rows through the backbone to report shape errors early."""
+        """Run two dummy samples through the backbone to report shape errors early.
+
+        ``n_features`` is the number of features or the shape of one sample.
+        """
+        shape = _as_shape(n_features)
         was_training = backbone.training
         backbone.eval()
         try:
             with torch.no_grad():
-                out = backbone(torch.zeros(2, n_features))
+                out = backbone(torch.zeros(2, *shape))
         except Exception as exc:  # the user's module: report any failure clearly
+            batch = ", ".join(map(str, (2, *shape)))
+            what = (
+                f"Make its first layer accept {shape[0]} input features."
+                if len(shape) == 1
+                else "Make it accept batches shaped like X."
+            )
             raise ValueError(
-                f"The backbone could not embed a batch of shape (2, {n_features}) "
-                f"(n_features of X): {type(exc).__name__}: {exc}. Make its first "
-                f"layer accept {n_features} input features."
+                f"The backbone could not embed a batch of shape ({batch}) "
+                f"(samples shaped like X's): {type(exc).__name__}: {exc}. {what}"
             ) from exc
         finally:
             backbone.train(was_training)
@@ -333,6 +463,8 @@ class BaseDeepMetricLearner(
             loss_learning_rate=self._loss_learning_rate(),
             learning_rate_schedule=self.learning_rate_schedule,
             max_grad_norm=self.max_grad_norm,
+            augment=self.augment,
+            backbone_learning_rates=self.backbone_learning_rates,
             name=type(self).__name__,
         )
 
@@ -344,11 +476,16 @@ class BaseDeepMetricLearner(
             )
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
+        if len(_as_shape(n_features)) > 1 and self.anchor_weight in (None, "auto"):
+            weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             backbone = self._build_backbone(n_features, X)
+            freeze_zero_rate_parameters(
+                backbone, self.backbone_learning_rates, type(self).__name__
+            )
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
             loss = self._compose_loss(loss, backbone, n_out)
@@ -457,6 +594,9 @@ class BaseDeepMetricLearner(
             )
         self._check_resumable()
         backbone = copy.deepcopy(self.backbone_)
+        freeze_zero_rate_parameters(
+            backbone, self.backbone_learning_rates, type(self).__name__
+        )
         if self.backbone is None and self.anchor_weight != "auto":
             # A changed anchoring weight is honoured, like a loss parameter.
             self.anchor_weight_ = self._anchor_weight()
@@ -477,6 +617,7 @@ class BaseDeepMetricLearner(
     # Parameters a model cannot change once trained (warm_start, partial_fit);
     # an embedder whose backbone depends on more extends the tuple.
     _architecture_params = (
+        "input_type",
         "n_components",
         "hidden_layer_sizes",
         "normalize_embeddings",
@@ -669,7 +810,7 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            state, self._n_features_out = self._new_state(X.shape[1], config, X, y)
+            state, self._n_features_out = self._new_state(_features_arg(X), config, X, y)
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )
@@ -719,7 +860,7 @@ class BaseDeepMetricLearner(
         codes = self._encode(y)
         config = self._training_config()
         if first:
-            state, self._n_features_out = self._new_state(X.shape[1], config, X)
+            state, self._n_features_out = self._new_state(_features_arg(X), config, X)
         else:
             state = self._state_from_fitted()
         return self._train(X, y, codes, state, config, 1, first=first, validate=False)
@@ -775,7 +916,7 @@ class BaseDeepMetricLearner(
             The embeddings.
         """
         check_is_fitted(self, "backbone_")
-        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        X = self._check_inputs(X, reset=False)
         return self._embed(X)
 
     def transform_nested(self, X, n_dims):
@@ -828,6 +969,27 @@ class BaseDeepMetricLearner(
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _sample_shape(X):
+    """The shape of one sample of ``X`` (a tuple), or None when it has none."""
+    try:
+        shape = np.shape(X)
+    except Exception:  # ragged or odd input: validation reports it
+        return None
+    return tuple(int(s) for s in shape[1:]) if len(shape) >= 2 else None
+
+
+def _features_arg(X):
+    """What ``_build_backbone`` takes: the feature count (2-D) or the sample shape."""
+    return int(X.shape[1]) if X.ndim == 2 else tuple(int(s) for s in X.shape[1:])
+
+
+def _as_shape(n_features):
+    """A sample shape from a feature count or a shape."""
+    if isinstance(n_features, (tuple, list, torch.Size)):
+        return tuple(int(s) for s in n_features)
+    return (int(n_features),)
 
 
 def _are_strings(labels):

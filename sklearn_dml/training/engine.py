@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..augmentation import apply_augment
 from ..samplers import MPerClassSampler
 from .objective import Batch, MetricLossTerm
+from .param_groups import backbone_parameter_groups
 
 INFERENCE_BATCH_SIZE = 8192
 
@@ -85,6 +87,10 @@ class TrainingConfig:
     loss_learning_rate: float | None = None
     learning_rate_schedule: object = "constant"
     max_grad_norm: float | None = None
+    #: Training-only batch augmentation (tensor -> tensor), or None.
+    augment: object = None
+    #: Parameter-name prefix -> learning rate of those backbone parameters.
+    backbone_learning_rates: dict | None = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
 
@@ -105,7 +111,7 @@ class TrainingState:
 
 
 def _make_optimizer(config, backbone, loss):
-    groups = [{"params": [p for p in backbone.parameters() if p.requires_grad]}]
+    groups = backbone_parameter_groups(backbone, config.backbone_learning_rates)
     loss_params = [p for p in loss.parameters() if p.requires_grad]
     if loss_params:
         group = {"params": loss_params}
@@ -259,6 +265,8 @@ def run_epoch(
         xb = X[idx].to(device, non_blocking=True)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
+        if config.augment is not None:
+            xb = apply_augment(config.augment, xb)
         loss, values = train_step(state, optimizer, xb, yb, config, tb, scheduler)
         total += float(loss)
         count += 1
