@@ -188,6 +188,9 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     seeds = list(range(1 if args.quick else args.seeds))
     lines = []
 
@@ -222,9 +225,6 @@ def main():
     out = RESULTS if args.tasks == ["mnist", "signals"] else RESULTS.with_name(
         f"deep_inputs_{'_'.join(args.tasks)}.md"
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     header = (
         "# Image arrays and sequences: unseen-class retrieval\n\n"
