@@ -173,8 +173,10 @@ def run_task(kind, X, y, halves, seeds, epochs, log):
                     Z = est.transform(data[test])
                 times.append(time.perf_counter() - tic)
                 scores.append(float(map_at_r_score(Z, y[test])))
-                log(f"{kind} | {name} | seed {seed} | train {list(train_classes)[:2]}.. "
-                    f"| MAP@R {scores[-1]:.4f} | {times[-1]:.1f}s")
+                log(
+                    f"{kind} | {name} | seed {seed} | train {list(train_classes)[:2]}.. "
+                    f"| MAP@R {scores[-1]:.4f} | {times[-1]:.1f}s"
+                )
         rows[name] = (np.mean(scores), np.min(scores), np.mean(times), scores)
     return rows
 
@@ -214,7 +216,9 @@ def main():
             f"\n### {task}: X of shape {X.shape}, {epochs} epochs, "
             f"{len(seeds)} seeds x 2 class splits\n"
         )
-        lines.append("| method | unseen MAP@R mean | worst run | fit+embed s (indicative) |")
+        lines.append(
+            "| method | unseen MAP@R mean | worst run | fit+embed s (indicative) |"
+        )
         lines.append("|---|---|---|---|")
         for name, (mean, worst, secs, _) in rows.items():
             lines.append(f"| {name} | {mean:.4f} | {worst:.4f} | {secs:.1f} |")
@@ -222,8 +226,10 @@ def main():
     print(text)
     if args.quick:
         return
-    out = RESULTS if args.tasks == ["mnist", "signals"] else RESULTS.with_name(
-        f"deep_inputs_{'_'.join(args.tasks)}.md"
+    out = (
+        RESULTS
+        if args.tasks == ["mnist", "signals"]
+        else RESULTS.with_name(f"deep_inputs_{'_'.join(args.tasks)}.md")
     )
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     header = (

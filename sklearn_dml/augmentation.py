@@ -54,7 +54,9 @@ def apply_augment(augment, xb):
     with torch.no_grad():
         out = augment(xb)
     if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != xb.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        shape = (
+            tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        )
         raise ValueError(
             f"augment must map a batch tensor of shape {tuple(xb.shape)} to a "
             f"tensor with as many rows; it returned {shape}."

@@ -301,10 +301,27 @@ class BaseDeepMetricLearner(
         if ndim not in _INPUT_NDIMS[kind]:
             expected = " or ".join(f"{d}-D" for d in _INPUT_NDIMS[kind])
             raise ValueError(
-                f"input_type={kind!r} needs {expected} X; got X with {ndim} "
-                "dimensions."
+                f"input_type={kind!r} needs {expected} X; got X with {ndim} dimensions."
             )
         return kind
+
+    def _backbone_rates(self):
+        """``backbone_learning_rates`` with the names of the trained module.
+
+        A user backbone trained with ``normalize_embeddings`` is the first
+        module of a ``Sequential`` that appends the normalisation, so its
+        parameter names gain a ``"0."`` prefix there.
+        """
+        rates = self.backbone_learning_rates
+        if not rates or self.backbone is None or not self.normalize_embeddings:
+            return rates
+        return {("0." + k if k else "0"): v for k, v in rates.items()}
+
+    def _rates_module(self, backbone):
+        """The module whose parameter names ``backbone_learning_rates`` uses."""
+        if self.backbone is not None and self.normalize_embeddings:
+            return backbone[0]  # the user's module, before the L2Normalize
+        return backbone
 
     def _sample_shape(self):
         """The fitted shape of one sample (``(n_features_in_,)`` for 2-D input)."""
@@ -464,7 +481,7 @@ class BaseDeepMetricLearner(
             learning_rate_schedule=self.learning_rate_schedule,
             max_grad_norm=self.max_grad_norm,
             augment=self.augment,
-            backbone_learning_rates=self.backbone_learning_rates,
+            backbone_learning_rates=self._backbone_rates(),
             name=type(self).__name__,
         )
 
@@ -484,7 +501,9 @@ class BaseDeepMetricLearner(
             torch.manual_seed(config.seed)
             backbone = self._build_backbone(n_features, X)
             freeze_zero_rate_parameters(
-                backbone, self.backbone_learning_rates, type(self).__name__
+                self._rates_module(backbone),
+                self.backbone_learning_rates,
+                type(self).__name__,
             )
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
@@ -595,7 +614,9 @@ class BaseDeepMetricLearner(
         self._check_resumable()
         backbone = copy.deepcopy(self.backbone_)
         freeze_zero_rate_parameters(
-            backbone, self.backbone_learning_rates, type(self).__name__
+            self._rates_module(backbone),
+            self.backbone_learning_rates,
+            type(self).__name__,
         )
         if self.backbone is None and self.anchor_weight != "auto":
             # A changed anchoring weight is honoured, like a loss parameter.
@@ -810,7 +831,9 @@ class BaseDeepMetricLearner(
         if warm:
             state = self._state_from_fitted()
         else:
-            state, self._n_features_out = self._new_state(_features_arg(X), config, X, y)
+            state, self._n_features_out = self._new_state(
+                _features_arg(X), config, X, y
+            )
         return self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )

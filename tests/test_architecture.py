@@ -34,6 +34,7 @@ LAYERS = [
             "samplers",
             "mixup",
             "constraints",
+            "augmentation",
         ],
     ),
     ("training and metrics", ["training", "metrics"]),

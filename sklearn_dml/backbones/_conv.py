@@ -23,9 +23,13 @@ __all__ = ["ImageConvNet", "SequenceConvNet"]
 def _check_widths(widths, kernel_size):
     widths = tuple(int(w) for w in widths)
     if not widths or min(widths) < 1:
-        raise ValueError(f"widths must be a non-empty tuple of positive ints, got {widths!r}.")
+        raise ValueError(
+            f"widths must be a non-empty tuple of positive ints, got {widths!r}."
+        )
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}.")
+        raise ValueError(
+            f"kernel_size must be a positive odd int, got {kernel_size!r}."
+        )
     return widths
 
 
@@ -218,7 +222,9 @@ class SequenceConvNet(_ConvEmbedding):
             if i:
                 layers.append(nn.MaxPool1d(2, ceil_mode=True))
             layers += [
-                nn.Conv1d(width, size, kernel_size, padding=kernel_size // 2, bias=False),
+                nn.Conv1d(
+                    width, size, kernel_size, padding=kernel_size // 2, bias=False
+                ),
                 nn.BatchNorm1d(size),
                 nn.ReLU(),
             ]

@@ -88,4 +88,3 @@ def backbone_parameter_groups(backbone, rates):
     for rate in sorted(by_rate, reverse=True):
         groups.append({"params": by_rate[rate], "lr": rate})
     return groups or [{"params": []}]
-
