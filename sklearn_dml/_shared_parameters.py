@@ -116,8 +116,9 @@ _BACKBONE_PARAMETERS = {
         "torch.nn.Module",
         [None, torch.nn.Module],
         """
-            A module mapping ``(batch, n_features)`` float32 tensors to
-            ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
+            A module mapping float32 batches shaped like ``X`` (``(batch,
+            n_features)``, or ``(batch, *input_shape_)`` for images and
+            sequences) to ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
             object passed in is never modified. ``None`` builds a
             :class:`~sklearn_dml.backbones.ResidualMLP` from ``hidden_layer_sizes``
             and ``n_components`` whose linear path starts at the PCA projection of
@@ -205,7 +206,10 @@ _BACKBONE_PARAMETERS = {
             for the embedders trained with a softmax over class weights or
             prototypes, for distillation and with ``nested_dims``; a number
             sets it. ``anchor_weight_`` holds the weight used. Ignored with a
-            user ``backbone``.
+            user ``backbone``. For images and sequences (the convolutional
+            defaults), ``None`` and ``"auto"`` mean 0, without a choice on
+            data; a number sets the weight of their anchor (see
+            :ref:`deep_inputs`).
             """,
     ),
     "normalize_embeddings": SharedParameter(
@@ -511,7 +515,14 @@ register_doc(
         The class labels seen during ``fit``.
 
     n_features_in_ : int
-        Number of features seen during ``fit``.
+        Number of features seen during ``fit``; for image arrays and
+        sequences, the number of values of one sample (the product of
+        ``input_shape_``).
+
+    input_shape_ : tuple of int
+        The shape of one sample seen during ``fit``: ``(n_features,)`` for
+        2-D ``X``, ``(C, H, W)``, ``(H, W)`` or ``(T, d)`` for image arrays
+        and sequences. ``transform`` takes samples of this shape only.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column

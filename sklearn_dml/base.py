@@ -618,7 +618,8 @@ class BaseDeepMetricLearner(
             self.backbone_learning_rates,
             type(self).__name__,
         )
-        if self.backbone is None and self.anchor_weight != "auto":
+        tabular = len(self._sample_shape()) == 1
+        if self.backbone is None and self.anchor_weight != "auto" and tabular:
             # A changed anchoring weight is honoured, like a loss parameter.
             self.anchor_weight_ = self._anchor_weight()
             for module in backbone.modules():
@@ -770,8 +771,10 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features (dense; convert sparse input with ``.toarray()``).
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training features (dense; convert sparse input with ``.toarray()``),
+            or image arrays ``(n_samples, C, H, W)`` and sequences
+            ``(n_samples, T, d)`` (see ``input_type``).
         y : array-like of shape (n_samples,)
             Class labels (integers or strings), at least two classes.
 
@@ -843,8 +846,8 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training features, or images and sequences as in :meth:`fit`.
         y : array-like of shape (n_samples,)
             Class labels.
         classes : array-like of shape (n_classes,), default=None
@@ -930,8 +933,9 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to embed.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Samples to embed, each of the shape seen in ``fit``
+            (``input_shape_``).
 
         Returns
         -------
