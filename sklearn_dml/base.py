@@ -73,6 +73,9 @@ CONV_ANCHOR_WEIGHT = 0.0
 _INPUT_NDIMS = {"tabular": (2,), "sequence": (3,), "image": (3, 4)}
 _AUTO_INPUT_TYPES = {2: "tabular", 3: "sequence", 4: "image"}
 
+#: ``_check_inputs`` without labels (``transform``); ``y=None`` is an error.
+_NO_Y = object()
+
 
 class BaseDeepMetricLearner(
     RetrievalScoreMixin,
@@ -233,7 +236,7 @@ class BaseDeepMetricLearner(
                 )
         return X, y
 
-    def _check_inputs(self, X, y=None, *, reset, ensure_min_samples=1):
+    def _check_inputs(self, X, y=_NO_Y, *, reset, ensure_min_samples=1):
         """Validate ``X`` (and ``y``): 2-D through ``validate_data``, N-D here.
 
         2-D input goes through scikit-learn's ``validate_data`` as always
@@ -250,23 +253,29 @@ class BaseDeepMetricLearner(
             "dtype": [np.float32, np.float64],
             "ensure_min_samples": ensure_min_samples,
         }
+        no_y = y is _NO_Y
         if shape is None or len(shape) < 2:
-            if y is None:
+            if no_y:
                 X = validate_data(self, X, reset=reset, **kwargs)
             else:
                 X, y = validate_data(self, X, y, reset=reset, **kwargs)
             if reset:
                 self.input_shape_ = (int(X.shape[1]),)
-            return X if y is None else (X, y)
-        if y is None:
+            return X if no_y else (X, y)
+        if no_y:
             X = check_array(X, allow_nd=True, **kwargs)
+        elif y is None:
+            raise ValueError(
+                f"This {type(self).__name__} estimator requires y to be passed, "
+                "but the target y is None."
+            )
         else:
             X, y = check_X_y(X, y, allow_nd=True, **kwargs)
         if reset:
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.input_shape_))
             self.__dict__.pop("feature_names_in_", None)
-        return X if y is None else (X, y)
+        return X if no_y else (X, y)
 
     def _check_sample_shape(self, shape):
         """Refuse samples of another shape than the fitted ``input_shape_``."""

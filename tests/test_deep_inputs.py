@@ -120,6 +120,8 @@ def test_shape_errors_are_clear_and_leave_the_model_unchanged(digits, image_mode
         flat.transform(_images(X[:3]))
     with pytest.raises(ValueError, match="input_type='tabular' needs 2-D X"):
         TripletEmbedder(input_type="tabular", **FAST).fit(_images(X), y)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        TripletEmbedder(**FAST).fit(_images(X), None)
     with pytest.raises(ValueError, match="5 dimensions"):
         TripletEmbedder(**FAST).fit(X.reshape(-1, 1, 1, 8, 8), y)
     # A failed warm refit on other shapes keeps the fitted model as it was.
