@@ -314,21 +314,27 @@ class BaseDeepMetricLearner(
             )
         return kind
 
-    def _backbone_rates(self):
-        """``backbone_learning_rates`` with the names of the trained module.
+    def _backbone_rates(self, backbone):
+        """``backbone_learning_rates`` with the parameter names of ``backbone``.
 
         A user backbone trained with ``normalize_embeddings`` is the first
         module of a ``Sequential`` that appends the normalisation, so its
         parameter names gain a ``"0."`` prefix there.
         """
         rates = self.backbone_learning_rates
-        if not rates or self.backbone is None or not self.normalize_embeddings:
+        if not rates or self._rates_module(backbone) is backbone:
             return rates
         return {("0." + k if k else "0"): v for k, v in rates.items()}
 
     def _rates_module(self, backbone):
         """The module whose parameter names ``backbone_learning_rates`` uses."""
-        if self.backbone is not None and self.normalize_embeddings:
+        if (
+            self.backbone is not None
+            and self.normalize_embeddings
+            and isinstance(backbone, torch.nn.Sequential)
+            and len(backbone) == 2
+            and isinstance(backbone[1], L2Normalize)
+        ):
             return backbone[0]  # the user's module, before the L2Normalize
         return backbone
 
@@ -490,7 +496,6 @@ class BaseDeepMetricLearner(
             learning_rate_schedule=self.learning_rate_schedule,
             max_grad_norm=self.max_grad_norm,
             augment=self.augment,
-            backbone_learning_rates=self._backbone_rates(),
             name=type(self).__name__,
         )
 
@@ -757,6 +762,7 @@ class BaseDeepMetricLearner(
     def _train(self, X, y, codes, state, config, n_epochs, first, validate):
         """Build the objective, compute targets, run the engine, store the result."""
         config.objective = self._objective(state)
+        config.backbone_learning_rates = self._backbone_rates(state.backbone)
         targets = self._training_targets(X, y, config, first=first)
         if validate:
             state = self._run_engine(X, codes, state, config, n_epochs, targets)
