@@ -9,6 +9,7 @@ default is the real one; :func:`generate_init` writes an embedder's
 ``__init__`` from its own parameters and these.
 """
 
+import math
 import textwrap
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -40,6 +41,27 @@ class DeviceConstraint:
 
     def __str__(self):
         return "one of 'auto', 'cpu', 'cuda', 'cuda:<index>'"
+
+
+class LearningRatesConstraint:
+    """A dict mapping parameter-name prefixes (str) to learning rates >= 0."""
+
+    def is_satisfied_by(self, value):
+        return isinstance(value, dict) and all(
+            isinstance(k, str)
+            and isinstance(v, Real)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and v >= 0
+            for k, v in value.items()
+        )
+
+    def __str__(self):
+        return "a dict mapping parameter-name prefixes (str) to learning rates >= 0"
+
+
+#: The kinds of input of the ``input_type`` parameter.
+INPUT_TYPES = ("auto", "tabular", "sequence", "image")
 
 
 class SharedParameter(NamedTuple):
@@ -94,8 +116,9 @@ _BACKBONE_PARAMETERS = {
         "torch.nn.Module",
         [None, torch.nn.Module],
         """
-            A module mapping ``(batch, n_features)`` float32 tensors to
-            ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
+            A module mapping float32 batches shaped like ``X`` (``(batch,
+            n_features)``, or ``(batch, *input_shape_)`` for images and
+            sequences) to ``(batch, n_out)`` embeddings. ``fit`` trains a deep copy of it; the
             object passed in is never modified. ``None`` builds a
             :class:`~sklearn_dml.backbones.ResidualMLP` from ``hidden_layer_sizes``
             and ``n_components`` whose linear path starts at the PCA projection of
@@ -110,6 +133,56 @@ _BACKBONE_PARAMETERS = {
             with an ``initialize(X)`` method gets it called on the training data
             before training; one with a ``training_penalty(x, embeddings, y)``
             method has that term added to the loss of each batch.
+            """,
+    ),
+    "input_type": SharedParameter(
+        "auto",
+        '{"auto", "tabular", "sequence", "image"}',
+        [StrOptions(set(INPUT_TYPES))],
+        """
+            What the samples of ``X`` are, which chooses the default backbone.
+            ``"auto"`` reads it from the dimensions of ``X``: 2-D ``(n,
+            n_features)`` is tabular (a
+            :class:`~sklearn_dml.backbones.ResidualMLP`), 3-D ``(n, T, d)`` a
+            sequence (a :class:`~sklearn_dml.backbones.SequenceConvNet`),
+            4-D ``(n, C, H, W)`` images (an
+            :class:`~sklearn_dml.backbones.ImageConvNet`). ``"image"`` reads
+            a 3-D ``X`` as single-channel images ``(n, H, W)``. Any other
+            combination of kind and dimensions raises ``ValueError`` in
+            ``fit``. With a user ``backbone`` it only checks the dimensions.
+            See :ref:`deep_inputs`.
+            """,
+    ),
+    "backbone_learning_rates": SharedParameter(
+        None,
+        "dict or None",
+        [None, LearningRatesConstraint()],
+        """
+            Learning rates of parts of the backbone, as a dict mapping prefixes
+            of its parameter names (``backbone.named_parameters()``; the
+            default convolutional backbones have a ``"body"`` and a
+            ``"head"``) to rates: each parameter takes the rate of the longest
+            prefix naming it (``""`` names all), the others
+            ``learning_rate_init``. ``0`` freezes those parameters (they keep
+            their values). E.g. ``{"": 0.0, "fc": 1e-3}`` trains only the
+            ``fc`` layer of a pretrained network, ``{"body": 1e-5}`` fine-tunes
+            its body slowly. A prefix naming no parameter raises ``ValueError``.
+            ``None`` trains the whole backbone at ``learning_rate_init``.
+            """,
+    ),
+    "augment": SharedParameter(
+        None,
+        "callable or None",
+        [None, "callable"],
+        """
+            Augmentation of the training batches: a callable mapping a batch
+            tensor (on the training device, shaped like ``X``'s rows) to a
+            tensor with as many rows, e.g. the classes of
+            :mod:`sklearn_dml.augmentation` or torchvision v2 transforms. It
+            runs on every training batch only, never in ``transform``,
+            ``score`` or the early-stopping validation, and draws from the
+            torch generator seeded by ``random_state``. ``None`` trains on
+            the data as given.
             """,
     ),
     "anchor_weight": SharedParameter(
@@ -133,7 +206,10 @@ _BACKBONE_PARAMETERS = {
             for the embedders trained with a softmax over class weights or
             prototypes, for distillation and with ``nested_dims``; a number
             sets it. ``anchor_weight_`` holds the weight used. Ignored with a
-            user ``backbone``.
+            user ``backbone``. For images and sequences (the convolutional
+            defaults), ``None`` and ``"auto"`` mean 0, without a choice on
+            data; a number sets the weight of their anchor (see
+            :ref:`deep_inputs`).
             """,
     ),
     "normalize_embeddings": SharedParameter(
@@ -510,7 +586,14 @@ register_doc(
         The class labels seen during ``fit``.
 
     n_features_in_ : int
-        Number of features seen during ``fit``.
+        Number of features seen during ``fit``; for image arrays and
+        sequences, the number of values of one sample (the product of
+        ``input_shape_``).
+
+    input_shape_ : tuple of int
+        The shape of one sample seen during ``fit``: ``(n_features,)`` for
+        2-D ``X``, ``(C, H, W)``, ``(H, W)`` or ``(T, d)`` for image arrays
+        and sequences. ``transform`` takes samples of this shape only.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during ``fit``, when ``X`` has string column

@@ -173,11 +173,13 @@ class PairVerificationMixin:
             dtype=[np.float32, np.float64],
             input_name="pairs",
         )
-        expected = (2, self.n_features_in_)
-        if pairs.ndim != 3 or pairs.shape[1:] != expected:
+        sample = tuple(getattr(self, "input_shape_", None) or (self.n_features_in_,))
+        expected = (2, *sample)
+        if pairs.ndim != 2 + len(sample) or pairs.shape[1:] != expected:
             raise ValueError(
-                "pairs must be an array of shape (n_pairs, 2, n_features_in_) = "
-                f"(n_pairs, 2, {self.n_features_in_}), got shape {pairs.shape}. "
+                "pairs must be an array of shape (n_pairs, 2, *input_shape_) = "
+                f"(n_pairs, {', '.join(map(str, expected))}), got shape "
+                f"{pairs.shape}. "
                 "Stack two aligned sample arrays with np.stack([X_a, X_b], axis=1)."
             )
         return pairs
@@ -209,8 +211,8 @@ class PairVerificationMixin:
         (3,)
         """
         pairs = self._check_pairs(pairs)
-        n_pairs, _, n_features = pairs.shape
-        Z = self._embed(pairs.reshape(2 * n_pairs, n_features))
+        n_pairs = pairs.shape[0]
+        Z = self._embed(pairs.reshape(2 * n_pairs, *pairs.shape[2:]))
         Z = Z.reshape(n_pairs, 2, -1).astype(np.float64)
         return np.linalg.norm(Z[:, 0] - Z[:, 1], axis=1)
 

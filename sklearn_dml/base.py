@@ -25,7 +25,12 @@ from sklearn.base import (
     clone,
 )
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    check_X_y,
+    validate_data,
+)
 
 from ._param_validation import (
     Interval,
@@ -33,7 +38,7 @@ from ._param_validation import (
 )
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
 from ._verification import PairVerificationMixin, RetrievalScoreMixin
-from .backbones import L2Normalize, ResidualMLP
+from .backbones import ImageConvNet, L2Normalize, ResidualMLP, SequenceConvNet
 from .inputs import (
     check_lazy_features,
     check_lazy_training_data,
@@ -60,6 +65,7 @@ from .training.objective import (
     PenaltyTerm,
     metric_layer_parameters,
 )
+from .training.param_groups import freeze_zero_rate_parameters
 from .training.validation import validation_split
 
 __all__ = ["BaseDeepMetricLearner"]
@@ -68,6 +74,20 @@ __all__ = ["BaseDeepMetricLearner"]
 #: per half of the class-disjoint validation); with fewer it keeps the
 #: method's weight.
 AUTO_ANCHOR_MIN_CLASSES = 10
+
+#: Anchoring weight of the default convolutional backbones (image arrays and
+#: sequences) when ``anchor_weight`` is ``None`` or ``"auto"``: on the
+#: class-disjoint benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the
+#: random convolutional start did not help unseen classes (see
+#: ``benchmarks/results/deep_inputs.md``).
+CONV_ANCHOR_WEIGHT = 0.0
+
+#: The input dimensions each ``input_type`` accepts.
+_INPUT_NDIMS = {"tabular": (2,), "sequence": (3,), "image": (3, 4)}
+_AUTO_INPUT_TYPES = {2: "tabular", 3: "sequence", 4: "image"}
+
+#: ``_check_inputs`` without labels (``transform``); ``y=None`` is an error.
+_NO_Y = object()
 
 
 class BaseDeepMetricLearner(
@@ -108,6 +128,10 @@ class BaseDeepMetricLearner(
 
     _parameter_constraints = {n: p.constraints for n, p in SHARED_PARAMETERS.items()}
     _method_parameters = {}
+
+    # Whether the method takes 2-D input only (its network reads feature
+    # vectors); the others also take image arrays and sequences.
+    _tabular_only = False
 
     # Weight of the default backbone's anchoring to its PCA start (see
     # ResidualMLP); a method whose target is another geometry (distillation
@@ -211,16 +235,19 @@ class BaseDeepMetricLearner(
     def _validate_training_data(self, X, y, reset):
         if is_lazy(X):
             X, y = check_lazy_training_data(self, X, y, reset)
+            sample_ndim = len(X.sample_shape)
         else:
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                reset=reset,
-                dtype=[np.float32, np.float64],
-                ensure_min_samples=2,
-            )
+            X, y = self._check_inputs(X, y, reset=reset, ensure_min_samples=2)
             check_float32_range(X)
+            sample_ndim = X.ndim - 1
+        if self._tabular_only and sample_ndim != 1:
+            raise ValueError(
+                f"{type(self).__name__} takes 2-D X (n_samples, n_features); got "
+                f"samples of shape {_sample_shape_of(X)}. Flatten the samples "
+                "(X.reshape(len(X), -1)) or use another embedder for images and "
+                "sequences."
+            )
+        self._input_kind(sample_ndim + 1)
         new_is_str = _are_strings(y)
         check_classification_targets(y)
         if not reset and hasattr(self, "classes_"):
@@ -233,6 +260,113 @@ class BaseDeepMetricLearner(
                     "of classes_."
                 )
         return X, y
+
+    def _check_inputs(self, X, y=_NO_Y, *, reset, ensure_min_samples=1):
+        """Validate ``X`` (and ``y``): 2-D through ``validate_data``, N-D here.
+
+        2-D input goes through scikit-learn's ``validate_data`` as always
+        (feature names, ``n_features_in_``). Input with more dimensions
+        (images, sequences) is checked with ``check_array(allow_nd=True)``;
+        ``n_features_in_`` is then the number of values of one sample (the
+        product of its shape). ``input_shape_`` holds the shape of one sample
+        either way; ``reset=False`` refuses a sample of another shape.
+        """
+        shape = _sample_shape(X)
+        if not reset:
+            self._check_sample_shape(shape)
+        kwargs = {
+            "dtype": [np.float32, np.float64],
+            "ensure_min_samples": ensure_min_samples,
+        }
+        no_y = y is _NO_Y
+        if shape is None or len(shape) < 2:
+            if no_y:
+                X = validate_data(self, X, reset=reset, **kwargs)
+            else:
+                X, y = validate_data(self, X, y, reset=reset, **kwargs)
+            if reset:
+                self.input_shape_ = (int(X.shape[1]),)
+            return X if no_y else (X, y)
+        if no_y:
+            X = check_array(X, allow_nd=True, **kwargs)
+        elif y is None:
+            raise ValueError(
+                f"This {type(self).__name__} estimator requires y to be passed, "
+                "but the target y is None."
+            )
+        else:
+            X, y = check_X_y(X, y, allow_nd=True, **kwargs)
+        if reset:
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.input_shape_))
+            self.__dict__.pop("feature_names_in_", None)
+        return X if no_y else (X, y)
+
+    def _check_sample_shape(self, shape):
+        """Refuse samples of another shape than the fitted ``input_shape_``."""
+        fitted = getattr(self, "input_shape_", None)
+        if fitted is None or shape is None or tuple(shape) == tuple(fitted):
+            return
+        if len(shape) < 2 and len(fitted) < 2:
+            return  # validate_data reports a feature-count mismatch itself
+        raise ValueError(
+            f"X holds samples of shape {tuple(shape)}, but {type(self).__name__} "
+            f"was fitted on samples of shape {tuple(fitted)} (input_shape_); give "
+            f"X the shape (n_samples, {', '.join(map(str, fitted))})."
+        )
+
+    def _input_kind(self, ndim):
+        """``"tabular"``, ``"sequence"``, ``"image"`` or ``None`` (a user backbone).
+
+        From ``input_type`` and the number of dimensions of ``X``; raises
+        ValueError when they disagree.
+        """
+        kind = self.input_type
+        if kind == "auto":
+            if ndim in _AUTO_INPUT_TYPES:
+                return _AUTO_INPUT_TYPES[ndim]
+            if self.backbone is not None:
+                return None
+            raise ValueError(
+                f"{type(self).__name__} got X with {ndim} dimensions; the default "
+                "backbones take 2-D (n, n_features), 3-D sequences (n, T, d) or "
+                "4-D images (n, C, H, W). Reshape X or give a backbone."
+            )
+        if ndim not in _INPUT_NDIMS[kind]:
+            expected = " or ".join(f"{d}-D" for d in _INPUT_NDIMS[kind])
+            raise ValueError(
+                f"input_type={kind!r} needs {expected} X; got X with {ndim} dimensions."
+            )
+        return kind
+
+    def _backbone_rates(self, backbone):
+        """``backbone_learning_rates`` with the parameter names of ``backbone``.
+
+        A user backbone trained with ``normalize_embeddings`` is the first
+        module of a ``Sequential`` that appends the normalisation, so its
+        parameter names gain a ``"0."`` prefix there.
+        """
+        rates = self.backbone_learning_rates
+        if not rates or self._rates_module(backbone) is backbone:
+            return rates
+        return {("0." + k if k else "0"): v for k, v in rates.items()}
+
+    def _rates_module(self, backbone):
+        """The module whose parameter names ``backbone_learning_rates`` uses."""
+        if (
+            self.backbone is not None
+            and self.normalize_embeddings
+            and isinstance(backbone, torch.nn.Sequential)
+            and len(backbone) == 2
+            and isinstance(backbone[1], L2Normalize)
+        ):
+            return backbone[0]  # the user's module, before the L2Normalize
+        return backbone
+
+    def _sample_shape(self):
+        """The fitted shape of one sample (``(n_features_in_,)`` for 2-D input)."""
+        shape = getattr(self, "input_shape_", None)
+        return tuple(shape) if shape is not None else (int(self.n_features_in_),)
 
     # ------------------------------------------------------------- building
     def _method_anchor_weight(self):
@@ -275,6 +409,7 @@ class BaseDeepMetricLearner(
         if (
             default == 0
             or self.backbone is not None
+            or X.ndim > 2
             or classes.shape[0] < AUTO_ANCHOR_MIN_CLASSES
         ):
             return default, None
@@ -303,20 +438,30 @@ class BaseDeepMetricLearner(
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
 
-        ``n_features`` is the size of a sample, or the shape of one sample
-        of a lazy input with N-D samples (which needs a user backbone). Of a
-        lazy ``X`` the PCA start reads a bounded subsample
-        (:func:`sklearn_dml.inputs.init_sample`).
+        ``n_features`` is the number of features, or the shape of one sample
+        (a tuple); with ``backbone=None`` its length chooses the default
+        network (see ``input_type``). Of a lazy ``X`` the PCA start reads a
+        bounded subsample (:func:`sklearn_dml.inputs.init_sample`).
         """
-        if self.backbone is None and not isinstance(n_features, Integral):
-            raise ValueError(
-                f"X holds samples of shape {tuple(n_features)}; the default "
-                "backbone (ResidualMLP) takes flat vectors. Give a backbone "
-                "module that accepts such samples, or flat samples."
+        shape = _as_shape(n_features)
+        kind = self._input_kind(len(shape) + 1) if self.backbone is None else None
+        if kind == "image":
+            net = ImageConvNet(
+                shape[0] if len(shape) == 3 else 1,
+                self.n_components,
+                normalize_embeddings=self.normalize_embeddings,
+                anchor_weight=self.anchor_weight_ or 0.0,
             )
-        if self.backbone is None:
+        elif kind == "sequence":
+            net = SequenceConvNet(
+                shape[1],
+                self.n_components,
+                normalize_embeddings=self.normalize_embeddings,
+                anchor_weight=self.anchor_weight_ or 0.0,
+            )
+        elif self.backbone is None:
             net = ResidualMLP(
-                n_features,
+                shape[0],
                 self.n_components,
                 tuple(self.hidden_layer_sizes),
                 init="pca",
@@ -333,18 +478,26 @@ class BaseDeepMetricLearner(
         return net
 
     def _probe_backbone(self, backbone, n_features):
-        """Run two dummy rows through the backbone to report shape errors early."""
+        """Run two dummy samples through the backbone to report shape errors early.
+
+        ``n_features`` is the number of features or the shape of one sample.
+        """
+        shape = _as_shape(n_features)
         was_training = backbone.training
         backbone.eval()
-        shape = (n_features,) if isinstance(n_features, Integral) else n_features
         try:
             with torch.no_grad():
                 out = backbone(torch.zeros(2, *shape))
         except Exception as exc:  # the user's module: report any failure clearly
+            batch = ", ".join(map(str, (2, *shape)))
+            what = (
+                f"Make its first layer accept {shape[0]} input features."
+                if len(shape) == 1
+                else "Make it accept batches shaped like X."
+            )
             raise ValueError(
-                f"The backbone could not embed a batch of shape (2, {n_features}) "
-                f"(n_features of X): {type(exc).__name__}: {exc}. Make its first "
-                f"layer accept {n_features} input features."
+                f"The backbone could not embed a batch of shape ({batch}) "
+                f"(samples shaped like X's): {type(exc).__name__}: {exc}. {what}"
             ) from exc
         finally:
             backbone.train(was_training)
@@ -377,6 +530,7 @@ class BaseDeepMetricLearner(
                 if not self.callbacks
                 else CallbackRunner(self.callbacks, self._training_view)
             ),
+            augment=self.augment,
             name=type(self).__name__,
         )
 
@@ -405,11 +559,18 @@ class BaseDeepMetricLearner(
             )
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
+        if len(_as_shape(n_features)) > 1 and self.anchor_weight in (None, "auto"):
+            weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             backbone = self._build_backbone(n_features, X)
+            freeze_zero_rate_parameters(
+                self._rates_module(backbone),
+                self.backbone_learning_rates,
+                type(self).__name__,
+            )
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
             loss = self._compose_loss(loss, backbone, n_out)
@@ -522,7 +683,13 @@ class BaseDeepMetricLearner(
             )
         self._check_resumable()
         backbone = copy.deepcopy(self.backbone_)
-        if self.backbone is None and self.anchor_weight != "auto":
+        freeze_zero_rate_parameters(
+            self._rates_module(backbone),
+            self.backbone_learning_rates,
+            type(self).__name__,
+        )
+        tabular = len(self._sample_shape()) == 1
+        if self.backbone is None and self.anchor_weight != "auto" and tabular:
             # A changed anchoring weight is honoured, like a loss parameter.
             self.anchor_weight_ = self._anchor_weight()
             for module in backbone.modules():
@@ -543,6 +710,7 @@ class BaseDeepMetricLearner(
     # Parameters a model cannot change once trained (warm_start, partial_fit);
     # an embedder whose backbone depends on more extends the tuple.
     _architecture_params = (
+        "input_type",
         "n_components",
         "hidden_layer_sizes",
         "normalize_embeddings",
@@ -652,6 +820,7 @@ class BaseDeepMetricLearner(
     def _train(self, X, y, codes, state, config, n_epochs, first, validate):
         """Build the objective, compute targets, run the engine, store the result."""
         config.objective = self._objective(state)
+        config.backbone_learning_rates = self._backbone_rates(state.backbone)
         targets = self._training_targets(X, y, config, first=first)
         if validate:
             state = self._run_engine(X, codes, state, config, n_epochs, targets)
@@ -675,8 +844,10 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features (dense; convert sparse input with ``.toarray()``).
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training features (dense; convert sparse input with ``.toarray()``),
+            or image arrays ``(n_samples, C, H, W)`` and sequences
+            ``(n_samples, T, d)`` (see ``input_type``).
         y : array-like of shape (n_samples,)
             Class labels (integers or strings), at least two classes.
 
@@ -746,8 +917,8 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training features.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training features, or images and sequences as in :meth:`fit`.
         y : array-like of shape (n_samples,)
             Class labels.
         classes : array-like of shape (n_classes,), default=None
@@ -833,8 +1004,9 @@ class BaseDeepMetricLearner(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to embed.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Samples to embed, each of the shape seen in ``fit``
+            (``input_shape_``).
 
         Returns
         -------
@@ -847,7 +1019,7 @@ class BaseDeepMetricLearner(
         if is_lazy(X):
             check_lazy_features(self, X, reset=False)
         else:
-            X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+            X = self._check_inputs(X, reset=False)
         return self._embed(X)
 
     def transform_nested(self, X, n_dims):
@@ -902,6 +1074,22 @@ class BaseDeepMetricLearner(
             ["float32"] if self.output_dtype == "float32" else []
         )
         return tags
+
+
+def _sample_shape(X):
+    """The shape of one sample of ``X`` (a tuple), or None when it has none."""
+    try:
+        shape = np.shape(X)
+    except Exception:  # ragged or odd input: validation reports it
+        return None
+    return tuple(int(s) for s in shape[1:]) if len(shape) >= 2 else None
+
+
+def _as_shape(n_features):
+    """A sample shape from a feature count or a shape."""
+    if isinstance(n_features, (tuple, list, torch.Size)):
+        return tuple(int(s) for s in n_features)
+    return (int(n_features),)
 
 
 def _are_strings(labels):
@@ -966,11 +1154,17 @@ def embed_checked(estimator, X):
     return Z
 
 
+def _sample_shape_of(X):
+    """The shape of one sample of ``X`` (an array or a lazy input)."""
+    if is_lazy(X):
+        return tuple(int(s) for s in X.sample_shape)
+    return tuple(int(s) for s in X.shape[1:])
+
+
 def _sample_size(X):
-    """Features of a sample: an int, or the shape of an N-D sample of a lazy input."""
-    if is_lazy(X) and len(X.sample_shape) != 1:
-        return tuple(X.sample_shape)
-    return int(X.shape[1])
+    """What ``_build_backbone`` takes: the feature count (flat samples) or the sample shape."""
+    shape = _sample_shape_of(X)
+    return shape[0] if len(shape) == 1 else shape
 
 
 def check_float32_range(X):

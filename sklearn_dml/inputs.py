@@ -332,12 +332,17 @@ def check_lazy_training_data(estimator, X, y, reset):
 
 
 def check_lazy_features(estimator, X, reset):
-    """Set (``reset``) or check ``n_features_in_`` against a lazy ``X``."""
+    """Set (``reset``) or check ``n_features_in_`` and ``input_shape_`` against a lazy ``X``."""
     n_features = int(np.prod(X.sample_shape))
+    shape = tuple(int(s) for s in X.sample_shape)
     if reset:
         estimator.n_features_in_ = n_features
+        estimator.input_shape_ = shape
         estimator.__dict__.pop("feature_names_in_", None)
         return
+    check_shape = getattr(estimator, "_check_sample_shape", None)
+    if check_shape is not None:
+        check_shape(shape)
     fitted = getattr(estimator, "n_features_in_", None)
     if fitted is not None and fitted != n_features:
         raise ValueError(

@@ -320,9 +320,11 @@ def _embedder_from_payload(payload):
     for key, value in payload["fitted"].items():
         setattr(estimator, key, _decode(value))
     with torch.random.fork_rng(devices=[]):
-        backbone = estimator._build_backbone(estimator.n_features_in_)
+        shape = estimator._sample_shape()
+        features = shape[0] if len(shape) == 1 else shape
+        backbone = estimator._build_backbone(features)
         backbone.load_state_dict(payload["backbone_state"])
-        n_out = estimator._probe_backbone(backbone, estimator.n_features_in_)
+        n_out = estimator._probe_backbone(backbone, features)
         n_classes = len(estimator.classes_)
         loss, miner = estimator._build_loss(n_classes, n_out)
         loss = estimator._compose_loss(loss, backbone, n_out)

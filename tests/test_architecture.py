@@ -35,6 +35,7 @@ LAYERS = [
             "mixup",
             "constraints",
             "inputs",
+            "augmentation",
         ],
     ),
     ("training and metrics", ["training", "metrics"]),

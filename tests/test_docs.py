@@ -32,6 +32,7 @@ PUBLIC_MODULES = [
     "sklearn_dml.plotting",
     "sklearn_dml.datasets",
     "sklearn_dml.mixup",
+    "sklearn_dml.augmentation",
     "sklearn_dml.persistence",
     "sklearn_dml.inputs",
     "sklearn_dml.callbacks",

@@ -2,21 +2,29 @@
 
 ``_mlp`` holds the default :class:`ResidualMLP` (a PCA start with a zero
 initialised MLP branch and its anchoring penalty), a plain :class:`MLP` and
-:class:`L2Normalize`; ``_gaussian`` the :class:`GaussianHead` of the
-probabilistic embedders; ``_set_pooling`` the backbones for rows made of
-several feature vectors. Any ``torch.nn.Module`` works as ``backbone=``.
+:class:`L2Normalize`; ``_conv`` the defaults for image arrays
+(:class:`ImageConvNet`) and sequences (:class:`SequenceConvNet`);
+``_gaussian`` the :class:`GaussianHead` of the probabilistic embedders;
+``_set_pooling`` the backbones for rows made of several feature vectors;
+``_pretrained`` :func:`load_weights`, weights from a local file without
+running code. Any ``torch.nn.Module`` works as ``backbone=``.
 """
 
+from ._conv import ImageConvNet, SequenceConvNet
 from ._gaussian import GaussianHead
 from ._mlp import MLP, L2Normalize, ResidualMLP
+from ._pretrained import load_weights
 from ._set_pooling import AveragePooling, GeneralizedSumPooling, SetPoolingMLP
 
 __all__ = [
     "AveragePooling",
     "GaussianHead",
     "GeneralizedSumPooling",
+    "ImageConvNet",
     "L2Normalize",
     "MLP",
     "ResidualMLP",
+    "SequenceConvNet",
     "SetPoolingMLP",
+    "load_weights",
 ]

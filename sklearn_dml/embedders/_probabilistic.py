@@ -169,6 +169,7 @@ class HedgedInstanceEmbedder(MethodEmbedder):
 
     _loss_class = HedgedInstanceLoss
     _loss_params = ("n_samples", "beta")
+    _tabular_only = True
     _parameter_constraints = {
         "n_samples": [Interval(Integral, 1, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],

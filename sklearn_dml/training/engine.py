@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..augmentation import apply_augment
 from ..inputs import is_lazy
 from ..samplers import MPerClassSampler
 from .data import inference_batches, pins, to_device, training_batches
 from .distributed import DataParallel
 from .objective import Batch, MetricLossTerm
+from .param_groups import backbone_parameter_groups
 from .precision import MixedPrecision
 
 INFERENCE_BATCH_SIZE = 8192
@@ -94,6 +96,10 @@ class TrainingConfig:
     mixed_precision: str | None = None
     #: A :class:`~sklearn_dml.training.callbacks.CallbackRunner` or None.
     callbacks: object = None
+    #: Training-only batch augmentation (tensor -> tensor), or None.
+    augment: object = None
+    #: Parameter-name prefix -> learning rate of those backbone parameters.
+    backbone_learning_rates: dict | None = None
     name: str = "model"
     objective: tuple = (MetricLossTerm(),)
     #: Set by :func:`fit` under a process group (:mod:`.distributed`).
@@ -121,7 +127,7 @@ class TrainingState:
 
 
 def _make_optimizer(config, backbone, loss):
-    groups = [{"params": [p for p in backbone.parameters() if p.requires_grad]}]
+    groups = backbone_parameter_groups(backbone, config.backbone_learning_rates)
     loss_params = [p for p in loss.parameters() if p.requires_grad]
     if loss_params:
         group = {"params": loss_params}
@@ -305,6 +311,8 @@ def run_epoch(
         xb = to_device(xb, device, pin)
         yb = y[idx].to(device, non_blocking=True)
         tb = None if targets is None else targets[idx].to(device, non_blocking=True)
+        if config.augment is not None:
+            xb = apply_augment(config.augment, xb)
         loss, values = train_step(
             state, optimizer, xb, yb, config, tb, scheduler, precision
         )
