@@ -35,6 +35,7 @@ IDS = [cls.__name__ for cls in COMPONENTS]
 # Arguments of the components whose constructor has required parameters.
 REQUIRED = {
     losses.CombinedLoss: lambda: {"losses": [losses.TripletMarginLoss()]},
+    losses.CrossBatchMemoryLoss: lambda: {"loss": losses.ContrastiveLoss()},
     losses.MatryoshkaLoss: lambda: {
         "loss": losses.TripletMarginLoss(),
         "nested_dims": (2,),
