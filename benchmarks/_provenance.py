@@ -1,4 +1,4 @@
-"""The line every results file opens with: commit, command, machine load."""
+"""The line every results file opens with (commit, command, machine load), and writing it."""
 
 import os
 import subprocess
@@ -34,3 +34,11 @@ def provenance():
         f"Measured at commit {commit}{state} with `{command}`; "
         f"{os.cpu_count()} CPUs, {load} when the run ended."
     )
+
+
+def write_results(lines, out):
+    """Join ``lines`` into a markdown file at ``out`` (folders created); print it."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)

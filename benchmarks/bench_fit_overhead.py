@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _provenance import provenance
+from _provenance import provenance, write_results
 from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 
@@ -219,10 +219,7 @@ def main(argv=None):
         lines.append(
             f"| {mode} | {shown} | {first:.3f} | {second:.3f} | {imported:.0f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

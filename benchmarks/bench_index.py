@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _provenance import provenance
+from _provenance import provenance, write_results
 
 from sklearn_dml.neighbors import EmbeddingIndex
 
@@ -242,10 +242,7 @@ def main(argv=None):
             f"| {m['rows']:,} | {m['gallery_mib']:.0f} | {m['anon_before_mib']:.0f} | "
             f"{m['anon_peak_mib']:.0f} | {m['rss_peak_mib']:.0f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _provenance import provenance
+from _provenance import provenance, write_results
 
 from sklearn_dml import TripletEmbedder
 
@@ -97,10 +97,7 @@ def main(argv=None):
         med = statistics.median(ts)
         spread = ", ".join(f"{t:.3f}" for t in ts)
         lines.append(f"| {name} | {med:.3f} | {med / base:.3f} | {spread} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":
