@@ -574,6 +574,8 @@ class BaseDeepMetricLearner(
             n_out = self._probe_backbone(backbone, n_features)
             loss, miner = self._build_loss(len(self.classes_), n_out)
             loss = self._compose_loss(loss, backbone, n_out)
+            if isinstance(loss, CrossBatchMemoryLoss):
+                _warn_if_memory_misses_positives(self, loss.memory_size)
             # Learnable loss parameters (proxies, centres, boundaries) must exist
             # before the engine builds the optimizer and moves the modules.
             if hasattr(loss, "configure"):
@@ -1165,6 +1167,29 @@ def _sample_size(X):
     """What ``_build_backbone`` takes: the feature count (flat samples) or the sample shape."""
     shape = _sample_shape_of(X)
     return shape[0] if len(shape) == 1 else shape
+
+
+def _warn_if_memory_misses_positives(estimator, memory_size):
+    """Warn when a cross-batch memory is shorter than one round of the sampler.
+
+    The class-balanced sampler visits every class once per round
+    (``n_classes x samples_per_class`` samples); a shorter memory almost
+    never holds samples of the classes of the current batch, so it adds
+    stale negatives only. Measured: that lowered unseen-class MAP@R
+    (``benchmarks/results/compare_cross_batch_memory.md``).
+    """
+    n_round = len(estimator.classes_) * int(estimator.samples_per_class)
+    if memory_size < n_round:
+        warnings.warn(
+            f"cross_batch_memory holds {memory_size} embeddings, fewer than one "
+            f"round of the class-balanced batches ({len(estimator.classes_)} "
+            f"classes x {estimator.samples_per_class} samples = {n_round}): the "
+            "memory will rarely hold samples of a batch's own classes, only "
+            "stale negatives, which lowered unseen-class retrieval in the "
+            "benchmarks. Use a memory of two rounds or more, or none.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def check_float32_range(X):

@@ -1,5 +1,7 @@
 """Cross-batch memory: the loss against an independent computation, the queue."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,25 @@ def test_the_estimator_parameter_trains_with_the_queue(tiny):
     assert not np.allclose(plain.transform(X), memory.transform(X))
     with pytest.raises(ValueError, match="cross_batch_memory"):
         ContrastiveEmbedder(cross_batch_memory=(8, 1, 2)).fit(X, y)
+
+
+def test_a_memory_shorter_than_a_sampler_round_warns(tiny):
+    # One round of the sampler visits every class once (n_classes x
+    # samples_per_class samples); a shorter memory holds no positives.
+    X, y = tiny[0][:96], tiny[1][:96]
+    n_round = len(np.unique(y)) * 4
+    params = dict(
+        n_components=4,
+        hidden_layer_sizes=(),
+        max_iter=1,
+        batch_size=16,
+        samples_per_class=4,
+        anchor_weight=None,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="fewer than one round"):
+        ContrastiveEmbedder(cross_batch_memory=n_round - 1, **params).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ContrastiveEmbedder(cross_batch_memory=n_round, **params).fit(X, y)
+    assert not [w for w in caught if "fewer than one round" in str(w.message)]
