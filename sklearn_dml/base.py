@@ -243,7 +243,7 @@ class BaseDeepMetricLearner(
         if self._tabular_only and sample_ndim != 1:
             raise ValueError(
                 f"{type(self).__name__} takes 2-D X (n_samples, n_features); got "
-                f"samples of shape {_sample_shape_of(X)}. Flatten the samples "
+                f"samples of shape {_sample_shape(X)}. Flatten the samples "
                 "(X.reshape(len(X), -1)) or use another embedder for images and "
                 "sequences."
             )
@@ -1079,7 +1079,9 @@ class BaseDeepMetricLearner(
 
 
 def _sample_shape(X):
-    """The shape of one sample of ``X`` (a tuple), or None when it has none."""
+    """The shape of one sample of ``X`` (array or lazy input), or None when it has none."""
+    if is_lazy(X):
+        return tuple(int(s) for s in X.sample_shape)
     try:
         shape = np.shape(X)
     except Exception:  # ragged or odd input: validation reports it
@@ -1156,16 +1158,9 @@ def embed_checked(estimator, X):
     return Z
 
 
-def _sample_shape_of(X):
-    """The shape of one sample of ``X`` (an array or a lazy input)."""
-    if is_lazy(X):
-        return tuple(int(s) for s in X.sample_shape)
-    return tuple(int(s) for s in X.shape[1:])
-
-
 def _sample_size(X):
     """What ``_build_backbone`` takes: the feature count (flat samples) or the sample shape."""
-    shape = _sample_shape_of(X)
+    shape = _sample_shape(X)
     return shape[0] if len(shape) == 1 else shape
 
 
