@@ -70,10 +70,16 @@ from .training.validation import validation_split
 
 __all__ = ["BaseDeepMetricLearner"]
 
-#: ``anchor_weight="auto"`` chooses only with at least this many classes (5
-#: per half of the class-disjoint validation); with fewer it keeps the
-#: method's weight.
-AUTO_ANCHOR_MIN_CLASSES = 10
+#: ``anchor_weight="auto"`` chooses only with at least this many classes;
+#: with fewer it keeps the method's weight.
+AUTO_ANCHOR_MIN_CLASSES = 5
+
+#: With at least this many classes, ``anchor_weight="auto"`` validates on the
+#: two halves of the classes (each candidate trained on one half, scored on
+#: the other); with fewer, on ``AUTO_FEW_CLASS_SPLITS`` overlapping groups of
+#: about 40 % of the classes, each candidate trained on the rest.
+AUTO_HALVES_MIN_CLASSES = 10
+AUTO_FEW_CLASS_SPLITS = 3
 
 #: Anchoring weight of the default convolutional backbones (image arrays and
 #: sequences) when ``anchor_weight`` is ``None`` or ``"auto"``: on the
@@ -394,15 +400,14 @@ class BaseDeepMetricLearner(
     def _select_anchor_weight(self, X, y, seed):
         """``anchor_weight="auto"``: no anchoring or the method's weight.
 
-        Class-disjoint validation on the training data: the classes are
-        split in two halves (drawn with ``seed``); each candidate is trained
-        on one half and scored by leave-one-out MAP@R on the other, both
-        ways round, and the candidate with the better mean wins (the
-        method's weight on a tie). With fewer than
-        ``AUTO_ANCHOR_MIN_CLASSES`` classes, a half holds too few classes to
-        judge transfer and the method's weight is kept without a choice.
-        Returns ``(weight, scores)``, with ``scores`` ``None`` when no choice
-        was made.
+        Class-disjoint validation on the training data: each candidate is
+        trained on some of the classes and scored by leave-one-out MAP@R on
+        the samples of the others, over the groups of
+        :func:`_anchor_validation_groups`, and the candidate with the better
+        mean score wins (the method's weight on a tie). With fewer than
+        ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
+        without a choice. Returns ``(weight, scores)``, with ``scores``
+        ``None`` when no choice was made.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)
@@ -413,18 +418,18 @@ class BaseDeepMetricLearner(
             or classes.shape[0] < AUTO_ANCHOR_MIN_CLASSES
         ):
             return default, None
-        order = np.random.RandomState(seed % 2**32).permutation(classes)
-        halves = (order[: len(order) // 2], order[len(order) // 2 :])
+        groups = _anchor_validation_groups(classes, seed)
         scores = {}
         for weight in (0.0, default):
             held_out_scores = []
-            for held in halves:
+            for held in groups:
                 train = ~np.isin(y, held)
                 candidate = clone(self).set_params(
                     anchor_weight=weight,
                     early_stopping=False,
                     verbose=0,
                     warm_start=False,
+                    callbacks=None,
                 )
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[~train], y[~train]))
@@ -1214,3 +1219,24 @@ def _training_penalty(backbone):
         net = net[0]
     penalty = getattr(net, "training_penalty", None)
     return penalty if callable(penalty) else None
+
+
+def _anchor_validation_groups(classes, seed):
+    """The groups of classes that ``anchor_weight="auto"`` holds out in turn.
+
+    With ``AUTO_HALVES_MIN_CLASSES`` classes or more: the two halves of a
+    permutation of ``classes`` drawn with ``seed``. With fewer, a half holds
+    too few classes to score transfer and too few to train on: instead,
+    ``AUTO_FEW_CLASS_SPLITS`` windows of about 40 % of the permuted classes
+    (at least two), starting at evenly spaced positions and wrapping around.
+    With five classes: three pairs, each candidate trained on the other three.
+    """
+    order = np.random.RandomState(seed % 2**32).permutation(classes)
+    n = order.shape[0]
+    if n >= AUTO_HALVES_MIN_CLASSES:
+        return [order[: n // 2], order[n // 2 :]]
+    size = max(2, int(round(0.4 * n)))
+    starts = [
+        int(round(i * n / AUTO_FEW_CLASS_SPLITS)) for i in range(AUTO_FEW_CLASS_SPLITS)
+    ]
+    return [order[np.arange(start, start + size) % n] for start in starts]

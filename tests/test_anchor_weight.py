@@ -5,6 +5,7 @@ import pytest
 
 from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder
 from sklearn_dml.backbones import ResidualMLP
+from sklearn_dml.base import _anchor_validation_groups
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
 
@@ -32,7 +33,7 @@ def ten_classes():
         (ArcFaceEmbedder, {}, 0.0),
         (ArcFaceEmbedder, {"anchor_weight": "auto"}, 0.0),  # nothing to choose
         (ArcFaceEmbedder, {"anchor_weight": 1}, 1.0),
-        (NPairsEmbedder, {}, 3.0),  # the method's own, lighter weight
+        (NPairsEmbedder, {"anchor_weight": None}, 3.0),  # its own, lighter weight
     ],
 )
 def test_the_weight_reaches_the_backbone(cls, params, expected, six_classes):
@@ -77,21 +78,69 @@ def test_auto_prefers_the_method_weight_on_a_tie(ten_classes, monkeypatch):
     assert est.anchor_weight_ == 10.0
 
 
-def test_auto_keeps_the_method_weight_with_few_classes_or_a_user_backbone(
-    six_classes, ten_classes, monkeypatch
+def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
+    six_classes, monkeypatch
 ):
-    # Nine classes are too few to choose even when unanchoring would score higher.
+    # Six classes are too few for halves: three pairs are held out in turn,
+    # each candidate trained on the other four classes.
+    X, y = six_classes
+    fits = []
+    original_fit = TripletEmbedder._fit
+
+    def recording_fit(self, X_fit, y_fit):
+        fits.append((self.anchor_weight, np.unique(y_fit).tolist()))
+        return original_fit(self, X_fit, y_fit)
+
+    held_scores = {0.0: [0.9, 0.1, 0.2], 10.0: [0.5, 0.5, 0.5]}
+
+    def score_by_weight(self, X_score, y_score):
+        assert set(np.unique(y_score)).isdisjoint(fits[-1][1])
+        return held_scores[self.anchor_weight][(len(fits) - 2) % 3]
+
+    monkeypatch.setattr(TripletEmbedder, "_fit", recording_fit)
+    monkeypatch.setattr(TripletEmbedder, "score", score_by_weight)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    candidates = fits[1:]
+    assert sorted(w for w, _ in candidates) == [0.0] * 3 + [10.0] * 3
+    held = [set(range(6)) - set(c) for _, c in candidates]
+    assert all(len(h) == 2 for h in held)
+    assert set().union(*held) == set(range(6))
+    # The mean decides: 0.4 for no anchoring against 0.5, although the
+    # unanchored candidate wins the first group.
+    assert est.anchor_selection_ == pytest.approx({0.0: 0.4, 10.0: 0.5})
+    assert est.anchor_weight_ == 10.0
+
+
+@pytest.mark.parametrize("n_classes", range(5, 13))
+def test_the_validation_groups_hold_out_every_class_and_leave_enough_to_train(
+    n_classes,
+):
+    classes = np.arange(n_classes) * 3  # labels need not be 0..n-1
+    groups = _anchor_validation_groups(classes, seed=n_classes)
+    held = [set(g.tolist()) for g in groups]
+    assert set().union(*held) == set(classes.tolist())
+    assert all(len(h) == len(g) for h, g in zip(held, groups))  # no repeats
+    if n_classes >= 10:
+        assert len(groups) == 2 and held[0].isdisjoint(held[1])
+    else:
+        assert len(groups) == 3
+    for h in held:
+        assert len(h) >= 2 and n_classes - len(h) >= 3
+
+
+def test_auto_keeps_the_method_weight_with_four_classes_or_a_user_backbone(
+    six_classes, monkeypatch
+):
     monkeypatch.setattr(
         TripletEmbedder,
         "score",
         lambda self, X, y: 0.9 if self.anchor_weight == 0 else 0.5,
     )
-    X, y = ten_classes
-    few = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 9], y[y < 9])
-    assert few.anchor_weight_ == 10.0 and few.anchor_selection_ is None
-    chosen = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
-    assert chosen.anchor_weight_ == 0.0
     X, y = six_classes
+    few = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 4], y[y < 4])
+    assert few.anchor_weight_ == 10.0 and few.anchor_selection_ is None
+    chosen = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 5], y[y < 5])
+    assert chosen.anchor_weight_ == 0.0
     user = TripletEmbedder(
         anchor_weight="auto", backbone=ResidualMLP(5, 4, anchor_weight=0.0), **KW
     ).fit(X, y)
