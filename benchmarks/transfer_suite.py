@@ -59,12 +59,20 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pml_baselines import PMLTripletLoop  # noqa: E402
+from pml_baselines import PMLLoop  # noqa: E402
 from transfer_tasks import TASKS  # noqa: E402
 
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score  # noqa: E402
 
 N_COMPONENTS = 64
+#: The plain pytorch-metric-learning loops with the other headline losses
+#: (method name suffix -> ``PMLLoop(loss=...)``).
+PML_LOSSES = {
+    "contrastive": "contrastive",
+    "multi-similarity": "multi_similarity",
+    "Proxy-Anchor": "proxy_anchor",
+    "SupCon": "supcon",
+}
 HERE = Path(__file__).parent
 RESULTS_JSON = HERE / "results" / "transfer_suite_baselines.json"
 RESULTS_MD = HERE / "results" / "transfer_suite.md"
@@ -91,7 +99,14 @@ METHODS = {
         PCA(_k(n_features), random_state=seed), Normalizer()
     ),
     "NCA": _nca,
-    "PML triplet": lambda n_features, seed: PMLTripletLoop(random_state=seed),
+    "PML triplet": lambda n_features, seed: PMLLoop(random_state=seed),
+    **{
+        f"PML {name}": functools.partial(
+            lambda n_features, seed, loss: PMLLoop(loss=loss, random_state=seed),
+            loss=loss,
+        )
+        for name, loss in PML_LOSSES.items()
+    },
 }
 DESCRIPTIONS = {
     "raw": "raw standardised features",
@@ -100,6 +115,12 @@ DESCRIPTIONS = {
     "NCA": f"scikit-learn NCA on at most {N_COMPONENTS} PCA dims, 50 iterations",
     "PML triplet": "pytorch-metric-learning semihard triplet loop, MLP in-256-64, "
     "Adam 1e-3, 30 epochs",
+    **{
+        f"PML {name}": f"the same loop with pytorch-metric-learning's {name} loss "
+        "at its default settings (and its miner for multi-similarity; "
+        "Proxy-Anchor's proxies in the same Adam)"
+        for name in PML_LOSSES
+    },
 }
 
 

@@ -72,7 +72,7 @@ from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
 from metric_learn_compat import load_metric_learn  # noqa: E402
-from pml_baselines import PMLTripletLoop  # noqa: E402
+from pml_baselines import PMLLoop  # noqa: E402
 
 # The seen classes of each class split; the other digits are the unseen ones.
 SPLITS = {"0-4": [0, 1, 2, 3, 4], "5-9": [5, 6, 7, 8, 9]}
@@ -113,8 +113,8 @@ def baselines(n_features, seed, max_iter, linear_iter):
         return make_pipeline(PCA(k, random_state=seed), est) if n_features > k else est
 
     return {
-        "pml triplet loop (random-init MLP, lr 1e-3)": PMLTripletLoop(
-            max_iter, random_state=seed
+        "pml triplet loop (random-init MLP, lr 1e-3)": PMLLoop(
+            max_iter=max_iter, random_state=seed
         ),
         "raw standardised features": "passthrough",
         "PCA": PCA(k, random_state=seed),
