@@ -195,13 +195,16 @@ _BACKBONE_PARAMETERS = {
             start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``"auto"``
             chooses between no anchoring and the method's own weight on the
             training data, by class-disjoint validation: each candidate is
-            trained on half of the classes and scored (MAP@R) on the other
-            half, both ways round, and the better one (the method's weight on
-            a tie) is refitted on all the data, about three times the cost of
-            one fit. It needs ten classes or more (five per half); with fewer,
-            and in ``partial_fit``, it keeps the method's weight without a
-            choice (see :ref:`unseen_classes` for what to do with few
-            classes). ``None`` always uses the method's weight: 10 for most
+            trained on some of the classes and scored (MAP@R) on the others,
+            and the one with the better mean (the method's weight on a tie)
+            is refitted on all the data. With ten classes or more the groups
+            are the two halves of the classes, both ways round (about three
+            times the cost of one fit); with five to nine, three overlapping
+            groups of about 40 % of the classes, each candidate trained on the
+            rest (about four and a half times, with five classes). With fewer
+            than five classes, and in ``partial_fit``, it keeps the method's
+            weight without a choice (see :ref:`unseen_classes` for what to do
+            with few classes). ``None`` always uses the method's weight: 10 for most
             pair- and tuple-based losses and Proxy-Anchor, 3 for N-pairs, 0
             for the embedders trained with a softmax over class weights or
             prototypes, for distillation and with ``nested_dims``; a number

@@ -403,8 +403,10 @@ class BaseDeepMetricLearner(
         Class-disjoint validation on the training data: each candidate is
         trained on some of the classes and scored by leave-one-out MAP@R on
         the samples of the others, over the groups of
-        :func:`_anchor_validation_groups`, and the candidate with the better
-        mean score wins (the method's weight on a tie). With fewer than
+        :func:`_anchor_validation_groups`. With two groups (ten classes or
+        more) the candidate with the better mean score wins (the method's
+        weight on a tie); with the three groups of five to nine classes, no
+        anchoring must win on every group. With fewer than
         ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
         without a choice. Returns ``(weight, scores)``, with ``scores``
         ``None`` when no choice was made.
@@ -419,7 +421,7 @@ class BaseDeepMetricLearner(
         ):
             return default, None
         groups = _anchor_validation_groups(classes, seed)
-        scores = {}
+        scores, per_group = {}, {}
         for weight in (0.0, default):
             held_out_scores = []
             for held in groups:
@@ -434,9 +436,16 @@ class BaseDeepMetricLearner(
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[~train], y[~train]))
             scores[weight] = float(np.mean(held_out_scores))
+            per_group[weight] = np.asarray(held_out_scores)
         parallel = DataParallel.current()
         if parallel is not None:  # one choice on every rank of a data-parallel fit
             scores = dict(zip(scores, parallel.agree(list(scores.values()))))
+            agreed = parallel.agree([g.tolist() for g in per_group.values()])
+            per_group = dict(zip(per_group, map(np.asarray, agreed)))
+        if len(groups) > 2 and not np.all(per_group[0.0] > per_group[default]):
+            # Few classes: each group's score is noisy, so the start is given
+            # up only when no held-out group prefers it.
+            return default, scores
         best = max(scores, key=lambda w: (scores[w], w == default))
         return best, scores
 

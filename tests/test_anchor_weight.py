@@ -91,7 +91,7 @@ def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
         fits.append((self.anchor_weight, np.unique(y_fit).tolist()))
         return original_fit(self, X_fit, y_fit)
 
-    held_scores = {0.0: [0.9, 0.1, 0.2], 10.0: [0.5, 0.5, 0.5]}
+    held_scores = {0.0: [0.9, 0.7, 0.4], 10.0: [0.5, 0.5, 0.5]}
 
     def score_by_weight(self, X_score, y_score):
         assert set(np.unique(y_score)).isdisjoint(fits[-1][1])
@@ -105,10 +105,14 @@ def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
     held = [set(range(6)) - set(c) for _, c in candidates]
     assert all(len(h) == 2 for h in held)
     assert set().union(*held) == set(range(6))
-    # The mean decides: 0.4 for no anchoring against 0.5, although the
-    # unanchored candidate wins the first group.
-    assert est.anchor_selection_ == pytest.approx({0.0: 0.4, 10.0: 0.5})
+    # No anchoring has the better mean (2/3 against 0.5) but loses the third
+    # group: with few classes the start is kept unless every group prefers
+    # to learn away from it.
+    assert est.anchor_selection_ == pytest.approx({0.0: 2 / 3, 10.0: 0.5})
     assert est.anchor_weight_ == 10.0
+    held_scores[0.0][2] = 0.6
+    fits.clear()
+    assert TripletEmbedder(anchor_weight="auto", **KW).fit(X, y).anchor_weight_ == 0
 
 
 @pytest.mark.parametrize("n_classes", range(5, 13))
