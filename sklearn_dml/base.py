@@ -83,14 +83,6 @@ AUTO_ANCHOR_MIN_CLASSES = 10
 #: (:class:`PatchPCANet`) has a PCA start and takes the method's weight.
 CONV_ANCHOR_WEIGHT = 0.0
 
-#: Largest anchoring weight of the default image backbone (:class:`PatchPCANet`)
-#: when ``anchor_weight`` is ``None`` or ``"auto"``: the method's weight, capped
-#: at this value (10 -> 3 for the triplet and multi-similarity losses; 0 stays
-#: 0). On the class-disjoint MNIST benchmark of ``benchmarks/deep_inputs.py``
-#: the weight 3 gave the best unseen-class MAP@R of 0, 1, 3 and 10 (see
-#: ``benchmarks/results/deep_inputs.md``).
-IMAGE_ANCHOR_WEIGHT = 3.0
-
 #: The input dimensions each ``input_type`` accepts.
 _INPUT_NDIMS = {"tabular": (2,), "sequence": (3,), "image": (3, 4)}
 _AUTO_INPUT_TYPES = {2: "tabular", 3: "sequence", 4: "image"}
@@ -400,22 +392,6 @@ class BaseDeepMetricLearner(
             return self._method_anchor_weight()
         return float(self.anchor_weight)
 
-    def _input_anchor_weight(self, weight, sample_ndim):
-        """``weight`` for the default backbone of samples with ``sample_ndim`` axes.
-
-        With ``anchor_weight`` ``None`` or ``"auto"``: ``CONV_ANCHOR_WEIGHT``
-        for sequences, the method's weight capped at ``IMAGE_ANCHOR_WEIGHT``
-        for images; ``weight`` unchanged otherwise (tables, a number given).
-        """
-        if self.backbone is not None or self.anchor_weight not in (None, "auto"):
-            return weight
-        kind = self._input_kind(sample_ndim + 1)
-        if kind == "sequence":
-            return CONV_ANCHOR_WEIGHT
-        if kind == "image":
-            return min(weight, IMAGE_ANCHOR_WEIGHT)
-        return weight
-
     def _select_anchor_weight(self, X, y, seed):
         """``anchor_weight="auto"``: no anchoring or the method's weight.
 
@@ -588,7 +564,12 @@ class BaseDeepMetricLearner(
             )
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
-        weight = self._input_anchor_weight(weight, len(_as_shape(n_features)))
+        if (
+            self.backbone is None
+            and self._input_kind(len(_as_shape(n_features)) + 1) == "sequence"
+            and self.anchor_weight in (None, "auto")
+        ):
+            weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
@@ -720,13 +701,10 @@ class BaseDeepMetricLearner(
             self.backbone_learning_rates,
             type(self).__name__,
         )
-        sample_ndim = len(self._sample_shape())
-        pca_started = self._input_kind(sample_ndim + 1) != "sequence"
+        pca_started = self._input_kind(len(self._sample_shape()) + 1) != "sequence"
         if self.backbone is None and self.anchor_weight != "auto" and pca_started:
             # A changed anchoring weight is honoured, like a loss parameter.
-            self.anchor_weight_ = self._input_anchor_weight(
-                self._anchor_weight(), sample_ndim
-            )
+            self.anchor_weight_ = self._anchor_weight()
             for module in backbone.modules():
                 if isinstance(module, ResidualMLP):
                     module.anchor_weight = self.anchor_weight_

@@ -338,8 +338,7 @@ def test_image_default_starts_from_whitened_patch_axes_and_the_pca_of_their_feat
 
 
 def test_image_default_is_anchored_to_its_start(digits):
-    """The anchor (the method's weight capped at 3) holds the image default near
-    its PCA start; 0 lets it go."""
+    """The method's anchor holds the image default near its PCA start; 0 lets it go."""
     X, y = digits
     Xi = _images(X)
     params = {**FAST, "max_iter": 4, "n_components": 8}
@@ -361,7 +360,7 @@ def test_image_default_is_anchored_to_its_start(digits):
 
     anchored, weight = drift()
     free, no_weight = drift(anchor_weight=0.0)
-    assert weight == 3.0 and no_weight == 0.0  # the method's 10, capped at 3
+    assert weight == 10.0 and no_weight == 0.0
     assert anchored < 0.5 * free
 
 

@@ -61,11 +61,10 @@ class PatchPCANet(nn.Module):
     normalize_embeddings : bool, default=True
         L2-normalise the output.
 
-    anchor_weight : float, default=3.0
+    anchor_weight : float, default=10.0
         Weight of the anchoring penalty of ``mlp`` (:meth:`training_penalty`):
         the batch's cosine similarities are kept close to those of the PCA
-        start on the pooled features; ``0`` disables it. The estimators pass
-        the method's weight capped at 3 (see :ref:`deep_inputs`).
+        start on the pooled features; ``0`` disables it.
 
     Attributes
     ----------
@@ -121,7 +120,7 @@ class PatchPCANet(nn.Module):
         grid_size=4,
         hidden_layer_sizes=(256,),
         normalize_embeddings=True,
-        anchor_weight=3.0,
+        anchor_weight=10.0,
     ):
         super().__init__()
         in_channels, patch_size = int(in_channels), int(patch_size)
