@@ -1,11 +1,13 @@
 """
-Image retrieval with the convolutional backbone
-===============================================
+Image retrieval with the image backbone
+=======================================
 
 Estimators take image arrays as they are: ``X`` of shape ``(n, C, H, W)``
 (or ``(n, H, W)`` with ``input_type="image"``) trains the default
-:class:`~sklearn_dml.backbones.ImageConvNet`, a small convolutional network
-with global average pooling. This example trains it on half of the 8x8
+:class:`~sklearn_dml.backbones.PatchPCANet`: fixed filters from principal
+axes of the images' patches, rectified and averaged on a coarse grid, under
+the PCA-started residual MLP of the tabular default. This example trains it
+on half of the 8x8
 digit images, with random crops as training-only augmentation, then uses
 the other half as queries and gallery: for a few query images it shows
 their nearest neighbours in the embedding.

@@ -107,8 +107,10 @@ _BACKBONE_PARAMETERS = {
         [TupleOf(Interval(Integral, 1, None, closed="left"))],
         """
             Widths of the hidden layers of the residual branch of the default
-            backbone (:class:`~sklearn_dml.backbones.ResidualMLP`). An empty tuple
-            gives a linear embedding.
+            backbone (:class:`~sklearn_dml.backbones.ResidualMLP`, also inside
+            the image default :class:`~sklearn_dml.backbones.PatchPCANet`). An
+            empty tuple gives a linear embedding (of the patch features, for
+            images).
             """,
     ),
     "backbone": SharedParameter(
@@ -145,8 +147,8 @@ _BACKBONE_PARAMETERS = {
             n_features)`` is tabular (a
             :class:`~sklearn_dml.backbones.ResidualMLP`), 3-D ``(n, T, d)`` a
             sequence (a :class:`~sklearn_dml.backbones.SequenceConvNet`),
-            4-D ``(n, C, H, W)`` images (an
-            :class:`~sklearn_dml.backbones.ImageConvNet`). ``"image"`` reads
+            4-D ``(n, C, H, W)`` images (a
+            :class:`~sklearn_dml.backbones.PatchPCANet`). ``"image"`` reads
             a 3-D ``X`` as single-channel images ``(n, H, W)``. Any other
             combination of kind and dimensions raises ``ValueError`` in
             ``fit``. With a user ``backbone`` it only checks the dimensions.
@@ -209,10 +211,12 @@ _BACKBONE_PARAMETERS = {
             for the embedders trained with a softmax over class weights or
             prototypes, for distillation and with ``nested_dims``; a number
             sets it. ``anchor_weight_`` holds the weight used. Ignored with a
-            user ``backbone``. For images and sequences (the convolutional
-            defaults), ``None`` and ``"auto"`` mean 0, without a choice on
-            data; a number sets the weight of their anchor (see
-            :ref:`deep_inputs`).
+            user ``backbone``. For images (the default
+            :class:`~sklearn_dml.backbones.PatchPCANet`, a ``ResidualMLP``
+            on patch features) ``"auto"`` keeps the method's weight without a
+            choice on data; for sequences (the convolutional default)
+            ``None`` and ``"auto"`` mean 0; a number sets the weight of
+            either anchor (see :ref:`deep_inputs`).
             """,
     ),
     "normalize_embeddings": SharedParameter(

@@ -38,7 +38,7 @@ from ._param_validation import (
 )
 from ._shared_parameters import SHARED_PARAMETERS, TRAINING_OPTIONS, generate_init
 from ._verification import PairVerificationMixin, RetrievalScoreMixin
-from .backbones import ImageConvNet, L2Normalize, ResidualMLP, SequenceConvNet
+from .backbones import L2Normalize, PatchPCANet, ResidualMLP, SequenceConvNet
 from .inputs import (
     check_lazy_features,
     check_lazy_training_data,
@@ -81,11 +81,12 @@ AUTO_ANCHOR_MIN_CLASSES = 5
 AUTO_HALVES_MIN_CLASSES = 10
 AUTO_FEW_CLASS_SPLITS = 3
 
-#: Anchoring weight of the default convolutional backbones (image arrays and
-#: sequences) when ``anchor_weight`` is ``None`` or ``"auto"``: on the
-#: class-disjoint benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the
-#: random convolutional start did not help unseen classes (see
-#: ``benchmarks/results/deep_inputs.md``).
+#: Anchoring weight of the default sequence backbone (:class:`SequenceConvNet`)
+#: when ``anchor_weight`` is ``None`` or ``"auto"``: on the class-disjoint
+#: benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the random
+#: convolutional start did not help unseen classes (see
+#: ``benchmarks/results/deep_inputs.md``). The image default
+#: (:class:`PatchPCANet`) has a PCA start and takes the method's weight.
 CONV_ANCHOR_WEIGHT = 0.0
 
 #: The input dimensions each ``input_type`` accepts.
@@ -460,9 +461,10 @@ class BaseDeepMetricLearner(
         shape = _as_shape(n_features)
         kind = self._input_kind(len(shape) + 1) if self.backbone is None else None
         if kind == "image":
-            net = ImageConvNet(
+            net = PatchPCANet(
                 shape[0] if len(shape) == 3 else 1,
                 self.n_components,
+                hidden_layer_sizes=tuple(self.hidden_layer_sizes),
                 normalize_embeddings=self.normalize_embeddings,
                 anchor_weight=self.anchor_weight_ or 0.0,
             )
@@ -486,7 +488,10 @@ class BaseDeepMetricLearner(
             net = copy.deepcopy(self.backbone)
         initialize = getattr(net, "initialize", None)
         if X is not None and callable(initialize):
-            initialize(init_sample(X))
+            sample = init_sample(X)
+            if kind == "image":  # a lazy input's sample comes as flattened rows
+                sample = sample.reshape(len(sample), *shape)
+            initialize(sample)
         if self.backbone is not None and self.normalize_embeddings:
             net = torch.nn.Sequential(net, L2Normalize())
         return net
@@ -573,7 +578,11 @@ class BaseDeepMetricLearner(
             )
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
-        if len(_as_shape(n_features)) > 1 and self.anchor_weight in (None, "auto"):
+        if (
+            self.backbone is None
+            and self._input_kind(len(_as_shape(n_features)) + 1) == "sequence"
+            and self.anchor_weight in (None, "auto")
+        ):
             weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
         # Initialise under the fit's seed so the weights are reproducible.
@@ -669,9 +678,11 @@ class BaseDeepMetricLearner(
                 f"{type(self).__name__} trains {type(state.loss).__name__}. Set "
                 "mixup=None or use one of those losses."
             )
+        mlp = state.backbone
+        if isinstance(mlp, PatchPCANet):
+            mlp = mlp.mlp  # mixes the first hidden layer of its residual MLP
         if metrix.on == "feature" and not (
-            isinstance(state.backbone, ResidualMLP)
-            and state.backbone.branch is not None
+            isinstance(mlp, ResidualMLP) and mlp.branch is not None
         ):
             raise ValueError(
                 "mixup on='feature' mixes the first hidden layer of the default "
@@ -704,8 +715,8 @@ class BaseDeepMetricLearner(
             self.backbone_learning_rates,
             type(self).__name__,
         )
-        tabular = len(self._sample_shape()) == 1
-        if self.backbone is None and self.anchor_weight != "auto" and tabular:
+        pca_started = self._input_kind(len(self._sample_shape()) + 1) != "sequence"
+        if self.backbone is None and self.anchor_weight != "auto" and pca_started:
             # A changed anchoring weight is honoured, like a loss parameter.
             self.anchor_weight_ = self._anchor_weight()
             for module in backbone.modules():

@@ -22,6 +22,7 @@ from sklearn_dml.augmentation import (
 )
 from sklearn_dml.backbones import (
     ImageConvNet,
+    PatchPCANet,
     ResidualMLP,
     SequenceConvNet,
     load_weights,
@@ -55,7 +56,7 @@ def test_image_arrays_through_fit_transform_score_and_pipeline(digits, image_mod
     Xi = _images(X)
     before = Xi.copy()
     emb = image_model
-    assert isinstance(emb.backbone_, ImageConvNet)  # chosen from the 4-D input
+    assert isinstance(emb.backbone_, PatchPCANet)  # chosen from the 4-D input
     assert emb.input_shape_ == (1, 8, 8)
     assert emb.n_features_in_ == 64
     assert not hasattr(emb, "feature_names_in_")
@@ -166,8 +167,11 @@ def test_augment_runs_on_training_batches_only(digits):
     with torch.no_grad():
         direct = emb.backbone_(torch.from_numpy(Xi)).numpy()
     np.testing.assert_allclose(Z, direct, atol=1e-6)
-    plain = TripletEmbedder(early_stopping=True, validation_fraction=0.25, **FAST)
-    assert not np.allclose(plain.fit(Xi, y).transform(Xi), Z, atol=1e-4)
+    # The augmented batches train another model (compared without early
+    # stopping, which may keep the shared starting point of both).
+    augmented = TripletEmbedder(augment=_Recorder(), **FAST).fit(Xi, y).transform(Xi)
+    plain = TripletEmbedder(**FAST).fit(Xi, y).transform(Xi)
+    assert not np.allclose(plain, augmented, atol=1e-4)
 
 
 def test_augment_must_keep_the_rows(digits):
@@ -266,31 +270,130 @@ def test_lower_learning_rate_group_moves_less(digits):
     assert head_slow > 0.2 * head_full
 
 
-def test_image_default_is_translation_invariant_where_an_mlp_is_not():
-    """Global pooling: shifting content by a multiple of the stride keeps the embedding."""
-    rng = np.random.RandomState(0)
-    X = rng.rand(16, 40, 40).astype(np.float32)
-    y = np.repeat(np.arange(4), 4)
-    emb = TripletEmbedder(input_type="image", **FAST).fit(X, y)
-    assert isinstance(emb.backbone_, ImageConvNet)  # (n, H, W) read as images
-    a = np.zeros((1, 40, 40), np.float32)
-    a[0, 16:19, 16:19] = rng.rand(3, 3)
-    b = np.zeros_like(a)
-    # Shifted by the stride 4; the receptive fields of the pooled cells that see
-    # the content reach no border in either image.
-    b[0, 20:23, 20:23] = a[0, 16:19, 16:19]
-    za, zb = emb.transform(a), emb.transform(b)
-    np.testing.assert_allclose(za, zb, atol=1e-5)
-    other = np.zeros_like(a)
-    other[0, 16:19, 16:19] = rng.rand(3, 3)  # other content: another embedding
-    assert np.abs(emb.transform(other) - za).max() > 1e-3
-    flat = TripletEmbedder(**FAST).fit(X.reshape(16, -1), y)
-    assert (
-        np.abs(
-            flat.transform(a.reshape(1, -1)) - flat.transform(b.reshape(1, -1))
-        ).max()
-        > 1e-3
+def _patches(images, size):
+    """NumPy reference: every size x size patch (zero padded) of (n, H, W) images."""
+    a = size // 2
+    padded = np.pad(images, ((0, 0), (a, a), (a, a)))
+    n, h, w = images.shape
+    return np.stack(
+        [padded[:, i : i + size, j : j + size] for i in range(h) for j in range(w)],
+        axis=1,
+    ).reshape(-1, size * size)
+
+
+def test_image_default_starts_from_whitened_patch_axes_and_the_pca_of_their_features(
+    digits,
+):
+    """The start: whitened principal patch filters, then the PCA of the pooled features."""
+    X, _ = digits
+    images = X.reshape(-1, 8, 8).astype(np.float64)
+    torch.manual_seed(0)
+    net = PatchPCANet(1, 3, n_filters=4, patch_size=3, grid_size=2)
+    net.initialize(torch.from_numpy(images).float())
+    assert net.initialized
+    # Each filter, applied to patches, is a direction of the patches' principal
+    # axes scaled to about unit variance; the filters are uncorrelated there.
+    patches = _patches(images, 3)
+    responses = (patches - patches.mean(0)) @ net.filters.reshape(
+        4, 9
+    ).double().numpy().T
+    cov = np.cov(responses.T)
+    np.testing.assert_allclose(np.diag(cov), 1.0, rtol=0.1)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.1
+    _, _, vt = np.linalg.svd(patches - patches.mean(0), full_matrices=False)
+    directions = net.filters.reshape(4, 9).double().numpy()
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        np.abs(np.sum(directions * vt[:4], axis=1)), 1.0, atol=0.02
     )
+    # The pooled features, recomputed in NumPy: rectified responses split by
+    # sign, averaged over the 2 x 2 quadrants (4 x 4 pixels each).
+    bias = net.filter_bias.double().numpy()
+    r = (patches @ net.filters.reshape(4, 9).double().numpy().T + bias).reshape(
+        len(images), 8, 8, 4
+    )
+
+    def quadrants(v):
+        return v.reshape(len(images), 2, 4, 2, 4, 4).mean(axis=(2, 4))
+
+    feats = (
+        np.concatenate(
+            [quadrants(np.maximum(r, 0)), quadrants(np.maximum(-r, 0))], axis=3
+        )
+        .transpose(0, 3, 1, 2)
+        .reshape(len(images), -1)
+    )
+    with torch.no_grad():
+        got = net.features(torch.from_numpy(images).float()).double().numpy()
+    np.testing.assert_allclose(got, feats, atol=1e-4)
+    # Before training the embedding is the (normalised) PCA of those features.
+    centred = feats - feats.mean(0)
+    _, _, vt_f = np.linalg.svd(centred, full_matrices=False)
+    pca = centred @ vt_f[:3].T
+    pca /= np.linalg.norm(pca, axis=1, keepdims=True)
+    with torch.no_grad():
+        Z = net(torch.from_numpy(images).float()).double().numpy()
+    signs = np.sign(np.sum(Z * pca, axis=0))  # each axis up to its sign
+    np.testing.assert_allclose(Z, pca * signs, atol=1e-3)
+
+
+def test_image_default_is_anchored_to_its_start(digits):
+    """The method's anchor holds the image default near its PCA start; 0 lets it go."""
+    X, y = digits
+    Xi = _images(X)
+    params = {**FAST, "max_iter": 4, "n_components": 8}
+
+    def drift(**kw):
+        emb = TripletEmbedder(**params, **kw).fit(Xi, y)
+        net = emb.backbone_
+        assert isinstance(net, PatchPCANet)
+        x = torch.from_numpy(Xi)
+        with torch.no_grad():
+            f = net.features(x)
+            start = torch.nn.functional.normalize(
+                torch.nn.functional.linear(
+                    f, net.mlp._start_weight, net.mlp._start_bias
+                )
+            )
+            now = net(x)
+        return float((now @ now.T - start @ start.T).pow(2).mean()), emb.anchor_weight_
+
+    anchored, weight = drift()
+    free, no_weight = drift(anchor_weight=0.0)
+    assert weight == 10.0 and no_weight == 0.0
+    assert anchored < 0.5 * free
+
+
+def test_patch_pca_net_rejects_bad_settings():
+    with pytest.raises(ValueError, match="n_filters must be between 1 and .* = 9"):
+        PatchPCANet(1, 4, n_filters=10, patch_size=3)
+    with pytest.raises(ValueError, match="patch_size must be a positive odd int"):
+        PatchPCANet(1, 4, patch_size=4)
+    with pytest.raises(ValueError, match="grid_size must be >= 1"):
+        PatchPCANet(1, 4, grid_size=0)
+    net = PatchPCANet(3, 4, n_filters=4, patch_size=3)
+    with pytest.raises(ValueError, match=r"images of shape \(n_samples, 3, H, W\)"):
+        net.initialize(np.zeros((5, 1, 8, 8), np.float32))
+    assert not net.initialized
+    with pytest.raises(ValueError, match=r"images of shape \(batch, 3, H, W\)"):
+        net(torch.zeros(2, 8, 8))
+
+
+def test_image_default_trains_with_feature_mixup(digits):
+    """Manifold mixup mixes the first hidden layer of the image default's MLP."""
+    from sklearn_dml import ContrastiveEmbedder
+
+    X, y = digits
+    fitted = ContrastiveEmbedder(mixup="feature", **FAST).fit(_images(X), y)
+    assert isinstance(fitted.backbone_, PatchPCANet)
+    assert np.isfinite(fitted.transform(_images(X[:4]))).all()
+    net = fitted.backbone_
+    x = torch.from_numpy(_images(X[:3]))
+    with torch.no_grad():
+        whole = net.forward_mixed_features(
+            x, torch.tensor([0, 1]), torch.tensor([2, 2]), torch.tensor([1.0, 0.0])
+        )
+        np.testing.assert_allclose(whole, net(x)[[0, 2]], atol=1e-5)
 
 
 def test_sequence_backbone_pools_over_time():

@@ -7,7 +7,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dml import TripletEmbedder
-from sklearn_dml.backbones import ImageConvNet
+from sklearn_dml.backbones import PatchPCANet
 from sklearn_dml.inputs import DatasetInput, FileDataset, LazyInput, init_sample
 from sklearn_dml.training import engine
 
@@ -119,10 +119,10 @@ def test_image_shaped_samples_train_a_user_backbone(data):
     params = {**PARAMS, "max_iter": 1}
     fitted = TripletEmbedder(backbone=backbone, **params).fit(DatasetInput(images), y)
     assert fitted.transform(DatasetInput(images[:5])).shape == (5, 6)
-    # With backbone=None, lazy images get the convolutional default, trained
+    # With backbone=None, lazy images get the image default, trained
     # on the same batches as from the array.
     lazy = TripletEmbedder(**params).fit(DatasetInput(images), y)
-    assert isinstance(lazy.backbone_, ImageConvNet)
+    assert isinstance(lazy.backbone_, PatchPCANet)
     eager = TripletEmbedder(**params).fit(images, y)
     np.testing.assert_allclose(
         lazy.transform(images[:5]), eager.transform(images[:5]), atol=1e-5
