@@ -33,6 +33,17 @@ X = (digits.images / 16.0).astype(np.float32)[:, None]  # (n, 1, 8, 8)
 X_train, X_test, y_train, y_test = train_test_split(
     X, digits.target, test_size=0.5, stratify=digits.target, random_state=0
 )
+# sphinx_gallery_start_ignore
+# SKLEARN_DML_QUICK_EXAMPLES=1 (set by the test suite, which checks that the
+# example runs) shrinks the data and the epochs; the gallery runs the example
+# as written.
+import os  # noqa: E402
+
+QUICK = os.environ.get("SKLEARN_DML_QUICK_EXAMPLES") == "1"
+if QUICK:
+    X_train, y_train = X_train[::4], y_train[::4]
+    X_test, y_test = X_test[::4], y_test[::4]
+# sphinx_gallery_end_ignore
 print(f"images: {X.shape}; training on {len(X_train)}, retrieving among {len(X_test)}")
 
 # %%

@@ -33,6 +33,17 @@ X = X / 16.0
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.3, stratify=y, random_state=0
 )
+# sphinx_gallery_start_ignore
+# SKLEARN_DML_QUICK_EXAMPLES=1 (set by the test suite, which checks that the
+# example runs) shrinks the data and the epochs; the gallery runs the example
+# as written.
+import os  # noqa: E402
+
+QUICK = os.environ.get("SKLEARN_DML_QUICK_EXAMPLES") == "1"
+if QUICK:
+    X_train, y_train = X_train[::4], y_train[::4]
+    X_test, y_test = X_test[::4], y_test[::4]
+# sphinx_gallery_end_ignore
 
 emb = TripletEmbedder(
     n_components=32,
@@ -43,6 +54,10 @@ emb = TripletEmbedder(
     learning_rate_init=3e-3,
     random_state=0,
 )
+# sphinx_gallery_start_ignore
+if QUICK:
+    emb.set_params(max_iter=4, n_iter_no_change=2)
+# sphinx_gallery_end_ignore
 emb.fit(X_train, y_train)
 history = pd.DataFrame(emb.history_)
 print(history.head())
@@ -74,6 +89,10 @@ plt.show()
 # extended twice by 5 more; ``history_`` grows and ``n_iter_`` counts all
 # epochs.
 warm = TripletEmbedder(n_components=32, max_iter=5, warm_start=True, random_state=0)
+# sphinx_gallery_start_ignore
+if QUICK:
+    warm.set_params(max_iter=1)
+# sphinx_gallery_end_ignore
 scores = []
 for _ in range(3):
     warm.fit(X_train, y_train)

@@ -29,6 +29,17 @@ X, y = load_digits(return_X_y=True)
 X = X / 16.0
 seen = y < 5
 emb = TripletEmbedder(n_components=32, max_iter=20, random_state=0)
+# sphinx_gallery_start_ignore
+# SKLEARN_DML_QUICK_EXAMPLES=1 (set by the test suite, which checks that the
+# example runs) shrinks the data and the epochs; the gallery runs the example
+# as written.
+import os  # noqa: E402
+
+QUICK = os.environ.get("SKLEARN_DML_QUICK_EXAMPLES") == "1"
+if QUICK:
+    X, y, seen = X[::4], y[::4], seen[::4]
+    emb.set_params(max_iter=2)
+# sphinx_gallery_end_ignore
 emb.fit(X[seen], y[seen])
 
 # %%

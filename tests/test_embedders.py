@@ -59,6 +59,11 @@ PROXY = [
     "SubCenterArcFaceEmbedder",
 ]
 SMALL = {"n_components": 16, "hidden_layer_sizes": (32,)}
+# Epochs of the closed-set retrieval test: 8, except for the three methods
+# whose epoch costs several times the others' (two networks, a teacher, a
+# sampled loss); they clear the margin over raw pixels in 4 (by 0.09-0.13
+# against 0.05, where an untrained network is 0.02 above).
+EPOCHS = {"HedgedInstanceEmbedder": 4, "MutualLearningEmbedder": 4, "RKDEmbedder": 4}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +84,7 @@ def test_learns_closed_set_retrieval_on_digits(name, split):
     est = getattr(sklearn_dml, name)(
         n_components=16,
         hidden_layer_sizes=(64,),
-        max_iter=8,
+        max_iter=EPOCHS.get(name, 8),
         learning_rate_init=3e-3,
         anchor_weight=None,  # each method's own weight: no choice on data here
         random_state=0,

@@ -2,6 +2,7 @@
 the estimator's uncertainty API."""
 
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -68,17 +69,21 @@ def np_match_probability(mu, log_var, eps, i, j, a, b):
 
 def np_kl(mu, log_var):
     """KL(N(mu, diag exp(log_var)) || N(0, I)) by numerical integration."""
-    out = 0.0
-    for m, lv in zip(mu, log_var):
-        sd = np.exp(0.5 * lv)
-        p, q = stats.norm(m, sd), stats.norm(0.0, 1.0)
+    return sum(_np_kl_1d(float(m), float(lv)) for m, lv in zip(mu, log_var))
 
-        def f(x, p=p, q=q):
-            return p.pdf(x) * (p.logpdf(x) - q.logpdf(x))
 
-        value, _ = integrate.quad(f, m - 12 * sd, m + 12 * sd, limit=200)
-        out += value
-    return out
+@functools.cache
+def _np_kl_1d(m, log_var):
+    # One coordinate; cached, as the tests integrate the same few (MU, LOG_VAR)
+    # entries many times.
+    sd = np.exp(0.5 * log_var)
+    p, q = stats.norm(m, sd), stats.norm(0.0, 1.0)
+
+    def f(x):
+        return p.pdf(x) * (p.logpdf(x) - q.logpdf(x))
+
+    value, _ = integrate.quad(f, m - 12 * sd, m + 12 * sd, limit=200)
+    return value
 
 
 def np_loss(mu, log_var, labels, eps, a, b, beta, pairs=None):

@@ -432,7 +432,7 @@ class MutualLearningEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import MutualLearningEmbedder
     >>> X, y = load_digits(return_X_y=True)
-    >>> X, y = X[:500] / 16, y[:500]
+    >>> X, y = X[:200] / 16, y[:200]
     >>> emb = MutualLearningEmbedder(n_models=2, n_components=8, ensemble=True,
     ...                              batch_size=40, max_iter=3, random_state=0)
     >>> emb.fit(X, y).transform(X[:2]).shape

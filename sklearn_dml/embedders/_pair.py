@@ -92,10 +92,11 @@ class TripletEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import TripletEmbedder
     >>> X, y = load_digits(return_X_y=True)
+    >>> X, y = X[:500] / 16, y[:500]
     >>> emb = TripletEmbedder(n_components=16, max_iter=5, random_state=0)
-    >>> emb.fit(X / 16, y).transform(X[:2] / 16).shape
+    >>> emb.fit(X, y).transform(X[:2]).shape
     (2, 16)
-    >>> emb.score(X / 16, y) > 0.5
+    >>> emb.score(X, y) > 0.5
     True
     """
 
@@ -177,8 +178,9 @@ class ContrastiveEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import ContrastiveEmbedder
     >>> X, y = load_digits(return_X_y=True)
-    >>> emb = ContrastiveEmbedder(max_iter=5, random_state=0).fit(X / 16, y)
-    >>> emb.score(X / 16, y) > 0.5
+    >>> X, y = X[:500] / 16, y[:500]
+    >>> emb = ContrastiveEmbedder(max_iter=5, random_state=0).fit(X, y)
+    >>> emb.score(X, y) > 0.5
     True
     """
 
@@ -274,8 +276,9 @@ class MultiSimilarityEmbedder(BaseDeepMetricLearner):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import MultiSimilarityEmbedder
     >>> X, y = load_digits(return_X_y=True)
-    >>> emb = MultiSimilarityEmbedder(max_iter=5, random_state=0).fit(X / 16, y)
-    >>> emb.score(X / 16, y) > 0.5
+    >>> X, y = X[:500] / 16, y[:500]
+    >>> emb = MultiSimilarityEmbedder(max_iter=5, random_state=0).fit(X, y)
+    >>> emb.score(X, y) > 0.5
     True
     """
 

@@ -154,8 +154,8 @@ class HedgedInstanceEmbedder(MethodEmbedder):
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dml import HedgedInstanceEmbedder
     >>> X, y = load_digits(return_X_y=True)
-    >>> X, y = X[:500] / 16, y[:500]
-    >>> emb = HedgedInstanceEmbedder(n_components=16, max_iter=5,
+    >>> X, y = X[:200] / 16, y[:200]
+    >>> emb = HedgedInstanceEmbedder(n_components=16, max_iter=3,
     ...                              random_state=0).fit(X, y)
     >>> emb.transform(X[:2]).shape
     (2, 16)
