@@ -154,10 +154,20 @@ def margins(rows, baselines, with_triplet_loop=False):
 
 def markdown(rows, baselines, header):
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    commits = {}
+    for r in rows:
+        commits[r.get("commit", "unknown")] = (
+            commits.get(r.get("commit", "unknown"), 0) + 1
+        )
     lines = [
         "# The headline embedders' defaults on the class-disjoint transfer suite",
         "",
         header,
+        "",
+        "Rows of this table by the commit they were measured at: "
+        + ", ".join(f"{c} ({n} rows)" for c, n in commits.items())
+        + " (each row's commit and settings are in `transfer_defaults.json`; fit "
+        "seconds of runs made on a loaded machine are not comparable).",
         "",
         "## Unseen-class MAP@R (mean over seeds)",
         "",
