@@ -6,6 +6,9 @@ semihard triplet mining with margin 0.1, class-balanced batches of 128.
 
 * ``sklearn_dml``: ``TripletEmbedder(...).fit(X, y)``, everything included
   (validation, label encoding, model building, sampler, engine).
+* the same estimator with ``anchor_weight=None`` (the method's weight, no
+  choice on data) and with ``anchor_weight=0`` (no anchoring penalty), which
+  separate the cost of the default's choice and of its penalty;
 * ``bare torch``: a hand-written loop over the same batches, calling the
   same sklearn_dml loss and miner components directly: the floor that the
   estimator's overhead is measured against.
@@ -41,9 +44,10 @@ from sklearn_dml.samplers import MPerClassSampler
 MARGIN, BATCH, LR, HIDDEN, DIM = 0.1, 128, 1e-3, (256,), 64
 
 
-def run_estimator(X, y, epochs, seed):
+def run_estimator(X, y, epochs, seed, anchor_weight="auto"):
     tic = time.perf_counter()
     TripletEmbedder(
+        anchor_weight=anchor_weight,
         margin=MARGIN,
         mining="semihard",
         n_components=DIM,
@@ -146,6 +150,12 @@ def main(argv=None):
     runners = {
         "sklearn_dml TripletEmbedder.fit": lambda s: run_estimator(
             X, y, args.epochs, s
+        ),
+        "the same, anchor_weight=None (no choice)": lambda s: run_estimator(
+            X, y, args.epochs, s, None
+        ),
+        "the same, anchor_weight=0 (no anchor)": lambda s: run_estimator(
+            X, y, args.epochs, s, 0.0
         ),
         "bare torch loop, sklearn_dml components": lambda s: run_loop(
             X,
