@@ -84,7 +84,7 @@ def run_loop(X, y, epochs, seed, loss_fn, miner):
 NOTE = (
     'The estimator runs with its defaults: `anchor_weight="auto"` chooses the '
     "anchoring weight by class-disjoint validation on the 10 digit classes "
-    "(about three fits' cost, see the parameter) and trains with the "
+    "(three to four fits' cost, see the parameter) and trains with the "
     "anchoring penalty of the default backbone; the bare loops do neither. "
     "Oversubscribed cores (load above 10 on 2 cores) slow the many small "
     "parallel regions of every run further."

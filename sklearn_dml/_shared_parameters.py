@@ -200,10 +200,10 @@ _BACKBONE_PARAMETERS = {
             trained on some of the classes and scored (MAP@R) on the others,
             and the one with the better mean (the method's weight on a tie)
             is refitted on all the data. With ten classes or more the groups
-            are the two halves of the classes, both ways round (about three
-            times the cost of one fit); with five to nine, three overlapping
-            groups of about 40 % of the classes, each candidate trained on the
-            rest (about four and a half times, with five classes). With fewer
+            are the two halves of the classes, both ways round (a default fit
+            then costs three to four fits); with five to nine, three
+            overlapping groups of about 40 % of the classes, each candidate
+            trained on the rest (three to five fits). With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
             with few classes). ``None`` always uses the method's weight: 10 for most
