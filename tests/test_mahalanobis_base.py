@@ -69,3 +69,31 @@ def test_refit_discards_the_calibrated_threshold():
     assert hasattr(cov, "threshold_")
     cov.fit(X_IRIS)
     assert not hasattr(cov, "threshold_")
+
+
+def test_lbfgs_runs_scipy_with_one_blas_thread(monkeypatch):
+    # SciPy's L-BFGS-B works on a vector of n_components x n_features values:
+    # extra BLAS threads only spin between its calls and double the fit's CPU
+    # time. The limit must hold while the solver runs, and be lifted after.
+    from threadpoolctl import threadpool_info
+
+    from sklearn_dml.mahalanobis import LinearNCA, _solvers
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+    real_minimize = _solvers.minimize
+
+    def recording_minimize(*args, **kwargs):
+        seen.append(blas_threads())
+        return real_minimize(*args, **kwargs)
+
+    monkeypatch.setattr(_solvers, "minimize", recording_minimize)
+    before = blas_threads()
+    rng = np.random.RandomState(0)
+    LinearNCA(n_components=2, max_iter=3, solver="lbfgs", device="cpu").fit(
+        rng.randn(30, 3), np.repeat([0, 1, 2], 10)
+    )
+    assert seen and all(n == 1 for threads in seen for n in threads)
+    assert blas_threads() == before

@@ -17,6 +17,7 @@ grows with ``block x n_samples`` and never with ``n_samples ** 2``:
   the same objective, for data too large for full passes.
 """
 
+import contextlib
 import sys
 import warnings
 from numbers import Integral, Real
@@ -499,6 +500,16 @@ def _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name):
     )
 
 
+def _one_blas_thread():
+    """A context limiting NumPy's and SciPy's BLAS to one thread (threadpoolctl,
+    which scikit-learn requires; a no-op context without it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def lbfgs_components(objective, L0, *, device, max_iter, tol, verbose, name):
     """Minimise ``objective(L) -> (value, grad)`` with SciPy's L-BFGS-B.
 
@@ -518,15 +529,20 @@ def lbfgs_components(objective, L0, *, device, max_iter, tol, verbose, name):
         state["iteration"] += 1
         _progress(verbose, name, state["iteration"], intermediate_result.fun)
 
-    result = minimize(
-        value_and_grad,
-        np.asarray(L0, dtype=np.float64).ravel(),
-        jac=True,
-        method="L-BFGS-B",
-        tol=tol,
-        callback=callback,
-        options={"maxiter": max_iter},
-    )
+    # SciPy's L-BFGS-B works on vectors of n_components x n_features values
+    # through its BLAS: extra BLAS threads gain nothing there and spin
+    # between calls, doubling the fit's CPU time on two cores (the
+    # objective's products run in torch's own thread pool, not limited here).
+    with _one_blas_thread():
+        result = minimize(
+            value_and_grad,
+            np.asarray(L0, dtype=np.float64).ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            tol=tol,
+            callback=callback,
+            options={"maxiter": max_iter},
+        )
     if result.status == 1:
         _warn_unconverged(name, max_iter, "L-BFGS iterations")
     return result.x.reshape(shape), int(result.nit), float(result.fun)
