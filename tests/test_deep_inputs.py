@@ -426,3 +426,33 @@ def test_load_weights_round_trip(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(ValueError, match="not a state_dict"):
         load_weights(target, path)
+
+
+def test_patch_pca_net_penalty_reuses_the_features_of_the_forward_pass(monkeypatch):
+    # The pooled filter responses are most of a training step's cost: the
+    # anchoring penalty on the batch just embedded takes them from forward,
+    # with the same value as when computed anew.
+    torch.manual_seed(0)
+    net = PatchPCANet(1, 4, n_filters=3, grid_size=2, hidden_layer_sizes=(8,))
+    net.initialize(torch.rand(30, 1, 10, 10)).train()
+    x = torch.rand(6, 1, 10, 10)
+    fresh = net.training_penalty(x, net(x).detach() + 0.1)
+
+    calls = []
+    features = PatchPCANet.features
+
+    def counting(self, batch):
+        calls.append(batch)
+        return features(self, batch)
+
+    monkeypatch.setattr(PatchPCANet, "features", counting)
+    embeddings = net(x)
+    reused = net.training_penalty(x, embeddings.detach() + 0.1)
+    assert len(calls) == 1 and torch.allclose(reused, fresh)
+    # Another tensor gets its own features; nothing is kept after training.
+    net(x)
+    net.training_penalty(x.clone(), embeddings.detach())
+    assert len(calls) == 3
+    net(x)
+    net.eval()
+    assert net._batch_features is None

@@ -269,7 +269,25 @@ class PatchPCANet(nn.Module):
         return self
 
     def forward(self, x):
-        return self.mlp(self.features(x))
+        features = self.features(x)
+        if self.training and self.mlp.anchor_weight != 0.0:
+            # Kept for training_penalty, which the engine calls on this batch:
+            # the features are a fixed function of x, and computing them is
+            # most of a training step's cost.
+            self._batch_features = (x, features)
+        return self.mlp(features)
+
+    def train(self, mode=True):
+        self._batch_features = None
+        return super().train(mode)
+
+    def _features_of_batch(self, x):
+        """The features ``forward`` computed for this very tensor ``x`` in
+        training, else computed anew; the kept pair is dropped either way."""
+        kept, self._batch_features = getattr(self, "_batch_features", None), None
+        if kept is not None and kept[0] is x:
+            return kept[1]
+        return self.features(x)
 
     def training_penalty(self, x, embeddings, y=None):
         """The anchoring term of ``mlp`` on the pooled features of ``x``.
@@ -283,7 +301,7 @@ class PatchPCANet(nn.Module):
         """
         if self.mlp.anchor_weight == 0.0 or x.shape[0] < 2:
             return None
-        return self.mlp.training_penalty(self.features(x), embeddings, y)
+        return self.mlp.training_penalty(self._features_of_batch(x), embeddings, y)
 
     def forward_mixed_features(self, x, first, second, lam):
         """Manifold mixup at the first hidden layer of ``mlp`` (see
