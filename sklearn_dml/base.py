@@ -422,7 +422,7 @@ class BaseDeepMetricLearner(
         ):
             return default, None
         groups = _anchor_validation_groups(classes, seed)
-        scores, per_group = {}, {}
+        per_group = {}
         for weight in (0.0, default):
             held_out_scores = []
             for held in groups:
@@ -436,13 +436,12 @@ class BaseDeepMetricLearner(
                 )
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[~train], y[~train]))
-            scores[weight] = float(np.mean(held_out_scores))
             per_group[weight] = np.asarray(held_out_scores)
         parallel = DataParallel.current()
         if parallel is not None:  # one choice on every rank of a data-parallel fit
-            scores = dict(zip(scores, parallel.agree(list(scores.values()))))
             agreed = parallel.agree([g.tolist() for g in per_group.values()])
             per_group = dict(zip(per_group, map(np.asarray, agreed)))
+        scores = {weight: float(g.mean()) for weight, g in per_group.items()}
         if len(groups) > 2 and not np.all(per_group[0.0] > per_group[default]):
             # Few classes: each group's score is noisy, so the start is given
             # up only when no held-out group prefers it.
