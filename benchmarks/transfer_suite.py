@@ -65,9 +65,10 @@ from transfer_tasks import TASKS  # noqa: E402
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score  # noqa: E402
 
 N_COMPONENTS = 64
-#: The plain pytorch-metric-learning loops with the other headline losses
+#: The plain pytorch-metric-learning loops with the headline losses
 #: (method name suffix -> ``PMLLoop(loss=...)``).
 PML_LOSSES = {
+    "triplet": "triplet",
     "contrastive": "contrastive",
     "multi-similarity": "multi_similarity",
     "Proxy-Anchor": "proxy_anchor",
@@ -91,6 +92,13 @@ def _nca(n_features, seed):
     return nca
 
 
+def _pml_loop(loss):
+    def make(n_features, seed):
+        return PMLLoop(loss=loss, random_state=seed)
+
+    return make
+
+
 # name -> factory(n_features, seed) -> unfitted transformer (fed standardised X)
 METHODS = {
     "raw": lambda n_features, seed: FunctionTransformer(),
@@ -99,14 +107,7 @@ METHODS = {
         PCA(_k(n_features), random_state=seed), Normalizer()
     ),
     "NCA": _nca,
-    "PML triplet": lambda n_features, seed: PMLLoop(random_state=seed),
-    **{
-        f"PML {name}": functools.partial(
-            lambda n_features, seed, loss: PMLLoop(loss=loss, random_state=seed),
-            loss=loss,
-        )
-        for name, loss in PML_LOSSES.items()
-    },
+    **{f"PML {name}": _pml_loop(loss) for name, loss in PML_LOSSES.items()},
 }
 DESCRIPTIONS = {
     "raw": "raw standardised features",
@@ -120,6 +121,7 @@ DESCRIPTIONS = {
         "at its default settings (and its miner for multi-similarity; "
         "Proxy-Anchor's proxies in the same Adam)"
         for name in PML_LOSSES
+        if name != "triplet"
     },
 }
 
