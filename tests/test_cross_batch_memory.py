@@ -21,9 +21,11 @@ def _reference_contrastive(batch, labels, mem, mem_labels, neg_margin=1.0):
 
     Distances of L2-normalised rows; positives ``relu(d)``, negatives
     ``relu(m - d)``, each part a mean over its non-zero terms. The memory
-    enters as constants.
+    enters as constants, and so does the batch on the reference side: each
+    pair's gradient flows through its anchor (XBM [Wang et al. 2020] and
+    pytorch-metric-learning's ``CrossBatchMemory``).
     """
-    refs = torch.cat([batch, mem.detach()])
+    refs = torch.cat([batch.detach(), mem.detach()])
     ref_labels = torch.cat([labels, mem_labels])
     q = batch / batch.norm(dim=1, keepdim=True)
     r = refs / refs.norm(dim=1, keepdim=True)
@@ -72,6 +74,41 @@ def test_loss_and_gradient_equal_the_written_out_loss_over_batch_and_memory(seed
         loss.memory_labels.roll(-int(loss.memory_position)).numpy(),
         torch.cat([c for _, c in seen])[-10:].numpy(),
     )
+
+
+@pytest.mark.parametrize("kind", ["contrastive", "multi_similarity"])
+def test_loss_and_gradient_equal_pytorch_metric_learning_cross_batch_memory(kind):
+    # An independent implementation: the same queue, pairs anchored on the
+    # batch, gradient through the anchors, a per-anchor mean over the batch
+    # rows (multi-similarity), mining on the batch and the memory.
+    pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
+    pml_miners = pytest.importorskip("pytorch_metric_learning.miners")
+    from sklearn_dml.miners import MultiSimilarityMiner
+
+    if kind == "contrastive":
+        ours, miner = ContrastiveLoss(), None
+        theirs, their_miner = pml_losses.ContrastiveLoss(), None
+    else:
+        ours, miner = MultiSimilarityLoss(), MultiSimilarityMiner()
+        theirs, their_miner = (
+            pml_losses.MultiSimilarityLoss(),
+            pml_miners.MultiSimilarityMiner(),
+        )
+    size = 6
+    loss = CrossBatchMemoryLoss(ours, memory_size=12).configure(3, 4).double()
+    # pml's queue holds the current batch too: 12 past samples + the batch
+    reference = pml_losses.CrossBatchMemory(
+        theirs, 4, memory_size=12 + size, miner=their_miner
+    ).double()
+    for x, y in _batches(7, n_batches=5, size=size):
+        mine = x.clone().requires_grad_(True)
+        theirs_x = x.clone().requires_grad_(True)
+        value = loss(mine, y, miner=miner)
+        expected = reference(theirs_x, y)
+        (grad,) = torch.autograd.grad(value, mine)
+        (grad_ref,) = torch.autograd.grad(expected, theirs_x)
+        assert value.item() == pytest.approx(expected.item(), rel=1e-9)
+        torch.testing.assert_close(grad, grad_ref)
 
 
 def test_the_memory_changes_the_loss_and_holds_no_gradient():

@@ -367,6 +367,12 @@ class BaseMetricLoss(DistanceUserMixin, ParamsMixin, torch.nn.Module):
     #: ``_compute`` then takes a ``sample_weight`` keyword).
     supports_sample_weight = False
 
+    #: Whether the loss is a mean over every row of the batch (rows without a
+    #: pair count as zero), not over its pairs or triplets: a wrapper that
+    #: adds rows which are never anchors (:class:`CrossBatchMemoryLoss`)
+    #: rescales it to the mean over the anchor rows.
+    mean_over_anchors = False
+
     _parameter_constraints = {"distance": [None, BaseDistance]}
 
     def __init__(self, distance=None):

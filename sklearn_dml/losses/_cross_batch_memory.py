@@ -44,12 +44,17 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
     keeps the embeddings (detached) and labels of the last ``memory_size``
     training samples. Once ``warmup_steps`` training batches have been seen,
     each batch is compared with the queue as well as with itself: the
-    wrapped loss is computed on the batch stacked on the memory, on the
-    pairs (or mined tuples) whose anchor is a sample of the batch, so small
-    batches see many more negatives (and positives). The gradient reaches
-    the batch only. The batch then enters the queue, replacing the oldest
-    entries. Outside training mode (``loss.eval()``) the queue is neither
-    used nor changed.
+    wrapped loss is computed on the pairs (or mined tuples) from a sample
+    of the batch (the anchor) to the references, the batch itself
+    (detached) followed by the memory, so small batches see many more
+    negatives (and positives). Each pair passes its gradient through its
+    anchor only, within the batch too, so that batch and memory pairs weigh
+    alike; a loss that is a mean over the rows of its input
+    (``mean_over_anchors``, multi-similarity) is taken as the mean over the
+    batch rows. This is the loss of pytorch-metric-learning's
+    ``CrossBatchMemory`` (tested against it). The batch then enters the
+    queue, replacing the oldest entries. Outside training mode
+    (``loss.eval()``) the queue is neither used nor changed.
 
     Parameters
     ----------
@@ -83,8 +88,10 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
         L\big(B \cup M; \{(i, j) : i \in B, j \in B \cup M, j \neq i\}\big),
 
     the loss over the pairs from a sample of the batch to any other sample
-    of the batch or the memory. With a miner the pairs or triplets are
-    mined on :math:`B \cup M` and those whose anchor is in :math:`B` kept.
+    of the batch or the memory, with the partner :math:`j` a constant (a
+    detached copy when it is in the batch). With a miner the pairs or
+    triplets are mined on :math:`B \cup M` (detached) and those whose
+    anchor is in :math:`B` kept.
     The estimators' ``cross_batch_memory`` parameter wraps their loss (and
     hands it their miner).
 
@@ -174,7 +181,7 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
             Class index of every embedding.
         indices_tuple : tuple of torch.Tensor, default=None
             Tuples mined on the batch alone; used only while the memory is
-            not (before warm-up, outside training, empty memory).
+            not (before warm-up, outside training).
         miner : callable, default=None
             ``miner(embeddings, labels)`` giving tuples; with the memory in
             use it mines the batch stacked on the memory.
@@ -195,24 +202,49 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
                 f", the batch of size {embeddings.shape[1]}."
             )
         n_mem = int(self.memory_filled)
-        use = self.training and n_mem > 0 and int(self.steps) >= self.warmup_steps
+        use = self.training and int(self.steps) >= self.warmup_steps
         if not use:
             if indices_tuple is None and miner is not None:
                 indices_tuple = miner(embeddings, labels)
             value = self.loss_(embeddings, labels, indices_tuple)
         else:
-            n = embeddings.shape[0]
-            stacked = torch.cat(
-                [embeddings, self.memory_embeddings[:n_mem].to(embeddings.dtype)]
-            )
-            stacked_labels = torch.cat([labels, self.memory_labels[:n_mem]])
-            if miner is not None:
-                tuples = restrict_to_queries(miner(stacked, stacked_labels), n)
-            else:
-                tuples = query_pairs(stacked_labels, n)
-            value = self.loss_(stacked, stacked_labels, tuples)
+            value = self._memory_loss(embeddings, labels, n_mem, miner)
         if self.training:
             self._enqueue(embeddings.detach(), labels)
+        return value
+
+    def _memory_loss(self, embeddings, labels, n_mem, miner):
+        """The wrapped loss from the batch (anchors) to the constant references.
+
+        The references are the batch, detached, followed by the memory; the
+        loss sees the batch stacked on them and only the pairs or triplets
+        from a batch row ``i`` to a reference other than ``i``'s own copy,
+        so every pair (within the batch too) passes its gradient through its
+        anchor only, as pytorch-metric-learning's ``CrossBatchMemory``
+        does. A loss averaged over every row (``mean_over_anchors``) is
+        rescaled to the mean over the batch rows.
+        """
+        n = embeddings.shape[0]
+        refs = torch.cat(
+            [embeddings.detach(), self.memory_embeddings[:n_mem].to(embeddings.dtype)]
+        )
+        ref_labels = torch.cat([labels, self.memory_labels[:n_mem]])
+        if miner is not None:
+            tuples = restrict_to_queries(miner(refs, ref_labels), n)
+        else:
+            tuples = query_pairs(ref_labels, n)
+        # anchors stay batch rows (0..n-1, with gradient); partners move to
+        # the references (n + j)
+        if len(tuples) == 3:
+            a, p, neg = tuples
+            tuples = (a, p + n, neg + n)
+        else:
+            a1, p, a2, neg = tuples
+            tuples = (a1, p + n, a2, neg + n)
+        stacked = torch.cat([embeddings, refs])
+        value = self.loss_(stacked, torch.cat([labels, ref_labels]), tuples)
+        if getattr(self.loss_, "mean_over_anchors", False):
+            value = value * (stacked.shape[0] / n)
         return value
 
     @torch.no_grad()

@@ -436,6 +436,9 @@ class MultiSimilarityLoss(SoftPairLossMixin, BaseMetricLoss):
         "base": [_ANY_REAL],
     }
 
+    #: The loss is a mean over every row (anchor) of the batch.
+    mean_over_anchors = True
+
     def __init__(self, alpha=2.0, beta=50.0, base=0.5, distance=None):
         super().__init__(distance=distance)
         self.alpha = alpha

@@ -341,6 +341,12 @@ class MatryoshkaLoss(ParamsMixin, torch.nn.Module):
         self.normalize = normalize
         self.weights = weights
 
+    @property
+    def mean_over_anchors(self):
+        """Whether the loss is a mean over the rows (a weighted sum of the
+        base loss, so that of the base loss)."""
+        return bool(getattr(self.loss, "mean_over_anchors", False))
+
     def _check_param_relations(self, params):
         nested = params["nested_dims"]
         dims = (nested,) if isinstance(nested, numbers.Integral) else tuple(nested)
