@@ -126,6 +126,42 @@ class BaseMiner(DistanceUserMixin, ParamsMixin, torch.nn.Module):
     def _mine(self, embeddings, labels, distance):
         raise NotImplementedError
 
+    @fill_doc
+    def mine_queries(self, embeddings, labels, n_queries):
+        """Mine the batch, keeping the tuples anchored on its first rows.
+
+        The tuples of ``self(embeddings, labels)`` whose anchor is one of
+        the first ``n_queries`` rows (the query rows; cross-batch memory
+        mines its batch stacked on the memory this way). Miners that decide
+        anchor by anchor compute only those rows of the distance matrix.
+
+        Parameters
+        ----------
+        {miner_forward_params}
+        n_queries : int
+            Number of leading rows that may be anchors.
+
+        Returns
+        -------
+        indices_tuple : tuple of torch.Tensor
+            Pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)``, anchors
+            below ``n_queries``.
+        """
+        check_embeddings_labels(embeddings, labels)
+        with torch.no_grad():
+            return self._mine_queries(
+                embeddings.detach(), labels, int(n_queries), self._get_distance()
+            )
+
+    def _mine_queries(self, embeddings, labels, n_queries, distance):
+        tuples = self._mine(embeddings, labels, distance)
+        if len(tuples) == 3:
+            keep = tuples[0] < n_queries
+            return tuple(t[keep] for t in tuples)
+        a1, p, a2, n = tuples
+        k1, k2 = a1 < n_queries, a2 < n_queries
+        return a1[k1], p[k1], a2[k2], n[k2]
+
 
 def _as_distance_like(mat, distance):
     """Orient a matrix so that small means close, whatever the distance."""
@@ -354,6 +390,19 @@ class MultiSimilarityMiner(BaseMiner):
     def _mine(self, embeddings, labels, distance):
         dist = _as_distance_like(distance(embeddings), distance)
         pos_mask, neg_mask = label_masks(labels)
+        return self._mine_rows(dist, pos_mask, neg_mask)
+
+    def _mine_queries(self, embeddings, labels, n_queries, distance):
+        # Each anchor's pairs depend on its own row only: the (queries, batch)
+        # block of the matrix gives the same pairs as the whole.
+        queries = embeddings[:n_queries]
+        dist = _as_distance_like(distance(queries, embeddings), distance)
+        same = labels[:n_queries, None] == labels[None, :]
+        rows = torch.arange(n_queries, device=labels.device)
+        not_self = rows[:, None] != torch.arange(labels.shape[0], device=labels.device)
+        return self._mine_rows(dist, same & not_self, ~same)
+
+    def _mine_rows(self, dist, pos_mask, neg_mask):
         hardest_pos = dist.masked_fill(~pos_mask, float("-inf")).amax(dim=1)
         hardest_neg = dist.masked_fill(~neg_mask, float("inf")).amin(dim=1)
         keep_pos = pos_mask & (dist + self.epsilon > hardest_neg[:, None])

@@ -201,3 +201,64 @@ def test_a_memory_shorter_than_a_sampler_round_warns(tiny):
         warnings.simplefilter("always")
         ContrastiveEmbedder(cross_batch_memory=n_round, **params).fit(X, y)
     assert not [w for w in caught if "fewer than one round" in str(w.message)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mining_the_query_rows_equals_mining_all_and_keeping_query_anchors(seed):
+    from sklearn_dml.losses._cross_batch_memory import restrict_to_queries
+    from sklearn_dml.miners import MultiSimilarityMiner
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 6, (40,), generator=gen)
+    for miner in (MultiSimilarityMiner(epsilon=0.3), BatchHardMiner()):
+        whole = restrict_to_queries(miner(x, y), 8)
+        block = miner.mine_queries(x, y, 8)
+        assert len(block) == len(whole)
+        for got, expected in zip(block, whole, strict=True):
+            torch.testing.assert_close(got, expected)
+        assert sum(t.numel() for t in block) > 0
+
+
+def test_the_reference_block_gives_the_loss_of_the_stacked_batch():
+    # A multi-similarity loss without the block path goes through the batch
+    # stacked on the references (its mean over rows rescaled to the batch
+    # rows): same value and gradient.
+    from sklearn_dml.miners import MultiSimilarityMiner
+
+    class StackedOnly(MultiSimilarityLoss):
+        supports_reference_block = False
+
+    fast = CrossBatchMemoryLoss(MultiSimilarityLoss(), 10).configure(3, 4).double()
+    slow = CrossBatchMemoryLoss(StackedOnly(), 10).configure(3, 4).double()
+    for x, y in _batches(11, n_batches=4):
+        a = x.clone().requires_grad_(True)
+        b = x.clone().requires_grad_(True)
+        va = fast(a, y, miner=MultiSimilarityMiner(epsilon=0.5))
+        vb = slow(b, y, miner=MultiSimilarityMiner(epsilon=0.5))
+        assert va.item() == pytest.approx(vb.item(), rel=1e-10)
+        torch.testing.assert_close(
+            torch.autograd.grad(va, a)[0], torch.autograd.grad(vb, b)[0]
+        )
+
+
+def test_with_the_memory_only_the_batch_rows_of_the_distances_are_computed():
+    from sklearn_dml.distances import CosineSimilarity
+    from sklearn_dml.miners import MultiSimilarityMiner
+
+    shapes = []
+
+    class Recording(CosineSimilarity):
+        def forward(self, query, ref=None):
+            out = super().forward(query, ref)
+            shapes.append(tuple(out.shape))
+            return out
+
+    loss = CrossBatchMemoryLoss(MultiSimilarityLoss(distance=Recording()), 30)
+    loss.configure(3, 4).double()
+    miner = MultiSimilarityMiner(distance=Recording())
+    for x, y in _batches(12, n_batches=4):
+        shapes.clear()
+        loss(x, y, miner=miner)
+        assert shapes and all(rows == 6 for rows, _ in shapes)
+    assert shapes[-1][1] == 6 + 18  # the batch and the 18 samples before it

@@ -373,6 +373,15 @@ class BaseMetricLoss(DistanceUserMixin, ParamsMixin, torch.nn.Module):
     #: rescales it to the mean over the anchor rows.
     mean_over_anchors = False
 
+    #: Whether ``_compute`` also accepts, with pairs ``(a1, p, a2, n)`` as
+    #: ``indices_tuple``, a distance whose matrix is rectangular (the batch
+    #: rows against other reference rows, which ``p`` and ``n`` index): the
+    #: loss then reads the matrix only at the given pairs and reduces over
+    #: the pairs or the batch rows. :class:`CrossBatchMemoryLoss` then
+    #: computes the (batch, batch + memory) block instead of the square
+    #: matrix of the batch stacked on the memory.
+    supports_reference_block = False
+
     _parameter_constraints = {"distance": [None, BaseDistance]}
 
     def __init__(self, distance=None):

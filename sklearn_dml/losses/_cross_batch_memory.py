@@ -37,6 +37,25 @@ def restrict_to_queries(indices_tuple, n_queries):
     return a1[k1], p[k1], a2[k2], n[k2]
 
 
+class _ReferenceBlock:
+    """``distance`` whose matrix compares its queries with fixed references.
+
+    ``block(queries)`` is ``distance(queries, refs)``, the rectangular block
+    that a loss with ``supports_reference_block`` computes in place of the
+    square matrix of its batch; everything else is ``distance``'s.
+    """
+
+    def __init__(self, distance, refs):
+        self._distance = distance
+        self._refs = refs
+
+    def __call__(self, query, ref=None):
+        return self._distance(query, self._refs if ref is None else ref)
+
+    def __getattr__(self, name):
+        return getattr(self._distance, name)
+
+
 class CrossBatchMemoryLoss(BaseMetricLoss):
     r"""A pair or triplet loss whose batch also meets the embeddings of past batches.
 
@@ -229,12 +248,20 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
             [embeddings.detach(), self.memory_embeddings[:n_mem].to(embeddings.dtype)]
         )
         ref_labels = torch.cat([labels, self.memory_labels[:n_mem]])
-        if miner is not None:
-            tuples = restrict_to_queries(miner(refs, ref_labels), n)
-        else:
+        if miner is None:
             tuples = query_pairs(ref_labels, n)
-        # anchors stay batch rows (0..n-1, with gradient); partners move to
-        # the references (n + j)
+        elif hasattr(miner, "mine_queries"):
+            tuples = miner.mine_queries(refs, ref_labels, n)
+        else:
+            tuples = restrict_to_queries(miner(refs, ref_labels), n)
+        base = self.loss_
+        if len(tuples) == 4 and getattr(base, "supports_reference_block", False):
+            # The (batch, references) block of the distances only: partners
+            # index the references directly.
+            block = _ReferenceBlock(base._get_distance(), refs)
+            return base._compute(embeddings, labels, tuples, block)
+        # Any other loss: the batch stacked on the references, anchors the
+        # batch rows (0..n-1, with gradient), partners the references (n + j).
         if len(tuples) == 3:
             a, p, neg = tuples
             tuples = (a, p + n, neg + n)
@@ -242,8 +269,8 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
             a1, p, a2, neg = tuples
             tuples = (a1, p + n, a2, neg + n)
         stacked = torch.cat([embeddings, refs])
-        value = self.loss_(stacked, torch.cat([labels, ref_labels]), tuples)
-        if getattr(self.loss_, "mean_over_anchors", False):
+        value = base(stacked, torch.cat([labels, ref_labels]), tuples)
+        if getattr(base, "mean_over_anchors", False):
             value = value * (stacked.shape[0] / n)
         return value
 

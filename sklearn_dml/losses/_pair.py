@@ -148,6 +148,7 @@ class ContrastiveLoss(SoftPairLossMixin, BaseMetricLoss):
         self.neg_margin = neg_margin
 
     supports_sample_weight = True
+    supports_reference_block = True
 
     def _compute(self, embeddings, labels, indices_tuple, distance, sample_weight=None):
         mat = distance(embeddings)
@@ -438,6 +439,7 @@ class MultiSimilarityLoss(SoftPairLossMixin, BaseMetricLoss):
 
     #: The loss is a mean over every row (anchor) of the batch.
     mean_over_anchors = True
+    supports_reference_block = True
 
     def __init__(self, alpha=2.0, beta=50.0, base=0.5, distance=None):
         super().__init__(distance=distance)
