@@ -1194,8 +1194,9 @@ def _warn_if_memory_misses_positives(estimator, memory_size):
     The class-balanced sampler visits every class once per round
     (``n_classes x samples_per_class`` samples); a shorter memory almost
     never holds samples of the classes of the current batch, so it adds
-    stale negatives only. Measured: that lowered unseen-class MAP@R
-    (``benchmarks/results/compare_cross_batch_memory.md``).
+    negatives only. The memory that helped in
+    ``benchmarks/results/compare_cross_batch_memory.md`` holds more than
+    two rounds.
     """
     n_round = len(estimator.classes_) * int(estimator.samples_per_class)
     if memory_size < n_round:
@@ -1204,8 +1205,8 @@ def _warn_if_memory_misses_positives(estimator, memory_size):
             f"round of the class-balanced batches ({len(estimator.classes_)} "
             f"classes x {estimator.samples_per_class} samples = {n_round}): the "
             "memory will rarely hold samples of a batch's own classes, only "
-            "stale negatives, which lowered unseen-class retrieval in the "
-            "benchmarks. Use a memory of two rounds or more, or none.",
+            "negatives. Use a memory of two rounds or more (the setting that "
+            "helped in the benchmarks), or none.",
             UserWarning,
             stacklevel=4,
         )
