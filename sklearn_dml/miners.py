@@ -132,8 +132,10 @@ class BaseMiner(DistanceUserMixin, ParamsMixin, torch.nn.Module):
 
         The tuples of ``self(embeddings, labels)`` whose anchor is one of
         the first ``n_queries`` rows (the query rows; cross-batch memory
-        mines its batch stacked on the memory this way). Miners that decide
-        anchor by anchor compute only those rows of the distance matrix.
+        mines its batch stacked on the memory this way). The default mines
+        the whole batch and keeps those tuples;
+        :class:`MultiSimilarityMiner`, which decides anchor by anchor,
+        computes only the query rows of the distance matrix.
 
         Parameters
         ----------
