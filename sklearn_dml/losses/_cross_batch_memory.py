@@ -236,12 +236,15 @@ class CrossBatchMemoryLoss(BaseMetricLoss):
         """The wrapped loss from the batch (anchors) to the constant references.
 
         The references are the batch, detached, followed by the memory; the
-        loss sees the batch stacked on them and only the pairs or triplets
-        from a batch row ``i`` to a reference other than ``i``'s own copy,
-        so every pair (within the batch too) passes its gradient through its
-        anchor only, as pytorch-metric-learning's ``CrossBatchMemory``
-        does. A loss averaged over every row (``mean_over_anchors``) is
-        rescaled to the mean over the batch rows.
+        loss gets only the pairs or triplets from a batch row ``i`` to a
+        reference other than ``i``'s own copy, so every pair (within the
+        batch too) passes its gradient through its anchor only, as
+        pytorch-metric-learning's ``CrossBatchMemory`` does. A loss with
+        ``supports_reference_block`` computes the (batch, references) block
+        of its distances; any other sees the batch stacked on the
+        references, and if it is averaged over every row
+        (``mean_over_anchors``) it is rescaled to the mean over the batch
+        rows.
         """
         n = embeddings.shape[0]
         refs = torch.cat(
