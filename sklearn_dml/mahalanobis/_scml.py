@@ -14,6 +14,7 @@ from ._weak import (
     SolverParamsMixin,
     SupervisedFromConstraints,
     components_from_metric,
+    quadratic_forms,
 )
 
 __all__ = ["SCML", "SCMLSupervised"]
@@ -124,8 +125,8 @@ def scml_objective(M, features, beta, w):
     """Mean hinge ``[1 + d(a, p) - d(a, n)]_+`` at ``M`` plus ``beta * sum(w)``."""
     ap = features[:, 0] - features[:, 1]
     an = features[:, 0] - features[:, 2]
-    d_ap = np.einsum("ij,jk,ik->i", ap, M, ap)
-    d_an = np.einsum("ij,jk,ik->i", an, M, an)
+    d_ap = quadratic_forms(ap, M)
+    d_an = quadratic_forms(an, M)
     return float(np.maximum(1 + d_ap - d_an, 0).mean() + beta * np.sum(w))
 
 
