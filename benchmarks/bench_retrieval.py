@@ -428,10 +428,11 @@ def main(argv=None):
         ):
             continue
         lines += _table(protocol, labels[protocol], records[protocol]) + [""]
+    text = "\n".join(lines).rstrip("\n")
     if args.write:
-        write_results(lines, args.write)
+        write_results(text, args.write)
     else:
-        print("\n".join(lines))
+        print(text)
 
 
 if __name__ == "__main__":
