@@ -70,6 +70,8 @@ def rows_by_commit(rows, store=None):
         f"{c} ({n} row{'' if n == 1 else 's'})" for c, n in counts.items()
     )
     where = f" (each row's commit is stored with it in `{store}`)" if store else ""
+    if store and "not recorded" in counts:
+        where = where[:-1] + "; the rows stored before commits were recorded have none)"
     return f"Rows of this table by the commit they were measured at: {listed}{where}."
 
 

@@ -141,5 +141,9 @@ def test_provenance_and_rows_by_commit(monkeypatch):
     assert _provenance.rows_by_commit(rows, "store.json") == (
         "Rows of this table by the commit they were measured at: abc1234 (2 rows), "
         "def5678 (1 row), not recorded (1 row) (each row's commit is stored with "
-        "it in `store.json`)."
+        "it in `store.json`; the rows stored before commits were recorded have "
+        "none)."
+    )
+    assert _provenance.rows_by_commit(rows[:1]) == (
+        "Rows of this table by the commit they were measured at: abc1234 (1 row)."
     )
