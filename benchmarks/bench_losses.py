@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _provenance import provenance, write_results
 
 from sklearn_dml import miners as our_miners
 from sklearn_dml.losses import _pair, _proxy, _regularizers, _tuple
@@ -230,6 +231,7 @@ def main(argv=None):
         "--only", default=None, help="comma-separated substrings of the names"
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     import pytorch_metric_learning
@@ -317,6 +319,8 @@ def _write(sections, args):
     lines = [
         "# Losses and miners: sklearn_dml vs pytorch-metric-learning",
         "",
+        provenance(),
+        "",
         f"Batch {args.batch} x {args.dim} (float32, {args.classes} classes x "
         f"{args.batch // args.classes}), CPU, torch {torch.__version__}, "
         f"{platform.machine()}. Losses: forward + backward; miners: one "
@@ -344,9 +348,8 @@ def _write(sections, args):
             lines.append(
                 f"| {name} | {1e3 * t_ours:.3f} | {pml_ms} | {ratio_s} | {note} |"
             )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(lines, args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,19 @@ the default backbone at ``anchor_weight=0``; the XBM variant adds
 embeddings, used after one epoch. Score: leave-one-out MAP@R among the
 unseen classes.
 
-Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1]``;
-writes ``benchmarks/results/compare_cross_batch_memory.md``.
+Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1] [--out FILE]``;
+writes ``benchmarks/results/compare_cross_batch_memory.md`` by default. It has
+its own command line (``compare_methods.py`` does not run it; ``make bench``
+does).
 """
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance, write_results
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transfer_tasks import _digit_pools, _downsample, _mnist
@@ -88,6 +90,7 @@ def run(cls, memory, data, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     scores = {}
@@ -98,16 +101,10 @@ def main():
                 value, seconds = run(cls, memory, data, seed)
                 scores.setdefault((name, label), []).append((value, seconds))
                 print(f"seed {seed} {name} {label}: MAP@R {value:.4f} ({seconds:.0f}s)")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    load = Path("/proc/loadavg").read_text().split()[:3]
     lines = [
         "# Cross-batch memory (XBM) with small batches and many classes",
         "",
-        f"Commit `{commit}`; command `python benchmarks/"
-        f"compare_cross_batch_memory.py --seeds {' '.join(map(str, args.seeds))}`;"
-        f" one torch thread on a shared 2-core machine (load {' '.join(load)}).",
+        provenance() + " One torch thread, a shared machine.",
         "",
         f"MNIST triples: {N_SEEN} seen classes x {PER_CLASS} samples for training,"
         f" {N_UNSEEN} unseen classes x {PER_CLASS} for retrieval (see the script's"
@@ -149,8 +146,7 @@ def main():
         "The time ratio is the mean per-seed fit time with memory over without,"
         " measured in the same process on a shared machine (indicative only).",
     ]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":
