@@ -19,11 +19,11 @@ Usage: ``python benchmarks/bench_data_parallel.py [--repeats 3] [--out FILE]``
 
 import argparse
 import os
-import subprocess
 import time
 
 import numpy as np
 import torch
+from _provenance import provenance, write_results
 
 from sklearn_dml import TripletEmbedder
 from sklearn_dml.training.distributed import launch
@@ -88,16 +88,14 @@ def main():
         default=os.path.join(os.path.dirname(__file__), "results", "data_parallel.md"),
     )
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    load_at_start = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     lines = [
         "# Data-parallel fit: 2 gloo CPU processes against 1 process",
         "",
-        f"Commit `{commit}`, torch {torch.__version__}, {os.cpu_count()} CPUs. "
-        f"Command: `python benchmarks/bench_data_parallel.py --repeats "
-        f"{args.repeats}`. Load average at the start: "
-        f"{', '.join(f'{v:.2f}' for v in os.getloadavg())} (a shared machine).",
+        "",  # provenance(), filled in when the run ends
+        "",
+        f"torch {torch.__version__}. Load average at the start: {load_at_start} "
+        "(a shared machine).",
         "",
         "`TripletEmbedder` (semihard triplets, `n_components=32`, "
         "`anchor_weight=None`, `random_state=0`); `batch_size` is the global "
@@ -156,9 +154,8 @@ def main():
         "data-parallel fit is the single-process fit, to float rounding.",
         "",
     ]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
+    lines[2] = provenance()
+    write_results(lines[:-1], args.out)
 
 
 if __name__ == "__main__":

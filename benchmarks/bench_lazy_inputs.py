@@ -14,8 +14,8 @@ three child processes, so that each phase has its own peak resident memory
   array being image-shaped).
 
 Each reports its resident memory after imports and the model (baseline) and
-its peak. Run: ``python benchmarks/bench_lazy_inputs.py [--n 100000]``;
-writes ``benchmarks/results/lazy_inputs.md``.
+its peak. Run: ``python benchmarks/bench_lazy_inputs.py [--n 100000] [--out FILE]``;
+writes ``benchmarks/results/lazy_inputs.md`` by default.
 """
 
 import argparse
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance, write_results
 
 RESULTS = Path(__file__).parent / "results" / "lazy_inputs.md"
 FIT_SAMPLES = 20_000
@@ -118,6 +119,7 @@ def write_files(folder, n):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FOLDER"))
     args = parser.parse_args()
     if args.child:
@@ -140,18 +142,12 @@ def main():
                 sys.exit(f"child {mode} failed:\n{out.stderr}")
             rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
             print(rows[mode], flush=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    load = Path("/proc/loadavg").read_text().split()[:3]
     n = args.n
     float_mib = n * 784 * 4 / 2**20
     lines = [
         f"# Training on and embedding {n:,} images from files",
         "",
-        f"Commit `{commit}`; command `python benchmarks/bench_lazy_inputs.py "
-        f"--n {n}`; one torch thread, a shared 2-core machine (load "
-        f"{' '.join(load)}).",
+        provenance() + " One torch thread, a shared machine.",
         "",
         f"{n:,} images of 28x28 uint8, one `.npy` file each ({disk:.0f} MiB on "
         f"disk; {n * 784 / 2**20:.0f} MiB as uint8, {float_mib:.0f} MiB as the "
@@ -190,8 +186,7 @@ def main():
         "time includes loading the files into the array), separate processes on "
         "a shared machine, indicative only.",
     ]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

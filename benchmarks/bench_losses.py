@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 import torch
+from _provenance import provenance, write_results
 
+from sklearn_dml import losses as ours
 from sklearn_dml import miners as our_miners
-from sklearn_dml.losses import _pair, _proxy, _regularizers, _tuple
 
 RESULTS = Path(__file__).parent / "results" / "losses.md"
 
@@ -46,40 +47,40 @@ def _loss_cases(pml):
     L = pml.losses
     D = pml.distances
     cases = [
-        ("ContrastiveLoss", _pair.ContrastiveLoss, L.ContrastiveLoss, None, ""),
-        ("TripletMarginLoss", _pair.TripletMarginLoss, L.TripletMarginLoss, None, ""),
-        ("MultiSimilarityLoss", _pair.MultiSimilarityLoss, L.MultiSimilarityLoss),
-        ("CircleLoss", _tuple.CircleLoss, L.CircleLoss),
+        ("ContrastiveLoss", ours.ContrastiveLoss, L.ContrastiveLoss, None, ""),
+        ("TripletMarginLoss", ours.TripletMarginLoss, L.TripletMarginLoss, None, ""),
+        ("MultiSimilarityLoss", ours.MultiSimilarityLoss, L.MultiSimilarityLoss),
+        ("CircleLoss", ours.CircleLoss, L.CircleLoss),
         (
             "GeneralizedLiftedStructureLoss",
-            _tuple.GeneralizedLiftedStructureLoss,
+            ours.GeneralizedLiftedStructureLoss,
             L.GeneralizedLiftedStructureLoss,
         ),
-        ("LiftedStructureLoss", _tuple.LiftedStructureLoss, L.LiftedStructureLoss),
+        ("LiftedStructureLoss", ours.LiftedStructureLoss, L.LiftedStructureLoss),
         (
             "NPairsLoss",
-            _tuple.NPairsLoss,
+            ours.NPairsLoss,
             lambda: L.NPairsLoss(
                 distance=D.DotProductSimilarity(normalize_embeddings=False)
             ),
         ),
-        ("NTXentLoss", _tuple.NTXentLoss, L.NTXentLoss),
-        ("SupConLoss", _tuple.SupConLoss, L.SupConLoss),
+        ("NTXentLoss", ours.NTXentLoss, L.NTXentLoss),
+        ("SupConLoss", ours.SupConLoss, L.SupConLoss),
         (
             "SignalToNoiseRatioContrastiveLoss",
-            _tuple.SignalToNoiseRatioContrastiveLoss,
+            ours.SignalToNoiseRatioContrastiveLoss,
             L.SignalToNoiseRatioContrastiveLoss,
         ),
-        ("MarginLoss", _tuple.MarginLoss, L.MarginLoss),
-        ("TupletMarginLoss", _tuple.TupletMarginLoss, L.TupletMarginLoss),
-        ("FastAPLoss", _tuple.FastAPLoss, L.FastAPLoss),
-        ("AngularLoss", _tuple.AngularLoss, L.AngularLoss),
+        ("MarginLoss", ours.MarginLoss, L.MarginLoss),
+        ("TupletMarginLoss", ours.TupletMarginLoss, L.TupletMarginLoss),
+        ("FastAPLoss", ours.FastAPLoss, L.FastAPLoss),
+        ("AngularLoss", ours.AngularLoss, L.AngularLoss),
         (
             "HistogramLoss",
-            lambda: _tuple.HistogramLoss(100),
+            lambda: ours.HistogramLoss(100),
             lambda: L.HistogramLoss(n_bins=100),
         ),
-        ("NCALoss", _proxy.NCALoss, L.NCALoss),
+        ("NCALoss", ours.NCALoss, L.NCALoss),
     ]
     cases = [case + (None, "")[len(case) - 3 :] for case in cases]
 
@@ -87,31 +88,31 @@ def _loss_cases(pml):
         return (name, ours, theirs, copy, note)
 
     cases += [
-        proxy("ProxyNCALoss", _proxy.ProxyNCALoss, L.ProxyNCALoss, _copy_rows),
-        proxy("ProxyAnchorLoss", _proxy.ProxyAnchorLoss, L.ProxyAnchorLoss, _copy_rows),
+        proxy("ProxyNCALoss", ours.ProxyNCALoss, L.ProxyNCALoss, _copy_rows),
+        proxy("ProxyAnchorLoss", ours.ProxyAnchorLoss, L.ProxyAnchorLoss, _copy_rows),
         proxy(
             "NormalizedSoftmaxLoss",
-            _proxy.NormalizedSoftmaxLoss,
+            ours.NormalizedSoftmaxLoss,
             L.NormalizedSoftmaxLoss,
             _copy_columns,
         ),
-        proxy("CosFaceLoss", _proxy.CosFaceLoss, L.CosFaceLoss, _copy_columns),
-        proxy("ArcFaceLoss", _proxy.ArcFaceLoss, L.ArcFaceLoss, _copy_columns),
+        proxy("CosFaceLoss", ours.CosFaceLoss, L.CosFaceLoss, _copy_columns),
+        proxy("ArcFaceLoss", ours.ArcFaceLoss, L.ArcFaceLoss, _copy_columns),
         proxy(
             "SubCenterArcFaceLoss",
-            _proxy.SubCenterArcFaceLoss,
+            ours.SubCenterArcFaceLoss,
             L.SubCenterArcFaceLoss,
             _copy_columns,
         ),
         proxy(
             "LargeMarginSoftmaxLoss",
-            _proxy.LargeMarginSoftmaxLoss,
+            ours.LargeMarginSoftmaxLoss,
             L.LargeMarginSoftmaxLoss,
             _copy_columns,
         ),
-        proxy("SphereFaceLoss", _proxy.SphereFaceLoss, L.SphereFaceLoss, _copy_columns),
-        proxy("SoftTripleLoss", _proxy.SoftTripleLoss, L.SoftTripleLoss, _copy_fc),
-        proxy("CenterLoss", _regularizers.CenterLoss, None, "configure"),
+        proxy("SphereFaceLoss", ours.SphereFaceLoss, L.SphereFaceLoss, _copy_columns),
+        proxy("SoftTripleLoss", ours.SoftTripleLoss, L.SoftTripleLoss, _copy_fc),
+        proxy("CenterLoss", ours.CenterLoss, None, "configure"),
     ]
     return cases
 
@@ -230,6 +231,7 @@ def main(argv=None):
         "--only", default=None, help="comma-separated substrings of the names"
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     import pytorch_metric_learning
@@ -317,6 +319,8 @@ def _write(sections, args):
     lines = [
         "# Losses and miners: sklearn_dml vs pytorch-metric-learning",
         "",
+        provenance(),
+        "",
         f"Batch {args.batch} x {args.dim} (float32, {args.classes} classes x "
         f"{args.batch // args.classes}), CPU, torch {torch.__version__}, "
         f"{platform.machine()}. Losses: forward + backward; miners: one "
@@ -344,9 +348,8 @@ def _write(sections, args):
             lines.append(
                 f"| {name} | {1e3 * t_ours:.3f} | {pml_ms} | {ratio_s} | {note} |"
             )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(lines, args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ import subprocess
 import sys
 import time
 
+from _provenance import provenance, write_results
+
 CONTENDERS = (
     "sklearn_dml",
     "gemm floor",
@@ -408,6 +410,8 @@ def main(argv=None):
     lines = [
         "# Retrieval evaluation at scale: MAP@R and P@1",
         "",
+        provenance(),
+        "",
         f"Gaussian blobs, {args.dim}-d float32, {args.classes:,} classes, noise "
         f"{args.noise:g}; k = largest class count (pml's `max_bin_count`). "
         f"torch {torch.__version__}, {args.threads} threads for every contender "
@@ -424,11 +428,11 @@ def main(argv=None):
         ):
             continue
         lines += _table(protocol, labels[protocol], records[protocol]) + [""]
-    text = "\n".join(lines)
-    print(text)
+    text = "\n".join(lines).rstrip("\n")
     if args.write:
-        with open(args.write, "w") as handle:
-            handle.write(text)
+        write_results(text, args.write)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":

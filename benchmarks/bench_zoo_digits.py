@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from _provenance import provenance, write_results
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -82,6 +83,8 @@ def main():
     lines = [
         "# Closed-set digits retrieval of every embedder (defaults)",
         "",
+        provenance(),
+        "",
         f"load_digits (1797 x 64, standardised), stratified half split, "
         f"{args.seeds} seeds (mean ± std), every estimator with its {budget} "
         "(default backbone: the PCA-initialised, anchored ResidualMLP 64-256-64; "
@@ -101,9 +104,7 @@ def main():
             f"| {name} | {mean[0]:.3f} ± {std[0]:.3f} | "
             f"{mean[1]:.3f} ± {std[1]:.3f} | {mean[2]:.2f} | {fit_s} |"
         )
-    with open(args.out, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

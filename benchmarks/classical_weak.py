@@ -47,8 +47,9 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from _provenance import provenance, write_results  # noqa: E402
 from metric_learn_compat import load_metric_learn  # noqa: E402
 
 from sklearn_dml import mahalanobis  # noqa: E402
@@ -200,9 +201,9 @@ def main():
                 )
                 print(lines[-1], flush=True)
         lines.append("")
+    lines[:0] = [provenance(), ""]
     out = ROOT / "benchmarks" / "results" / "classical_weak.md"
-    out.write_text("\n".join(lines))
-    print(f"wrote {out}")
+    write_results(lines[:-1], out)
 
 
 if __name__ == "__main__":

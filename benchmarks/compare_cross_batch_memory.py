@@ -26,17 +26,19 @@ multi-similarity at the estimators' defaults, and multi-similarity at the
 settings of its paper (alpha 2, beta 50, base 0.5, epsilon 0.1). Score:
 leave-one-out MAP@R among the unseen classes.
 
-Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1 2]``;
-writes ``benchmarks/results/compare_cross_batch_memory.md``.
+Run: ``python benchmarks/compare_cross_batch_memory.py [--seeds 0 1 2]
+[--out FILE]``; writes ``benchmarks/results/compare_cross_batch_memory.md`` by
+default. It has its own command line (``compare_methods.py`` does not run it;
+``make bench`` does).
 """
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance, write_results
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transfer_tasks import (
@@ -155,6 +157,7 @@ block of the distances, and mines only the batch rows."""
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     scores = {}
@@ -170,17 +173,11 @@ def main():
                         f" ({seconds:.1f}s)",
                         flush=True,
                     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    load = Path("/proc/loadavg").read_text().split()[:3]
     seeds = " ".join(map(str, args.seeds))
     lines = [
         "# Cross-batch memory (XBM) with small batches and many classes",
         "",
-        f"Commit `{commit}`; command `python benchmarks/"
-        f"compare_cross_batch_memory.py --seeds {seeds}`;"
-        f" one torch thread on a shared 2-core machine (load {' '.join(load)}).",
+        provenance() + " One torch thread, a shared machine.",
         "",
         f"Two tasks (see the script's docstring), each {N_SEEN} seen classes x"
         f" {PER_CLASS} samples for training, {N_UNSEEN} unseen classes x"
@@ -227,8 +224,7 @@ def main():
         "",
         HISTORY,
     ]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

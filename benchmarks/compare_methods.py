@@ -8,7 +8,8 @@ Each topic is a module ``benchmarks/compare_<topic>.py`` exposing
 ``main(quick: bool) -> str``, the Markdown of its results file, built with
 the shared protocol of ``benchmarks/_protocol.py`` (same backbone, same
 budget, 5 seeds, seen and unseen classes). ``--quick`` runs a smoke test
-(fewer seeds and epochs) and writes nothing.
+(fewer seeds and epochs) and writes nothing. The ``compare_*.py`` scripts
+named in ``STANDALONE`` are not topics: they have their own command line.
 """
 
 import argparse
@@ -23,13 +24,16 @@ import torch
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
+# compare_*.py scripts with their own command line and results file (no
+# ``main(quick)``): ``make bench`` runs them on their own.
+STANDALONE = {"cross_batch_memory"}
 
 
 def topics():
     return sorted(
         p.stem[len("compare_") :]
         for p in HERE.glob("compare_*.py")
-        if p.stem != "compare_methods"
+        if p.stem != "compare_methods" and p.stem[len("compare_") :] not in STANDALONE
     )
 
 

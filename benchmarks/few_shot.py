@@ -43,6 +43,7 @@ from sklearn_dml import (
 from sklearn_dml.metrics import few_shot_accuracy, map_at_r_score
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import provenance, write_results  # noqa: E402
 from transfer_tasks import mnist_0_4, mnist_pairs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "few_shot.md"
@@ -165,8 +166,9 @@ def matched():
 
 def main():
     torch.set_num_threads(1)
-    lines = ["# Few-shot accuracy on unseen classes", ""] + headline() + matched()
-    RESULTS.write_text("\n".join(lines) + "\n")
+    lines = headline() + matched()
+    title = ["# Few-shot accuracy on unseen classes", "", provenance(), ""]
+    write_results(title + lines, RESULTS)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from sklearn_dml.datasets import load_mnist_5k
 from sklearn_dml.metrics import map_at_r_score
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import provenance, write_results  # noqa: E402
 from transfer_tasks import latent_distractors  # noqa: E402
 
 SEEDS = (0, 1, 2)
@@ -95,6 +96,8 @@ def _write(rows):
     lines = [
         "# TLDR vs PCA at the same output size (labels only to score)",
         "",
+        provenance(),
+        "",
         "Fitted without labels on a stratified half of each set, scored on the",
         "other half: kNN = accuracy of a 5-NN classifier on the embedded first",
         "half, MAP@R = leave-one-out among the embedded second half. Seeds 0, 1,",
@@ -121,7 +124,7 @@ def _write(rows):
             + " | ".join(cells)
             + f" | {seconds:.0f} |"
         )
-    RESULTS.write_text("\n".join(lines) + "\n")
+    write_results(lines, RESULTS)
 
 
 if __name__ == "__main__":

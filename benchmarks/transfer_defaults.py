@@ -34,7 +34,6 @@ every cached row. Run (``--n-jobs 2`` runs (task, seed) pairs in parallel):
 import argparse
 import json
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,8 +44,9 @@ import torch
 from joblib import Parallel, delayed
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import commit, provenance, rows_by_commit  # noqa: E402
 from transfer_suite import RESULTS_JSON as BASELINES_JSON  # noqa: E402
-from transfer_suite import _commit, evaluate  # noqa: E402
+from transfer_suite import evaluate  # noqa: E402
 from transfer_tasks import TASKS  # noqa: E402
 
 import sklearn_dml  # noqa: E402
@@ -154,20 +154,13 @@ def margins(rows, baselines, with_triplet_loop=False):
 
 def markdown(rows, baselines, header):
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
-    commits = {}
-    for r in rows:
-        commits[r.get("commit", "unknown")] = (
-            commits.get(r.get("commit", "unknown"), 0) + 1
-        )
     lines = [
         "# The headline embedders' defaults on the class-disjoint transfer suite",
         "",
         header,
         "",
-        "Rows of this table by the commit they were measured at: "
-        + ", ".join(f"{c} ({n} rows)" for c, n in commits.items())
-        + " (each row's commit and settings are in `transfer_defaults.json`; fit "
-        "seconds of runs made on a loaded machine are not comparable).",
+        rows_by_commit(rows, RESULTS_JSON.name)
+        + " Fit seconds of runs made on a loaded machine are not comparable.",
         "",
         "## Unseen-class MAP@R (mean over seeds)",
         "",
@@ -271,7 +264,7 @@ def main():
                     if args.quick or args.refresh or _key(row) not in store:
                         todo.setdefault((task, seed), []).append((embedder, setting))
     tic = time.perf_counter()
-    commit = _commit()
+    this_commit = commit()
     items = list(todo.items())
     # Saved after every batch of (task, seed) pairs: a long run keeps what it did.
     step = max(1, args.n_jobs)
@@ -286,22 +279,26 @@ def main():
             print(json.dumps(rows[:3], indent=1))
             continue
         for row in rows:
-            row["commit"] = commit
+            row["commit"] = this_commit
             store[_key(row)] = row
         n_new += len(rows)
         RESULTS_JSON.write_text(json.dumps(store, indent=1))
-        header = (
-            f"Commit {commit}; command `python {shlex.join(sys.argv)}`; "
-            f"{time.perf_counter() - tic:.0f} s for {n_new} new fits. "
-            f"Python {platform.python_version()}, torch {torch.__version__}, "
-            f"scikit-learn {sklearn.__version__}, 1 torch thread per run."
-        )
-        RESULTS_MD.write_text(
-            markdown(list(store.values()), _load(BASELINES_JSON), header)
-        )
+        _write_md(store, tic, n_new)
     if args.quick:
         return
+    if not n_new:  # every row cached: the table is rewritten all the same
+        _write_md(store, tic, n_new)
     print(f"wrote {RESULTS_MD}")
+
+
+def _write_md(store, tic, n_new):
+    header = (
+        f"{provenance('Table written')} "
+        f"{time.perf_counter() - tic:.0f} s for {n_new} new fits. "
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, 1 torch thread per run."
+    )
+    RESULTS_MD.write_text(markdown(list(store.values()), _load(BASELINES_JSON), header))
 
 
 if __name__ == "__main__":

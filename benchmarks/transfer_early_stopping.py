@@ -9,9 +9,9 @@ on the suite's tasks of 5, 10 and 25-50 training classes (protocol of
 ``transfer_suite.evaluate``, 3 seeds); the table gives unseen and closed-set
 MAP@R and the paired difference.
 
-    python benchmarks/transfer_early_stopping.py [--seeds 3]
+    python benchmarks/transfer_early_stopping.py [--seeds 3] [--out FILE]
 
-Writes ``results/transfer_early_stopping.md``.
+Writes ``results/transfer_early_stopping.md`` by default.
 """
 
 import argparse
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transfer_suite import _commit, evaluate  # noqa: E402
+from _provenance import provenance, write_results  # noqa: E402
+from transfer_suite import evaluate  # noqa: E402
 
 from sklearn_dml import TripletEmbedder  # noqa: E402
 
@@ -56,6 +57,9 @@ def factory(params):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--out", default=str(HERE / "results" / "transfer_early_stopping.md")
+    )
     args = parser.parse_args()
     tic = time.perf_counter()
     rows = {}
@@ -67,10 +71,11 @@ def main():
     lines = [
         "# Class-disjoint early stopping by the number of training classes",
         "",
+        provenance(),
+        "",
         f"TripletEmbedder, {args.seeds} seeds (mean; in brackets the paired "
         "difference with the same setting without early stopping), protocol of "
-        f"`transfer_suite.evaluate`. Commit {_commit()}; "
-        f"{time.perf_counter() - tic:.0f} s.",
+        f"`transfer_suite.evaluate`; {time.perf_counter() - tic:.0f} s.",
         "",
         "| task | training classes | setting | unseen MAP@R | closed-set MAP@R |",
         "|---|---|---|---|---|",
@@ -91,9 +96,7 @@ def main():
                 + " | ".join(cells)
                 + " |"
             )
-    out = HERE / "results" / "transfer_early_stopping.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(lines, args.out)
 
 
 if __name__ == "__main__":

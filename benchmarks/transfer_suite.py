@@ -42,8 +42,6 @@ import argparse
 import functools
 import json
 import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +57,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import command as this_command  # noqa: E402
+from _provenance import commit as this_commit  # noqa: E402
+from _provenance import provenance, rows_by_commit  # noqa: E402
 from pml_baselines import PMLLoop  # noqa: E402
 from transfer_tasks import TASKS  # noqa: E402
 
@@ -198,20 +199,6 @@ def run_task_seed(task_name, seed, method_names, max_iter=None):
     return rows
 
 
-def _commit():
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=HERE,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _key(row):
     return row["task"], row["seed"], row["method"]
 
@@ -319,8 +306,8 @@ def main():
     args = parser.parse_args()
     seeds = [0] if args.quick else list(range(args.seeds))
     max_iter = 5 if args.quick else None
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    commit = _commit()
+    command = this_command()
+    commit = this_commit()
     store = {"runs": [], "rows": []} if args.quick else _load()
     have = set() if args.recompute else {_key(r) for r in store["rows"]}
     todo = []
@@ -401,6 +388,8 @@ def main():
         f"{sum(r['fit_s'] for r in rows):.0f} s. Python "
         f"{platform.python_version()}, torch {torch.__version__}, scikit-learn "
         f"{sklearn.__version__}, 1 torch thread per run.",
+        "",
+        provenance("Table written") + " " + rows_by_commit(rows, RESULTS_JSON.name),
     ]
     text = markdown(rows, args.tasks, args.methods, seeds, header)
     print(text)

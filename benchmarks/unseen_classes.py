@@ -71,6 +71,7 @@ from sklearn_dml.datasets import load_mnist_5k, split_classes
 from sklearn_dml.metrics import map_at_r_score, precision_at_k_score
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "tests")]
+from _provenance import commit, provenance, rows_by_commit  # noqa: E402
 from metric_learn_compat import load_metric_learn  # noqa: E402
 from pml_baselines import PMLLoop  # noqa: E402
 
@@ -251,12 +252,13 @@ def main():
     settings = [(d, split) for d in datasets for split in splits]
     seeds = range(n_seeds)
     tic = time.perf_counter()
+    this_commit = commit()
     results = Parallel(n_jobs=args.n_jobs)(
         delayed(run_one)(d, split, s, "embedders", max_iter, linear_iter)
         for d, split in settings
         for s in seeds
     )
-    rows = [row for part in results for row in part]
+    rows = [dict(row, commit=this_commit) for part in results for row in part]
     # Read the cache after the embedders: another process may have filled it.
     cached = []
     if BASELINES.exists() and not (args.quick or args.recompute_baselines):
@@ -280,7 +282,7 @@ def main():
         delayed(run_one)(d, split, s, "baselines", max_iter, linear_iter)
         for d, split, s in missing
     )
-    fresh = [row for part in results for row in part]
+    fresh = [dict(row, commit=this_commit) for part in results for row in part]
     if fresh and not args.quick:
         kept = [r for r in cached if key(r) not in set(missing)]
         BASELINES.write_text(json.dumps(kept + fresh, indent=1) + "\n")
@@ -312,6 +314,9 @@ def report(rows, settings, n_seeds, elapsed, reused, quick=False):
             else ""
         )
         + (" (--quick: a smoke test, not results)." if quick else "."),
+        "",
+        f"{provenance('Table written')} {rows_by_commit(rows)} The baseline rows "
+        f"are stored with their commits in `{BASELINES.name}`.",
     ]
     titles = {"digits": "load_digits (1,797 x 64)", "mnist5k": "MNIST 5k (5,000 x 784)"}
     for dataset, split in settings:

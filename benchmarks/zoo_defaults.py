@@ -36,6 +36,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import commit, provenance, rows_by_commit  # noqa: E402
 from transfer_suite import evaluate  # noqa: E402
 
 import sklearn_dml  # noqa: E402
@@ -284,10 +285,12 @@ def main():
     ]
     print(f"{len(todo)} fits", flush=True)
     tic = time.perf_counter()
+    this_commit = commit()
     results = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
         delayed(fit_row)(*job) for job in todo
     )
     for row in results:
+        row["commit"] = this_commit
         print(_key(row), row.get("unseen_map"), row["closed_map"], flush=True)
         store = [r for r in store if _key(r) != _key(row)] + [row]
         RESULTS_JSON.write_text(json.dumps(store, indent=1) + "\n")
@@ -308,11 +311,12 @@ def main():
         "seen classes. mean unseen / mean closed: the mean over the four "
         "transfer tasks.",
         "",
-        f"Command `python benchmarks/zoo_defaults.py --seeds {args.seeds} "
-        f"--digits-seeds {args.digits_seeds}`; rows (cached, refitted only with "
+        f"{provenance('Table written')} Rows (cached, refitted only with "
         f"`--recompute`) in `{RESULTS_JSON.name}`. Python "
         f"{platform.python_version()}, torch {torch.__version__}, 1 torch "
         "thread per fit.",
+        "",
+        rows_by_commit(store, RESULTS_JSON.name),
     ]
     text = markdown(store, all_names, TASKS, seeds, digits_seeds, header)
     RESULTS_MD.write_text(text)

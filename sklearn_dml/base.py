@@ -731,6 +731,7 @@ class BaseDeepMetricLearner(
             history=copy.deepcopy(self.history_),
             best_validation_score=self.best_validation_score_,
             rng_state=getattr(self, "_rng_state", None),
+            grad_scaler_state=copy.deepcopy(getattr(self, "_grad_scaler_state", None)),
         )
 
     # Parameters a model cannot change once trained (warm_start, partial_fit);
@@ -808,6 +809,7 @@ class BaseDeepMetricLearner(
         self.loss_ = state.loss
         self.miner_ = state.miner
         self._optimizer_state = state.optimizer_state
+        self._grad_scaler_state = state.grad_scaler_state
         self.n_iter_ = state.n_iter
         self.history_ = state.history
         self.loss_curve_ = [rec["loss"] for rec in state.history]

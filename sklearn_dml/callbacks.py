@@ -21,8 +21,9 @@ class Checkpoint:
     Writes :func:`sklearn_dml.persistence.save`'s format (weights as tensors,
     parameters as plain data, read back with ``torch.load(weights_only=True)``
     by :func:`~sklearn_dml.persistence.load`, which runs no code from the
-    file), with the optimizer state, the epoch count ``n_iter_`` and
-    ``history_``. To resume, load the file and continue with
+    file), with the optimizer state (and, with ``mixed_precision="float16"``
+    on CUDA, the gradient scaler's loss scale), the epoch count ``n_iter_``
+    and ``history_``. To resume, load the file and continue with
     ``warm_start=True`` and ``fit`` (``max_iter`` more epochs) or with
     ``partial_fit``. The file also holds the random streams of training
     (the batch sampler's and torch's CPU generator, which draws dropout

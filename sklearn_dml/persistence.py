@@ -69,7 +69,7 @@ _COMPONENT_MODULES = (
 _UNSAVED_PARAMETERS = ("callbacks",)
 
 #: Private fitted state written beside the public attributes.
-_PRIVATE_ATTRIBUTES = ("_classes_declared", "_rng_state")
+_PRIVATE_ATTRIBUTES = ("_classes_declared", "_rng_state", "_grad_scaler_state")
 
 #: Fitted attributes rebuilt from the parameters and the saved weights.
 _MODULE_ATTRIBUTES = ("backbone_", "loss_", "miner_")

@@ -25,9 +25,19 @@ PARAMS = dict(
 
 
 class FakeScaler:
+    """Records the calls; its scale doubles at every ``update``."""
+
     def __init__(self, log, device="cuda"):
         self.log = log
+        self.scale_value = 1024.0
         log.append(("scaler", device))
+
+    def state_dict(self):
+        return {"scale": self.scale_value}
+
+    def load_state_dict(self, state):
+        self.log.append(("load_scaler_state", state["scale"]))
+        self.scale_value = state["scale"]
 
     def scale(self, loss):
         self.log.append("scale")
@@ -42,6 +52,7 @@ class FakeScaler:
 
     def update(self):
         self.log.append("update")
+        self.scale_value *= 2
 
 
 @pytest.fixture
@@ -143,3 +154,38 @@ def test_mixed_precision_on_the_cpu_warns_and_trains_in_float32(data):
         est.fit(X, y)
     plain = TripletEmbedder(device="cpu", **PARAMS).fit(X, y)
     np.testing.assert_array_equal(est.transform(X), plain.transform(X))
+
+
+def test_float16_training_resumes_the_loss_scale(fake_cuda, data, tmp_path):
+    from sklearn_dml.persistence import load, save
+
+    X, y = data
+    est = TripletEmbedder(device="cuda", mixed_precision="float16", **PARAMS)
+    est.fit(X, y)  # a fresh fit starts from the scaler's own initial scale
+    assert not [e for e in fake_cuda if e[0] == "load_scaler_state"]
+    fake_cuda.clear()
+    est.partial_fit(X, y)  # 3 updates after the fit's 3: 1024 * 2**3
+    assert ("load_scaler_state", 1024.0 * 2**3) in fake_cuda
+    fake_cuda.clear()
+    path = tmp_path / "model.pt"
+    save(est, path)  # the scale reached (1024 * 2**6) travels with the model
+    resumed = load(path).set_params(warm_start=True)
+    resumed.fit(X, y)
+    assert ("load_scaler_state", 1024.0 * 2**6) in fake_cuda
+
+
+def test_float16_checkpoints_hold_the_loss_scale_of_their_epoch(
+    fake_cuda, data, tmp_path
+):
+    from sklearn_dml.callbacks import Checkpoint
+    from sklearn_dml.persistence import load
+
+    X, y = data
+    checkpoint = Checkpoint(str(tmp_path / "epoch{epoch}.pt"), at_end=False)
+    params = {**PARAMS, "max_iter": 2}
+    TripletEmbedder(
+        device="cuda", mixed_precision="float16", callbacks=[checkpoint], **params
+    ).fit(X, y)
+    fake_cuda.clear()
+    load(checkpoint.saved_[0]).set_params(warm_start=True, max_iter=1).fit(X, y)
+    assert ("load_scaler_state", 1024.0 * 2**3) in fake_cuda  # after epoch 1

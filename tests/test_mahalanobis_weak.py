@@ -240,7 +240,8 @@ def test_lsml_objective_and_gradient_match_numpy():
         _lsml_numpy(M, q, M0_inv, 0.7), rel=1e-10
     )
     ab, cd = q[:, 0] - q[:, 1], q[:, 2] - q[:, 3]
-    G = _lsml_gradient(M, ab, cd, M0_inv, 0.7)
+    q_ab, q_cd = np.sum(ab @ M * ab, axis=1), np.sum(cd @ M * cd, axis=1)
+    G = _lsml_gradient(M, ab, cd, q_ab, q_cd, M0_inv, 0.7)
     eps, E = 1e-6, np.zeros((4, 4))
     E[1, 2] = E[2, 1] = 1.0
     numeric = (

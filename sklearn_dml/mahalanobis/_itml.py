@@ -115,7 +115,7 @@ def itml_solve(features, same, *, gamma, max_iter, tol, prior, bounds):
     Returns ``(M, extra)`` with the learned Mahalanobis matrix and the fitted
     attributes ``bounds_`` and ``n_iter_``.
     """
-    M0, _ = prior_matrix(prior, distinct_samples(features))
+    M0, _ = prior_matrix(prior, features)
     if bounds is None:
         lower, upper = _default_bounds(features, M0)
     else:

@@ -15,9 +15,9 @@ from ._weak import (
     BaseWeakMahalanobisLearner,
     SolverParamsMixin,
     SupervisedFromConstraints,
-    distinct_samples,
     log_det_positive_definite,
     prior_matrix,
+    quadratic_forms,
 )
 
 __all__ = ["LSML", "LSMLSupervised"]
@@ -59,7 +59,9 @@ register_doc(
         + \\lambda \\big(\\operatorname{tr}(M M_0^{-1}) - \\log\\det M\\big),
 
     a convex problem (the constant terms of the divergence left out), by
-    gradient descent with a backtracking (Armijo) step; a step leaving the
+    gradient descent whose trial step is the Barzilai-Borwein step (the
+    secant estimate of the curvature from the last two iterates), shortened
+    by backtracking until the Armijo condition holds; a step leaving the
     positive definite cone is rejected (the log-determinant is a barrier),
     so no projection is needed. The comparisons weigh equally, summing to
     1, as in metric-learn (whose gradient, however, leaves the weights out).
@@ -74,19 +76,29 @@ def lsml_objective(M, features, M0_inv, regularization):
         return np.inf
     ab = features[:, 0] - features[:, 1]
     cd = features[:, 2] - features[:, 3]
-    s_ab = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", ab, M, ab), 0, None))
-    s_cd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", cd, M, cd), 0, None))
+    s_ab = np.sqrt(np.clip(quadratic_forms(ab, M), 0, None))
+    s_cd = np.sqrt(np.clip(quadratic_forms(cd, M), 0, None))
     residual = np.maximum(s_ab - s_cd, 0.0)
     return float(np.mean(residual**2) + regularization * ((M * M0_inv).sum() - logdet))
 
 
-def _lsml_gradient(M, ab, cd, M0_inv, regularization):
-    s_ab = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", ab, M, ab), 1e-300, None))
-    s_cd = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", cd, M, cd), 1e-300, None))
-    active = (s_ab > s_cd) / ab.shape[0]
+def _residual_value(q_ab, q_cd, n):
+    """Mean squared residual of the violated comparisons, from the squared distances."""
+    residual = np.sqrt(np.clip(q_ab, 0, None)) - np.sqrt(np.clip(q_cd, 0, None))
+    return float(np.square(residual[residual > 0]).sum() / n)
+
+
+def _lsml_gradient(M, ab, cd, q_ab, q_cd, M0_inv, regularization):
+    """The objective's gradient at ``M``, given the squared distances ``q_ab``,
+    ``q_cd`` of the pairs under ``M``; only violated comparisons contribute."""
+    s_ab = np.sqrt(np.clip(q_ab, 1e-300, None))
+    s_cd = np.sqrt(np.clip(q_cd, 1e-300, None))
+    active = np.flatnonzero(s_ab > s_cd)
+    ab, cd, s_ab, s_cd = ab[active], cd[active], s_ab[active], s_cd[active]
     # d/dM (s_ab - s_cd)^2 = (1 - s_cd/s_ab) ab ab^T + (1 - s_ab/s_cd) cd cd^T
-    coef_ab = active * (1 - s_cd / s_ab)
-    coef_cd = active * (1 - s_ab / s_cd)
+    n = q_ab.shape[0]
+    coef_ab = (1 - s_cd / s_ab) / n
+    coef_cd = (1 - s_ab / s_cd) / n
     G = (ab * coef_ab[:, None]).T @ ab + (cd * coef_cd[:, None]).T @ cd
     return G + regularization * (M0_inv - np.linalg.inv(M))
 
@@ -94,30 +106,56 @@ def _lsml_gradient(M, ab, cd, M0_inv, regularization):
 def lsml_solve(features, same, *, regularization, prior, max_iter, tol):
     """Run LSML on quadruplets of features ``(n, 4, d)`` (``same`` is unused).
 
+    Gradient descent with a backtracking step. Along ``M - t G`` the squared
+    distances are ``q - t g`` (``q``, ``g``: the quadratic forms of the
+    pairs under ``M`` and ``G``), so each trial step costs a Cholesky
+    factorisation and vector operations, not products with the data.
+
     Returns ``(M, extra)``: the learned Mahalanobis matrix and ``n_iter_``.
     """
-    M0, M0_inv = prior_matrix(prior, distinct_samples(features))
+    M0, M0_inv = prior_matrix(prior, features)
     ab = features[:, 0] - features[:, 1]
     cd = features[:, 2] - features[:, 3]
+    n = ab.shape[0]
     M = M0.copy()
-    value = lsml_objective(M, features, M0_inv, regularization)
+    q_ab, q_cd = quadratic_forms(ab, M), quadratic_forms(cd, M)
+    trace = float((M * M0_inv).sum())
+    value = _residual_value(q_ab, q_cd, n) + regularization * (
+        trace - log_det_positive_definite(M)
+    )
     step, n_iter = 1.0, max_iter
+    previous = None
     for it in range(max_iter):
-        G = _lsml_gradient(M, ab, cd, M0_inv, regularization)
+        G = _lsml_gradient(M, ab, cd, q_ab, q_cd, M0_inv, regularization)
         G = (G + G.T) / 2
         norm2 = float((G * G).sum())
         if np.sqrt(norm2) < tol:
             n_iter = it + 1  # gradient evaluations
             break
+        if previous is not None:
+            # Barzilai-Borwein: the step of a secant model of the curvature.
+            s_k, y_k = M - previous[0], G - previous[1]
+            sy = float((s_k * y_k).sum())
+            if sy > 0:
+                step = float((s_k * s_k).sum()) / sy
+        previous = (M, G)
+        g_ab, g_cd = quadratic_forms(ab, G), quadratic_forms(cd, G)
+        g_trace = float((G * M0_inv).sum())
         while True:
             candidate = M - step * G
-            new_value = lsml_objective(candidate, features, M0_inv, regularization)
-            if new_value <= value - 1e-4 * step * norm2:
-                break
+            logdet = log_det_positive_definite(candidate)
+            if logdet is not None:  # inside the positive definite cone
+                new_value = _residual_value(
+                    q_ab - step * g_ab, q_cd - step * g_cd, n
+                ) + regularization * (trace - step * g_trace - logdet)
+                if new_value <= value - 1e-4 * step * norm2:
+                    break
             step /= 2
             if step < 1e-20:
                 return M, {"n_iter_": it + 1}
-        M, value, step = candidate, new_value, step * 2
+        M, value = candidate, new_value
+        q_ab, q_cd = q_ab - step * g_ab, q_cd - step * g_cd
+        trace -= step * g_trace
     return M, {"n_iter_": n_iter}
 
 

@@ -13,9 +13,9 @@ from ._weak import (
     BaseWeakMahalanobisLearner,
     SolverParamsMixin,
     SupervisedFromConstraints,
-    distinct_samples,
     prior_matrix,
     psd_projection,
+    quadratic_forms,
 )
 
 __all__ = ["MMC", "MMCSupervised"]
@@ -97,7 +97,7 @@ def mmc_objective(A, features, same):
     """``(g(A), f(A))``: the summed distances of the different pairs, the
     summed squared distances of the same pairs."""
     V = features[:, 0] - features[:, 1]
-    d2 = np.einsum("ij,jk,ik->i", V, A, V)
+    d2 = quadratic_forms(V, A)
     return float(np.sqrt(np.clip(d2[~same], 0, None)).sum()), float(d2[same].sum())
 
 
@@ -137,10 +137,10 @@ def _mmc_full(Vs, Vd, A, max_iter, max_proj, tol):
         raise ValueError("The same-class pairs are all pairs of identical samples.")
 
     def g(A):
-        return np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Vd, A, Vd), 0, None)).sum()
+        return np.sqrt(np.clip(quadratic_forms(Vd, A), 0, None)).sum()
 
     def gradient(A):
-        dist = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Vd, A, Vd), 1e-12, None))
+        dist = np.sqrt(np.clip(quadratic_forms(Vd, A), 1e-12, None))
         return (Vd / (2 * dist[:, None])).T @ Vd
 
     A = A / float((F * A).sum())
@@ -212,7 +212,7 @@ def mmc_solve(features, same, *, max_iter, max_proj, tol, init, diagonal):
     Returns ``(A, extra)``: the learned Mahalanobis matrix and ``n_iter_``.
     """
     _check_both(same)
-    A0, _ = prior_matrix(init, distinct_samples(features))
+    A0, _ = prior_matrix(init, features)
     V = features[:, 0] - features[:, 1]
     Vs, Vd = V[same], V[~same]
     if diagonal:

@@ -14,6 +14,7 @@ from ._weak import (
     SolverParamsMixin,
     SupervisedFromConstraints,
     components_from_metric,
+    quadratic_forms,
 )
 
 __all__ = ["SCML", "SCMLSupervised"]
@@ -124,9 +125,14 @@ def scml_objective(M, features, beta, w):
     """Mean hinge ``[1 + d(a, p) - d(a, n)]_+`` at ``M`` plus ``beta * sum(w)``."""
     ap = features[:, 0] - features[:, 1]
     an = features[:, 0] - features[:, 2]
-    d_ap = np.einsum("ij,jk,ik->i", ap, M, ap)
-    d_an = np.einsum("ij,jk,ik->i", an, M, an)
-    return float(np.maximum(1 + d_ap - d_an, 0).mean() + beta * np.sum(w))
+    return _mean_hinge(ap, an, M) + beta * float(np.sum(w))
+
+
+def _mean_hinge(ap, an, M):
+    """Mean of ``[1 + d(a, p) - d(a, n)]_+`` over the triplets' differences."""
+    return float(
+        np.maximum(1 + quadratic_forms(ap, M) - quadratic_forms(an, M), 0).mean()
+    )
 
 
 def _unit_rows(B):
@@ -215,6 +221,10 @@ def lda_basis(X, y, n_basis, rng):
     return B[rng.permutation(B.shape[0])[:n_basis]]
 
 
+#: Entries of the block of per-basis distance differences computed at once.
+_SCML_BLOCK_ROWS = 1 << 18
+
+
 def scml_solve(
     features,
     same,
@@ -252,12 +262,18 @@ def scml_solve(
     mean_grad, sq_grad = np.zeros(k), np.zeros(k)
     best_w, best_value = w, np.inf
     batches = rng.randint(n, size=(max_iter, batch_size))
+    # The batches' distance differences along each basis do not depend on the
+    # weights: computed for a block of steps at once, (steps, batch, k).
+    block = max(1, _SCML_BLOCK_ROWS // (batch_size * k))
     for t in range(max_iter):
-        idx = batches[t]
-        # Distance differences of the batch along each basis: (batch, k).
-        diff = (ap[idx] @ B.T) ** 2 - (an[idx] @ B.T) ** 2
-        active = 1 + diff @ w > 0
-        grad = diff[active].sum(axis=0) / batch_size
+        if t % block == 0:
+            idx = batches[t : t + block].ravel()
+            diffs = ((ap[idx] @ B.T) ** 2 - (an[idx] @ B.T) ** 2).reshape(
+                -1, batch_size, k
+            )
+        diff = diffs[t % block]
+        active = (diff @ w > -1).astype(diff.dtype)
+        grad = (active @ diff) / batch_size
         mean_grad += (grad - mean_grad) / (t + 1)
         sq_grad += grad**2
         w = (
@@ -266,7 +282,7 @@ def scml_solve(
             * np.maximum(-mean_grad - beta, 0.0)
         )
         if (t + 1) % output_iter == 0 or t + 1 == max_iter:
-            value = scml_objective((B.T * w) @ B, features, beta, w)
+            value = _mean_hinge(ap, an, (B.T * w) @ B) + beta * float(np.sum(w))
             if value < best_value:
                 best_w, best_value = w.copy(), value
     M = (B.T * best_w) @ B

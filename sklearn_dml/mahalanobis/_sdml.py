@@ -14,7 +14,6 @@ from ._weak import (
     BaseWeakMahalanobisLearner,
     SolverParamsMixin,
     SupervisedFromConstraints,
-    distinct_samples,
     log_det_positive_definite,
     prior_matrix,
 )
@@ -91,7 +90,7 @@ def sdml_objective(M, P, sparsity):
 
 def sdml_matrix(features, same, balance_param, prior):
     """The repaired "covariance" ``P`` of SDML's graphical lasso."""
-    _, M0_inv = prior_matrix(prior, distinct_samples(features))
+    _, M0_inv = prior_matrix(prior, features)
     V = features[:, 0] - features[:, 1]
     K = (V * np.where(same, 1.0, -1.0)[:, None]).T @ V
     P = M0_inv + balance_param * K

@@ -191,18 +191,31 @@ def log_det_positive_definite(M):
     return float(2.0 * np.log(np.diag(factor)).sum())
 
 
+def quadratic_forms(V, M):
+    """``v_i^T M v_i`` for every row ``v_i`` of ``V``, by one matrix product.
+
+    (A three-operand ``np.einsum`` computes the same sums without BLAS, tens
+    of times slower.)
+    """
+    return np.einsum("ij,ij->i", V @ M, V)
+
+
 def distinct_samples(features):
     """The distinct rows of the samples of tuples ``(n, k, d)``."""
     return np.unique(features.reshape(-1, features.shape[2]), axis=0)
 
 
-def prior_matrix(prior, samples):
-    """The prior ``M0`` (symmetric positive definite) and its inverse."""
-    d = samples.shape[1]
+def prior_matrix(prior, features):
+    """The prior ``M0`` (symmetric positive definite) and its inverse.
+
+    ``features`` holds the tuples ``(n, k, d)``; ``"covariance"`` is the
+    inverse covariance of their distinct samples.
+    """
+    d = features.shape[2]
     if isinstance(prior, str) and prior == "identity":
         return np.eye(d), np.eye(d)
     if isinstance(prior, str):  # "covariance"
-        cov = np.atleast_2d(np.cov(samples, rowvar=False))
+        cov = np.atleast_2d(np.cov(distinct_samples(features), rowvar=False))
         cov = cov + 1e-10 * max(np.trace(cov), 1e-300) * np.eye(d)
         return np.linalg.inv(cov), cov
     M0 = check_array(prior, dtype=np.float64, input_name="prior")

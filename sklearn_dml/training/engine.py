@@ -124,6 +124,9 @@ class TrainingState:
     #: resumed checkpoint); during training, the streams after the last epoch
     #: (kept up to date for callbacks).
     rng_state: tuple | None = None
+    #: The float16 gradient scaler's state (``mixed_precision="float16"`` on
+    #: CUDA), resumed like the optimizer's; ``None`` otherwise.
+    grad_scaler_state: dict | None = None
 
 
 def _make_optimizer(config, backbone, loss):
@@ -479,6 +482,8 @@ def fit(
             optimizer = _make_optimizer(config, state.backbone, state.loss)
             if state.optimizer_state is not None:
                 _resume_optimizer(optimizer, state.optimizer_state, config)
+            precision = MixedPrecision(config.mixed_precision, device, config.name)
+            precision.load_state_dict(state.grad_scaler_state)
             _run_epochs(
                 state,
                 config,
@@ -489,10 +494,11 @@ def fit(
                 n_epochs,
                 validation,
                 score_func,
-                MixedPrecision(config.mixed_precision, device, config.name),
+                precision,
                 rng,
             )
             state.optimizer_state = _to_cpu(optimizer.state_dict())
+            state.grad_scaler_state = precision.state_dict()
         finally:
             state.backbone.to("cpu").eval()
             state.loss.to("cpu").eval()
@@ -593,6 +599,8 @@ def _run_epochs(
             progress.epoch(record)
             if callbacks is not None:
                 state.rng_state = (torch.get_rng_state(), rng.get_state())
+                if precision is not None:
+                    state.grad_scaler_state = precision.state_dict()
             asked = callbacks is not None and callbacks.epoch_end(
                 state, optimizer, record
             )

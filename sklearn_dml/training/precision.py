@@ -56,3 +56,22 @@ class MixedPrecision:
     def scale(self, loss):
         """The loss to differentiate (scaled with float16)."""
         return loss if self.scaler is None else self.scaler.scale(loss)
+
+    def state_dict(self):
+        """The gradient scaler's state (its current scale and growth count).
+
+        ``None`` without a scaler (float32, bfloat16, off the GPU).
+        """
+        if self.scaler is None:
+            return None
+        return dict(self.scaler.state_dict()) or None
+
+    def load_state_dict(self, state):
+        """Continue from a scaler state of :meth:`state_dict` (``None``: no-op).
+
+        A resumed float16 run (``warm_start``, ``partial_fit``, a checkpoint)
+        keeps the loss scale it had reached instead of starting again from
+        the initial scale, whose first steps overflow and are skipped.
+        """
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)

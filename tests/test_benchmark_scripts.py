@@ -1,0 +1,149 @@
+"""Static checks of the benchmark scripts: no benchmark runs here.
+
+Every script that writes a file under ``benchmarks/results/`` must state in
+it the commit, command and machine load it was measured with
+(``benchmarks/_provenance.provenance``), and ``make bench`` must run it, so
+that one command regenerates every results file. Scripts that keep rows of
+earlier runs in a JSON store state the commit of each row
+(``rows_by_commit``).
+"""
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+WRITES = re.compile(r"write_text\(|write_results\(|open\([^)]*['\"]w['\"]")
+NAMES_RESULTS = re.compile(r"results[/'\"]")
+
+
+def _source(path):
+    return path.read_text(encoding="utf-8")
+
+
+def writing_scripts():
+    """The scripts of ``benchmarks/`` that write a file under ``results/``."""
+    return sorted(
+        p.name
+        for p in BENCHMARKS.glob("*.py")
+        if not p.name.startswith("_")
+        and WRITES.search(_source(p))
+        and NAMES_RESULTS.search(_source(p))
+    )
+
+
+def bench_target(makefile=ROOT / "Makefile"):
+    """The ``benchmarks/*.py`` scripts that the recipe of ``make bench`` runs."""
+    lines = makefile.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("bench:"))
+    scripts = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        scripts += re.findall(r"benchmarks/(\w+\.py)", line)
+    return scripts
+
+
+def test_the_writing_scripts_are_found():
+    found = writing_scripts()
+    # guards against a pattern that silently matches nothing
+    for name in ("classical.py", "compare_methods.py", "bench_fit_overhead.py"):
+        assert name in found
+    # modules that only compute (compare topics, helpers) are not listed
+    assert "compare_mixup.py" not in found
+    assert "transfer_tasks.py" not in found
+
+
+@pytest.mark.parametrize("name", writing_scripts())
+def test_results_file_states_its_provenance(name):
+    source = _source(BENCHMARKS / name)
+    assert re.search(r"\bprovenance\(", source), (
+        f"benchmarks/{name} writes a results file without provenance() "
+        "(benchmarks/_provenance.py) in it"
+    )
+    assert "rev-parse" not in source, f"benchmarks/{name}: use _provenance.commit()"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in writing_scripts() if ".json" in _source(BENCHMARKS / n)],
+)
+def test_merged_tables_state_the_commit_of_each_row(name):
+    source = _source(BENCHMARKS / name)
+    assert re.search(r"commit\(\)", source), f"{name}: store commit() per row"
+    assert re.search(r"\brows_by_commit\(", source), f"{name}: rows_by_commit()"
+
+
+def test_make_bench_runs_every_script_that_writes_a_results_file():
+    listed = bench_target()
+    missing = sorted(set(writing_scripts()) - set(listed))
+    assert not missing, f"add to the Makefile's bench target: {missing}"
+    assert all((BENCHMARKS / name).exists() for name in listed)
+
+
+def _standalone():
+    tree = ast.parse(_source(BENCHMARKS / "compare_methods.py"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "STANDALONE" for t in node.targets
+        ):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
+def test_every_compare_script_is_a_topic_or_runs_on_its_own():
+    """compare_methods.py calls ``main(quick=...)`` of every topic but those
+    of ``STANDALONE``, which write their own file (and are in ``make bench``)."""
+    standalone, writers = _standalone(), set(writing_scripts())
+    for path in BENCHMARKS.glob("compare_*.py"):
+        if path.stem == "compare_methods":
+            continue
+        topic = path.stem[len("compare_") :]
+        if path.name in writers:
+            assert topic in standalone, f"add {topic!r} to STANDALONE"
+        else:
+            assert topic not in standalone
+            assert re.search(r"^def main\(quick", _source(path), re.M), path.name
+
+
+def test_the_check_fails_for_a_script_missing_from_make_bench(tmp_path):
+    text = (ROOT / "Makefile").read_text()
+    dropped = tmp_path / "Makefile"
+    dropped.write_text(
+        "\n".join(
+            line
+            for line in text.splitlines()
+            if "benchmarks/deep_inputs.py" not in line
+        )
+    )
+    assert "deep_inputs.py" in writing_scripts()
+    assert "deep_inputs.py" not in bench_target(dropped)
+
+
+def test_provenance_and_rows_by_commit(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("_provenance", None)
+    import _provenance
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["benchmarks/some_bench.py", "--seeds", "3"])
+    line = _provenance.provenance()
+    assert line.startswith("Measured at commit ")
+    assert "`python benchmarks/some_bench.py --seeds 3`" in line
+    assert "CPUs, load average" in line
+    assert _provenance.provenance("Table written").startswith("Table written at ")
+    rows = [{"commit": "abc1234"}, {"commit": "abc1234"}, {"commit": "def5678"}, {}]
+    assert _provenance.rows_by_commit(rows, "store.json") == (
+        "Rows of this table by the commit they were measured at: abc1234 (2 rows), "
+        "def5678 (1 row), not recorded (1 row) (each row's commit is stored with "
+        "it in `store.json`; the rows stored before commits were recorded have "
+        "none)."
+    )
+    assert _provenance.rows_by_commit(rows[:1]) == (
+        "Rows of this table by the commit they were measured at: abc1234 (1 row)."
+    )
