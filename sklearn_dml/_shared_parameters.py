@@ -203,7 +203,10 @@ _BACKBONE_PARAMETERS = {
             are the two halves of the classes, both ways round (a default fit
             then costs three to four fits); with five to nine, three
             overlapping groups of about 40 % of the classes, each candidate
-            trained on the rest (three to five fits). With fewer
+            trained on the rest (three to five fits), and no anchoring must
+            win on every group. A candidate is scored on at most about 5,000
+            held-out samples (a class-stratified subsample, the same for both
+            candidates), so that scoring stays cheap on large data. With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
             with few classes). ``None`` always uses the method's weight: 10 for most

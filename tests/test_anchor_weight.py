@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder
+from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder, base
 from sklearn_dml.backbones import ResidualMLP
-from sklearn_dml.base import _anchor_validation_groups
+from sklearn_dml.base import _anchor_validation_groups, _score_subsample
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
 
@@ -160,3 +160,41 @@ def test_a_warm_start_honours_a_changed_weight(six_classes):
 def test_partial_fit_makes_no_choice(six_classes):
     est = TripletEmbedder(anchor_weight="auto", **KW).partial_fit(*six_classes)
     assert est.anchor_weight_ == 10.0 and est.anchor_selection_ is None
+
+
+def test_the_score_subsample_keeps_every_class_in_proportion():
+    y = np.repeat(np.arange(6), [10, 20, 40, 80, 3, 2])
+    held = np.isin(y, [1, 2, 3, 4, 5])
+    rows = np.flatnonzero(held)
+    assert np.array_equal(_score_subsample(y, held, 500, seed=0), rows)  # small
+    sub = _score_subsample(y, held, 29, seed=0)
+    assert set(sub.tolist()) <= set(rows.tolist()) and len(set(sub.tolist())) == len(
+        sub
+    )
+    counts = {c: int((y[sub] == c).sum()) for c in range(1, 6)}
+    # a fifth of each class, and never fewer than two
+    assert counts == {1: 4, 2: 8, 3: 16, 4: 2, 5: 2}
+    assert not np.array_equal(sub, _score_subsample(y, held, 29, seed=1))
+
+
+def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
+    ten_classes, monkeypatch
+):
+    X, y = ten_classes  # 100 held-out samples in each half
+    monkeypatch.setattr(base, "AUTO_SCORE_MAX_SAMPLES", 40)
+    scored = []
+    original = TripletEmbedder.score
+
+    def recording_score(self, X_held, y_held):
+        scored.append((self.anchor_weight, X_held.copy()))
+        return original(self, X_held, y_held)
+
+    monkeypatch.setattr(TripletEmbedder, "score", recording_score)
+    TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    assert len(scored) == 4  # two candidates, two halves
+    assert all(len(rows) == 40 for _, rows in scored)  # 5 classes x 8
+    by_weight = {}
+    for weight, rows in scored:
+        by_weight.setdefault(weight, []).append(rows)
+    unanchored, anchored = by_weight[0.0], by_weight[10.0]
+    assert all(np.array_equal(a, b) for a, b in zip(unanchored, anchored))
