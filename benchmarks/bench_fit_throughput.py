@@ -24,7 +24,7 @@ of 128 (390 steps an epoch). Reported: the median seconds per epoch over
 the repeats and the ratio to the PML loop of the same loss (below 1: faster
 than the loop). Run::
 
-    python benchmarks/bench_fit_throughput.py [--epochs 1] [--repeats 3]
+    python benchmarks/bench_fit_throughput.py [--epochs 3] [--repeats 3]
 """
 
 import argparse
@@ -93,7 +93,7 @@ def seconds_per_epoch(loss, variant, X, y, epochs, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--classes", type=int, default=1_000)
