@@ -147,3 +147,26 @@ def test_provenance_and_rows_by_commit(monkeypatch):
     assert _provenance.rows_by_commit(rows[:1]) == (
         "Rows of this table by the commit they were measured at: abc1234 (1 row)."
     )
+
+
+def _package_imports(path):
+    """``(module, name)`` for each ``from sklearn_dml... import name`` of ``path``."""
+    tree = ast.parse(_source(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "sklearn_dml"
+        ):
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
+def test_what_a_benchmark_imports_from_the_package_exists(script):
+    """A renamed module or class breaks the script only when it runs, which
+    the suite never does: check its package imports here."""
+    import importlib
+
+    for module, name in _package_imports(BENCHMARKS / script):
+        imported = importlib.import_module(module)
+        if not hasattr(imported, name):  # a submodule: `from sklearn_dml import losses`
+            importlib.import_module(f"{module}.{name}")

@@ -128,7 +128,9 @@ def test_clone_of_fitted_is_unfitted(small):
 def test_pipeline_knn_and_cross_val_score(digits):
     X_tr, X_te, y_tr, y_te = digits
     pipe = make_pipeline(
-        TripletEmbedder(n_components=16, max_iter=15, anchor_weight=None, random_state=0),
+        TripletEmbedder(
+            n_components=16, max_iter=15, anchor_weight=None, random_state=0
+        ),
         KNeighborsClassifier(n_neighbors=5),
     )
     acc = pipe.fit(X_tr, y_tr).score(X_te, y_te)
