@@ -46,13 +46,17 @@ def check_embeddings_labels(embeddings, labels):
         )
 
 
-def label_masks(labels):
+def label_masks(labels, n_queries=None):
     """Boolean ``(n, n)`` masks of positive and negative pairs.
 
     Parameters
     ----------
     labels : torch.Tensor of shape (n,)
         Class index of every sample of the batch.
+    n_queries : int, default=None
+        Only the rows of the first ``n_queries`` samples (the pairs whose
+        first member is one of them): masks of shape ``(n_queries, n)``.
+        ``None`` means every row.
 
     Returns
     -------
@@ -70,8 +74,9 @@ def label_masks(labels):
             [1, 0, 0],
             [0, 0, 0]], dtype=torch.int32)
     """
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
+    n = labels.shape[0] if n_queries is None else int(n_queries)
+    same = labels[:n, None] == labels[None, :]
+    eye = torch.eye(n, labels.shape[0], dtype=torch.bool, device=labels.device)
     return same & ~eye, ~same
 
 
@@ -231,3 +236,19 @@ def _check_tuple(indices_tuple):
             "indices_tuple must be None, triplets (a, p, n) or pairs "
             f"(a1, p, a2, n); got a tuple of length {len(indices_tuple)}."
         )
+
+
+def restrict_to_queries(indices_tuple, n_queries):
+    """Keep the pairs or triplets of ``indices_tuple`` whose anchor is a query.
+
+    The queries are the first ``n_queries`` rows of the batch the tuples
+    index (cross-batch memory stacks its batch on the memory).
+    """
+    _check_tuple(indices_tuple)
+    if len(indices_tuple) == 3:
+        a, p, n = indices_tuple
+        keep = a < n_queries
+        return a[keep], p[keep], n[keep]
+    a1, p, a2, n = indices_tuple
+    k1, k2 = a1 < n_queries, a2 < n_queries
+    return a1[k1], p[k1], a2[k2], n[k2]

@@ -15,7 +15,7 @@ import torch
 from ._docstrings import fill_doc, register_doc
 from ._param_validation import Interval, InvalidParameterError, StrOptions
 from ._params import ParamsMixin
-from ._tuples import check_embeddings_labels, label_masks
+from ._tuples import check_embeddings_labels, label_masks, restrict_to_queries
 from .distances import (
     BaseDistance,
     CosineSimilarity,
@@ -156,13 +156,7 @@ class BaseMiner(DistanceUserMixin, ParamsMixin, torch.nn.Module):
             )
 
     def _mine_queries(self, embeddings, labels, n_queries, distance):
-        tuples = self._mine(embeddings, labels, distance)
-        if len(tuples) == 3:
-            keep = tuples[0] < n_queries
-            return tuple(t[keep] for t in tuples)
-        a1, p, a2, n = tuples
-        k1, k2 = a1 < n_queries, a2 < n_queries
-        return a1[k1], p[k1], a2[k2], n[k2]
+        return restrict_to_queries(self._mine(embeddings, labels, distance), n_queries)
 
 
 def _as_distance_like(mat, distance):
@@ -399,10 +393,7 @@ class MultiSimilarityMiner(BaseMiner):
         # block of the matrix gives the same pairs as the whole.
         queries = embeddings[:n_queries]
         dist = _as_distance_like(distance(queries, embeddings), distance)
-        same = labels[:n_queries, None] == labels[None, :]
-        rows = torch.arange(n_queries, device=labels.device)
-        not_self = rows[:, None] != torch.arange(labels.shape[0], device=labels.device)
-        return self._mine_rows(dist, same & not_self, ~same)
+        return self._mine_rows(dist, *label_masks(labels, n_queries))
 
     def _mine_rows(self, dist, pos_mask, neg_mask):
         hardest_pos = dist.masked_fill(~pos_mask, float("-inf")).amax(dim=1)

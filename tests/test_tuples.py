@@ -7,6 +7,7 @@ from sklearn_dml._tuples import (
     convert_to_triplets,
     get_all_pairs_indices,
     get_all_triplets_indices,
+    label_masks,
 )
 
 LABELS = [0, 1, 0, 2, 1, 0, 3]  # class 2 and class 3 have a single sample
@@ -105,3 +106,13 @@ def test_tuples_pass_through_unchanged():
 def test_bad_tuple_length():
     with pytest.raises(ValueError, match="got a tuple of length 2"):
         convert_to_pairs((torch.tensor([0]), torch.tensor([1])), torch.tensor([0, 0]))
+
+
+def test_label_masks_of_the_query_rows_are_the_first_rows_of_the_full_masks():
+    labels = torch.tensor([0, 1, 0, 2, 1, 0])
+    positive, negative = label_masks(labels)
+    for n_queries in (1, 3, 6):
+        pos_q, neg_q = label_masks(labels, n_queries)
+        assert pos_q.shape == (n_queries, 6)
+        assert torch.equal(pos_q, positive[:n_queries])
+        assert torch.equal(neg_q, negative[:n_queries])

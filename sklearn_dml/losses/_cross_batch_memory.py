@@ -6,7 +6,7 @@ from numbers import Integral
 import torch
 
 from .._param_validation import Interval
-from .._tuples import _check_tuple, check_embeddings_labels
+from .._tuples import check_embeddings_labels, label_masks, restrict_to_queries
 from ._base import BaseMetricLoss, not_configured_error
 
 
@@ -17,24 +17,10 @@ def query_pairs(labels, n_queries):
     and the negative pairs (different labels) from a query row ``i`` to
     any row ``j`` of ``labels``.
     """
-    rows = torch.arange(n_queries, device=labels.device)
-    same = labels[:n_queries, None] == labels[None, :]
-    self_pair = rows[:, None] == torch.arange(labels.shape[0], device=labels.device)
-    a1, p = torch.nonzero(same & ~self_pair, as_tuple=True)
-    a2, n = torch.nonzero(~same, as_tuple=True)
+    positive, negative = label_masks(labels, n_queries)
+    a1, p = torch.nonzero(positive, as_tuple=True)
+    a2, n = torch.nonzero(negative, as_tuple=True)
     return a1, p, a2, n
-
-
-def restrict_to_queries(indices_tuple, n_queries):
-    """Keep the pairs or triplets of ``indices_tuple`` whose anchor is a query."""
-    _check_tuple(indices_tuple)
-    if len(indices_tuple) == 3:
-        a, p, n = indices_tuple
-        keep = a < n_queries
-        return a[keep], p[keep], n[keep]
-    a1, p, a2, n = indices_tuple
-    k1, k2 = a1 < n_queries, a2 < n_queries
-    return a1[k1], p[k1], a2[k2], n[k2]
 
 
 class _ReferenceBlock:
