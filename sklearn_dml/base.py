@@ -429,15 +429,15 @@ class BaseDeepMetricLearner(
         ):
             return default, None
         groups = _anchor_validation_groups(classes, seed)
+        held_out = [np.isin(y, held) for held in groups]
         scored = [
-            _score_subsample(y, np.isin(y, held), AUTO_SCORE_MAX_SAMPLES, seed)
-            for held in groups
+            _score_subsample(y, held, AUTO_SCORE_MAX_SAMPLES, seed) for held in held_out
         ]
         per_group = {}
         for weight in (0.0, default):
             held_out_scores = []
-            for held, rows in zip(groups, scored):
-                train = ~np.isin(y, held)
+            for held, rows in zip(held_out, scored):
+                train = ~held
                 candidate = clone(self).set_params(
                     anchor_weight=weight,
                     early_stopping=False,

@@ -16,6 +16,20 @@ def six_classes():
     return rng.randn(120, 5), np.repeat(np.arange(6), 20)
 
 
+@pytest.fixture
+def fits(monkeypatch):
+    """The ``(anchor_weight, classes)`` of every ``TripletEmbedder`` fit, in order."""
+    recorded = []
+    original_fit = TripletEmbedder._fit
+
+    def recording_fit(self, X_fit, y_fit):
+        recorded.append((self.anchor_weight, np.unique(y_fit).tolist()))
+        return original_fit(self, X_fit, y_fit)
+
+    monkeypatch.setattr(TripletEmbedder, "_fit", recording_fit)
+    return recorded
+
+
 @pytest.fixture(scope="module")
 def ten_classes():
     rng = np.random.RandomState(0)
@@ -44,21 +58,14 @@ def test_the_weight_reaches_the_backbone(cls, params, expected, six_classes):
 
 
 def test_auto_trains_both_candidates_on_half_the_classes_and_keeps_the_better(
-    ten_classes, monkeypatch
+    ten_classes, fits, monkeypatch
 ):
     X, y = ten_classes
-    fits = []
-    original_fit = TripletEmbedder._fit
-
-    def recording_fit(self, X_fit, y_fit):
-        fits.append((self.anchor_weight, np.unique(y_fit).tolist()))
-        return original_fit(self, X_fit, y_fit)
 
     def score_by_weight(self, X_score, y_score):
         # Unanchored candidates score higher: "auto" must pick 0.
         return 0.9 if self.anchor_weight == 0 else 0.5
 
-    monkeypatch.setattr(TripletEmbedder, "_fit", recording_fit)
     monkeypatch.setattr(TripletEmbedder, "score", score_by_weight)
     est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
     candidates = fits[1:]  # the first call is the outer fit
@@ -79,25 +86,17 @@ def test_auto_prefers_the_method_weight_on_a_tie(ten_classes, monkeypatch):
 
 
 def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
-    six_classes, monkeypatch
+    six_classes, fits, monkeypatch
 ):
     # Six classes are too few for halves: three pairs are held out in turn,
     # each candidate trained on the other four classes.
     X, y = six_classes
-    fits = []
-    original_fit = TripletEmbedder._fit
-
-    def recording_fit(self, X_fit, y_fit):
-        fits.append((self.anchor_weight, np.unique(y_fit).tolist()))
-        return original_fit(self, X_fit, y_fit)
-
     held_scores = {0.0: [0.9, 0.7, 0.4], 10.0: [0.5, 0.5, 0.5]}
 
     def score_by_weight(self, X_score, y_score):
         assert set(np.unique(y_score)).isdisjoint(fits[-1][1])
         return held_scores[self.anchor_weight][(len(fits) - 2) % 3]
 
-    monkeypatch.setattr(TripletEmbedder, "_fit", recording_fit)
     monkeypatch.setattr(TripletEmbedder, "score", score_by_weight)
     est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
     candidates = fits[1:]
