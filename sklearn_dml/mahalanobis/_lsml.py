@@ -76,10 +76,8 @@ def lsml_objective(M, features, M0_inv, regularization):
         return np.inf
     ab = features[:, 0] - features[:, 1]
     cd = features[:, 2] - features[:, 3]
-    s_ab = np.sqrt(np.clip(quadratic_forms(ab, M), 0, None))
-    s_cd = np.sqrt(np.clip(quadratic_forms(cd, M), 0, None))
-    residual = np.maximum(s_ab - s_cd, 0.0)
-    return float(np.mean(residual**2) + regularization * ((M * M0_inv).sum() - logdet))
+    residual = _residual_value(quadratic_forms(ab, M), quadratic_forms(cd, M), len(ab))
+    return residual + regularization * (float((M * M0_inv).sum()) - logdet)
 
 
 def _residual_value(q_ab, q_cd, n):
@@ -120,9 +118,7 @@ def lsml_solve(features, same, *, regularization, prior, max_iter, tol):
     M = M0.copy()
     q_ab, q_cd = quadratic_forms(ab, M), quadratic_forms(cd, M)
     trace = float((M * M0_inv).sum())
-    value = _residual_value(q_ab, q_cd, n) + regularization * (
-        trace - log_det_positive_definite(M)
-    )
+    value = lsml_objective(M, features, M0_inv, regularization)
     step, n_iter = 1.0, max_iter
     previous = None
     for it in range(max_iter):
