@@ -137,31 +137,33 @@ def _mmc_full(Vs, Vd, A, max_iter, max_proj, tol):
         raise ValueError("The same-class pairs are all pairs of identical samples.")
 
     def g(A):
-        return np.sqrt(np.clip(quadratic_forms(Vd, A), 0, None)).sum()
+        """``g(A)`` and the squared distances it is made of (for the gradient)."""
+        squared = quadratic_forms(Vd, A)
+        return np.sqrt(np.clip(squared, 0, None)).sum(), squared
 
-    def gradient(A):
-        dist = np.sqrt(np.clip(quadratic_forms(Vd, A), 1e-12, None))
+    def gradient(squared):
+        dist = np.sqrt(np.clip(squared, 1e-12, None))
         return (Vd / (2 * dist[:, None])).T @ Vd
 
     A = A / float((F * A).sum())
-    value, n_iter = g(A), max_iter
-    G = gradient(A)
+    (value, squared), n_iter = g(A), max_iter
+    G = gradient(squared)
     step = np.linalg.norm(A) / max(np.linalg.norm(G), 1e-300)
     for it in range(max_iter):
         # Projected gradient ascent with a backtracking (Armijo) step.
         while True:
             candidate = _project_feasible(A + step * G, F, max_proj)
-            new_value = g(candidate)
+            new_value, new_squared = g(candidate)
             if new_value >= value + 1e-4 * float((G * (candidate - A)).sum()):
                 break
             step /= 2
             if step < 1e-20:
                 return A, it + 1
         change = np.linalg.norm(candidate - A) / max(np.linalg.norm(A), 1e-300)
-        A, value, step = candidate, new_value, step * 1.5
+        A, value, squared, step = candidate, new_value, new_squared, step * 1.5
         if change < tol:
             return A, it + 1
-        G = gradient(A)
+        G = gradient(squared)
     return A, n_iter
 
 
