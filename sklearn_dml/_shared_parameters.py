@@ -195,16 +195,18 @@ _BACKBONE_PARAMETERS = {
             Weight of the default backbone's anchoring penalty, which keeps the
             pairwise similarities of the embedding close to those of its PCA
             start (:class:`~sklearn_dml.backbones.ResidualMLP`). ``"auto"``
-            chooses between no anchoring and the method's own weight on the
-            training data, by class-disjoint validation: each candidate is
+            chooses on the training data between the method's own weight and
+            a free network (no anchoring, trained from a random start instead
+            of the PCA start: ``backbone_init_`` is then ``"random"``), by
+            class-disjoint validation: each candidate is
             trained on some of the classes and scored (MAP@R) on the others,
             and the one with the better mean (the method's weight on a tie)
             is refitted on all the data. With ten classes or more the groups
             are the two halves of the classes, both ways round (a default fit
             then costs three to four fits); with five to nine, three
             overlapping groups of about 40 % of the classes, each candidate
-            trained on the rest (three to five fits), and no anchoring must
-            win on every group. A candidate is scored on at most about 5,000
+            trained on the rest (three to five fits), and the free network
+            must win on every group. A candidate is scored on at most about 5,000
             held-out samples (a class-stratified subsample, the same for both
             candidates), so that scoring stays cheap on large data. With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
@@ -589,7 +591,14 @@ register_doc(
 
     anchor_selection_ : dict or None
         With ``anchor_weight="auto"``: each candidate weight mapped to its mean
-        MAP@R on held-out training classes; ``None`` when nothing was chosen.
+        MAP@R on held-out training classes (weight 0 is the free network from
+        a random start); ``None`` when nothing was chosen.
+
+    backbone_init_ : str or None
+        The start of the default tabular backbone
+        (:class:`~sklearn_dml.backbones.ResidualMLP`'s ``init``): ``"pca"``,
+        or ``"random"`` when ``anchor_weight="auto"`` chose the free network;
+        ``None`` with a user ``backbone`` or another input type.
 
     loss_ : torch.nn.Module
         The loss component used for training, with any learned parameters.

@@ -88,6 +88,15 @@ AUTO_FEW_CLASS_SPLITS = 3
 #: training epochs.
 AUTO_SCORE_MAX_SAMPLES = 5000
 
+#: The start of ``anchor_weight="auto"``'s unanchored candidate (the
+#: ``init`` of the default :class:`ResidualMLP`). Without an anchor the PCA
+#: start is only an initialisation, and on the transfer suite's tasks whose
+#: input geometry is poor (distractor dimensions, irrelevant features,
+#: signals) a network trained from a random start transferred better from
+#: it: its principal axes are the distractors' (see
+#: ``benchmarks/results/transfer_defaults.md``).
+FREE_START = "random"
+
 #: Anchoring weight of the default sequence backbone (:class:`SequenceConvNet`)
 #: when ``anchor_weight`` is ``None`` or ``"auto"``: on the class-disjoint
 #: benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the random
@@ -406,18 +415,21 @@ class BaseDeepMetricLearner(
         return float(self.anchor_weight)
 
     def _select_anchor_weight(self, X, y, seed):
-        """``anchor_weight="auto"``: no anchoring or the method's weight.
+        """``anchor_weight="auto"``: a free network or the method's weight.
 
+        The two candidates are the method's weight on the PCA start and a
+        free network: no anchoring, from a random start
+        (``ResidualMLP(init="random")``, see :attr:`FREE_START`).
         Class-disjoint validation on the training data: each candidate is
         trained on some of the classes and scored by leave-one-out MAP@R on
         the samples of the others, over the groups of
         :func:`_anchor_validation_groups`. With two groups (ten classes or
         more) the candidate with the better mean score wins (the method's
-        weight on a tie); with the three groups of five to nine classes, no
-        anchoring must win on every group. With fewer than
+        weight on a tie); with the three groups of five to nine classes, the
+        free network must win on every group. With fewer than
         ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
         without a choice. Returns ``(weight, scores)``, with ``scores``
-        ``None`` when no choice was made.
+        ``None`` when no choice was made; weight 0 is the free network.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)
@@ -445,6 +457,8 @@ class BaseDeepMetricLearner(
                     warm_start=False,
                     callbacks=None,
                 )
+                if weight == 0:
+                    candidate._candidate_start = FREE_START
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[rows], y[rows]))
             per_group[weight] = np.asarray(held_out_scores)
@@ -490,7 +504,7 @@ class BaseDeepMetricLearner(
                 shape[0],
                 self.n_components,
                 tuple(self.hidden_layer_sizes),
-                init="pca",
+                init=getattr(self, "backbone_init_", None) or "pca",
                 normalize_embeddings=self.normalize_embeddings,
                 anchor_weight=self.anchor_weight_,
             )
@@ -582,10 +596,13 @@ class BaseDeepMetricLearner(
 
     def _new_state(self, n_features, config, X=None, y=None):
         """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
+        start = getattr(self, "_candidate_start", "pca")
         if self.anchor_weight == "auto" and y is not None:
             weight, self.anchor_selection_ = self._select_anchor_weight(
                 X, y, config.seed
             )
+            if self.anchor_selection_ is not None and weight == 0:
+                start = FREE_START
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
         if (
@@ -595,6 +612,8 @@ class BaseDeepMetricLearner(
         ):
             weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
+        tabular = self._input_kind(len(_as_shape(n_features)) + 1) == "tabular"
+        self.backbone_init_ = start if self.backbone is None and tabular else None
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)

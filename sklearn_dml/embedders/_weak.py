@@ -135,6 +135,7 @@ class _WeakDeepEmbedder(BaseDeepMetricLearner):
                 self._anchor_weight() if self.backbone is None else None
             )
             self.anchor_selection_ = None
+            self.backbone_init_ = "pca" if self.backbone is None else None
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
                 samples = np.unique(features.reshape(n * k, d), axis=0)
