@@ -6,6 +6,7 @@ import pytest
 from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder, base
 from sklearn_dml.backbones import ResidualMLP
 from sklearn_dml.base import _anchor_validation_groups, _score_subsample
+from sklearn_dml.persistence import load, save
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
 
@@ -77,6 +78,44 @@ def test_auto_trains_both_candidates_on_half_the_classes_and_keeps_the_better(
     assert est.anchor_selection_ == {0.0: 0.9, 10.0: 0.5}
     assert est.anchor_weight_ == 0.0 and est.backbone_.anchor_weight == 0.0
     assert est.anchor_weight == "auto"  # the parameter is untouched
+
+
+def test_the_free_candidate_and_its_refit_start_from_random_weights(
+    ten_classes, monkeypatch, tmp_path
+):
+    built = []
+    original_build = TripletEmbedder._build_backbone
+
+    def recording_build(self, n_features, X=None):
+        net = original_build(self, n_features, X)
+        built.append((net.anchor_weight, net.init))
+        return net
+
+    monkeypatch.setattr(TripletEmbedder, "_build_backbone", recording_build)
+    monkeypatch.setattr(
+        TripletEmbedder,
+        "score",
+        lambda self, X, y: 0.9 if self.anchor_weight == 0 else 0.5,
+    )
+    X, y = ten_classes
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    # The unanchored candidates start from random weights, the anchored ones
+    # from PCA; the refit on all the data starts where the winner did.
+    assert sorted(built[:4]) == [(0.0, "random")] * 2 + [(10.0, "pca")] * 2
+    assert built[4:] == [(0.0, "random")]
+    assert est.backbone_init_ == "random" and est.backbone_.init == "random"
+    saved = tmp_path / "free.sdml"
+    save(est, saved)
+    loaded = load(saved)
+    assert loaded.backbone_init_ == "random"
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    # A number (0 included) keeps the PCA start, and so does a choice of
+    # the method's weight.
+    built.clear()
+    assert TripletEmbedder(anchor_weight=0, **KW).fit(X, y).backbone_init_ == "pca"
+    assert built == [(0.0, "pca")]
+    monkeypatch.setattr(TripletEmbedder, "score", lambda self, X, y: 0.5)
+    assert TripletEmbedder(anchor_weight="auto", **KW).fit(X, y).backbone_init_ == "pca"
 
 
 def test_auto_prefers_the_method_weight_on_a_tie(ten_classes, monkeypatch):
