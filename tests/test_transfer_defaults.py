@@ -2,7 +2,7 @@
 
 One task whose input geometry is poor (latent classes drowned in correlated
 high-variance distractor features: the PCA start retrieves almost nothing,
-and training away from it pays), and one whose start is good, with only five
+and training from a random start pays), and one whose start is good, with only five
 classes (digits, trained on 5-9, retrieving among 0-4: training away from the
 start loses). The default ``anchor_weight="auto"`` must learn in the first
 and keep the start in the second, choosing by validation in both. The full
@@ -65,9 +65,16 @@ def test_default_learns_away_from_a_poor_start(distractors):
     anchored, _ = _unseen_map(
         TripletEmbedder(n_components=16, anchor_weight=None, **FAST), distractors
     )
-    assert fitted.anchor_weight_ == 0.0  # the validation chose to learn
+    pca_unanchored, _ = _unseen_map(
+        TripletEmbedder(n_components=16, anchor_weight=0, **FAST), distractors
+    )
+    # the validation chose to learn, from a random start
+    assert fitted.anchor_weight_ == 0.0 and fitted.backbone_init_ == "random"
     assert default > _start_map(distractors, 16) + 0.15
     assert default > anchored + 0.05
+    # The PCA start's leading axes are the distractors': even unanchored,
+    # a network trained from there transfers far worse than the free one.
+    assert default > pca_unanchored + 0.15
 
 
 def test_default_keeps_a_good_start_with_few_classes():
