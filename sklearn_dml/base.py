@@ -419,7 +419,7 @@ class BaseDeepMetricLearner(
 
         The two candidates are the method's weight on the PCA start and a
         free network: no anchoring, from a random start
-        (``ResidualMLP(init="random")``, see :attr:`FREE_START`).
+        (``ResidualMLP(init="random")``, see ``FREE_START``).
         Class-disjoint validation on the training data: each candidate is
         trained on some of the classes and scored by leave-one-out MAP@R on
         the samples of the others, over the groups of
