@@ -18,8 +18,9 @@ training part of the seen classes and initialises the model):
 The pytorch-metric-learning loop is also the previous sklearn-dml default
 recipe (random-init MLP 256-64, learning rate 1e-3, no early stopping).
 
-Methods: the sklearn-dml embedders at their defaults (the PCA-initialised
-``ResidualMLP`` backbone with its anchoring penalty), the triplet embedder
+Methods: the sklearn-dml embedders at their defaults (``anchor_weight="auto"``:
+the PCA-initialised ``ResidualMLP`` backbone with its anchoring penalty, or
+the free network, chosen on held-out training classes), the triplet embedder
 without the anchoring (``anchor_weight=0``, the previous default), raw
 features, PCA, PCA + L2 normalisation (the starting point of the default
 backbone), scikit-learn's NCA, metric-learn's NCA and LMNN (through a small
@@ -299,8 +300,9 @@ def report(rows, settings, n_seeds, elapsed, reused, quick=False):
         "",
         "Trained on five digit classes, retrieval among the other five; mean ± "
         f"std over {n_seeds} seeds; the sklearn-dml embedders at their defaults "
-        "(50 epochs, learning rate 1e-3, the PCA-initialised, anchored `ResidualMLP` "
-        f"backbone){' but 2 epochs' if quick else ''}; "
+        '(50 epochs, learning rate 1e-3, `anchor_weight="auto"`: the PCA-initialised, '
+        "anchored `ResidualMLP` backbone or the free network, chosen on held-out "
+        f"training classes){' but 2 epochs' if quick else ''}; "
         f"embedding size {N_COMPONENTS}. "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, 1 torch thread per run (fit times "
