@@ -87,7 +87,8 @@ def main():
         "",
         f"load_digits (1797 x 64, standardised), stratified half split, "
         f"{args.seeds} seeds (mean ± std), every estimator with its {budget} "
-        "(default backbone: the PCA-initialised, anchored ResidualMLP 64-256-64; "
+        "(default backbone: the PCA-initialised, anchored ResidualMLP 64-256-64, "
+        'or the free network where `anchor_weight="auto"` chooses it; '
         "50 epochs, Adam 1e-3, batch 128), "
         f"test half scored leave-one-out; torch {torch.__version__}, "
         f"{args.threads} thread(s), {platform.machine()}. Ratio: MAP@R over "
