@@ -25,10 +25,19 @@ def _git(*args):
     return out.stdout.strip()
 
 
+#: Where the scripts write their results: changes there are not changes to
+#: the code measured (a script writing its JSON store before its table would
+#: otherwise mark its own table as measured on uncommitted code).
+RESULTS_PATHSPEC = ":(exclude)benchmarks/results"
+
+
 def commit():
-    """``abc1234``, or ``abc1234 (with uncommitted changes)`` when tracked files differ."""
+    """``abc1234``, or ``abc1234 (with uncommitted changes)`` when tracked files
+    outside ``benchmarks/results`` differ from the commit."""
     head = _git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", RESULTS_PATHSPEC
+    )
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
