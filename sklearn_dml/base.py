@@ -605,15 +605,13 @@ class BaseDeepMetricLearner(
                 start = FREE_START
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
-        if (
-            self.backbone is None
-            and self._input_kind(len(_as_shape(n_features)) + 1) == "sequence"
-            and self.anchor_weight in (None, "auto")
-        ):
+        kind = None
+        if self.backbone is None:  # the default network for this input
+            kind = self._input_kind(len(_as_shape(n_features)) + 1)
+        if kind == "sequence" and self.anchor_weight in (None, "auto"):
             weight = CONV_ANCHOR_WEIGHT
         self.anchor_weight_ = weight if self.backbone is None else None
-        tabular = self._input_kind(len(_as_shape(n_features)) + 1) == "tabular"
-        self.backbone_init_ = start if self.backbone is None and tabular else None
+        self.backbone_init_ = start if kind == "tabular" else None
         # Initialise under the fit's seed so the weights are reproducible.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
