@@ -3,8 +3,8 @@
 Every headline embedder (triplet, contrastive, multi-similarity,
 Proxy-Anchor, SupCon) is fitted on each task of ``transfer_tasks.TASKS``
 with the protocol of ``transfer_suite.evaluate`` (70 % of the seen samples,
-standardised; retrieval among the unseen classes), in three settings that
-differ only in the anchoring of the default backbone:
+standardised; retrieval among the unseen classes), in four settings that
+differ only in the anchoring and the start of the default backbone:
 
 * ``anchor_weight=None``: the method's own weight (10 for these five);
 * ``anchor_weight=0``: its own network, unanchored (from the PCA start);
