@@ -180,11 +180,8 @@ def test_results_files_do_not_mark_the_code_as_uncommitted(tmp_path, monkeypatch
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import _provenance
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
