@@ -104,15 +104,15 @@ PAIRS, Y_PAIRS = positive_negative_pairs(Y_IRIS, 40, random_state=0)
 
 
 def test_index_tuples_with_a_preprocessor_equal_tuples_of_features():
-    by_features = ITML(max_iter=20).fit(X_IRIS[PAIRS], Y_PAIRS)
-    by_array = ITML(max_iter=20, preprocessor=X_IRIS).fit(PAIRS, Y_PAIRS)
+    by_features = ITML().fit(X_IRIS[PAIRS], Y_PAIRS)
+    by_array = ITML(preprocessor=X_IRIS).fit(PAIRS, Y_PAIRS)
     calls = []
 
     def lookup(ids):
         calls.append(ids.copy())
         return X_IRIS[ids]
 
-    by_callable = ITML(max_iter=20, preprocessor=lookup).fit(PAIRS, Y_PAIRS)
+    by_callable = ITML(preprocessor=lookup).fit(PAIRS, Y_PAIRS)
     for other in (by_array, by_callable):
         np.testing.assert_allclose(other.components_, by_features.components_)
     # The callable is called once, with the distinct identifiers.
@@ -149,7 +149,7 @@ def test_tuple_learners_refuse_labels_and_wrong_tuple_sizes():
         SCML(n_basis=8, max_iter=10, preprocessor=X_IRIS).fit(triplets, np.ones(30))
     with pytest.raises(ValueError, match=r"shape \(n_quadruplets, 4"):
         LSML(preprocessor=X_IRIS).fit(triplets)
-    itml = ITML(max_iter=5, preprocessor=X_IRIS).fit(PAIRS, Y_PAIRS)
+    itml = ITML(preprocessor=X_IRIS).fit(PAIRS, Y_PAIRS)
     with pytest.raises(ValueError, match="have 3 features"):
         itml.predict(X_IRIS[PAIRS][:, :, :3])
 
@@ -158,7 +158,7 @@ def test_tuple_learners_refuse_labels_and_wrong_tuple_sizes():
 def test_weak_learner_contract_clone_params_no_mutation_atomic_refit():
     pairs = X_IRIS[PAIRS]
     pairs_before, y_before = pairs.copy(), Y_PAIRS.copy()
-    itml = ITML(gamma=2.0, max_iter=10)
+    itml = ITML(gamma=2.0)
     assert clone(itml).get_params() == itml.get_params()
     itml.fit(pairs, Y_PAIRS)
     np.testing.assert_array_equal(pairs, pairs_before)
@@ -177,7 +177,7 @@ def test_pairs_predict_in_fits_label_encoding_and_score_is_roc_auc():
     from sklearn.metrics import roc_auc_score
 
     for y in (Y_PAIRS, Y_PAIRS == 1, (Y_PAIRS == 1).astype(int)):
-        itml = ITML(max_iter=10, preprocessor=X_IRIS).fit(PAIRS, y)
+        itml = ITML(preprocessor=X_IRIS).fit(PAIRS, y)
         assert set(np.unique(itml.predict(PAIRS))) <= set(np.unique(y))
         expected = roc_auc_score(y == y.max(), -itml.pair_distance(PAIRS))
         assert itml.score(PAIRS, y) == pytest.approx(expected)
@@ -187,14 +187,14 @@ def test_pairs_predict_in_fits_label_encoding_and_score_is_roc_auc():
 # ----------------------------------------------------------------- composition
 def test_grid_search_on_pairs_with_ordinary_kfold():
     search = GridSearchCV(
-        ITML(max_iter=10, preprocessor=X_IRIS),
+        ITML(preprocessor=X_IRIS),
         {"gamma": [0.1, 10.0]},
         cv=KFold(3, shuffle=True, random_state=0),
     ).fit(PAIRS, Y_PAIRS)
     assert search.best_params_["gamma"] in (0.1, 10.0)
     assert search.best_score_ > 0.8
     accuracy = cross_val_score(
-        ITML(max_iter=10), X_IRIS[PAIRS], Y_PAIRS, cv=KFold(3), scoring="accuracy"
+        ITML(), X_IRIS[PAIRS], Y_PAIRS, cv=KFold(3), scoring="accuracy"
     )
     assert accuracy.mean() > 0.8
 
@@ -208,7 +208,7 @@ def test_cross_val_score_on_triplets_and_pipeline_on_tuples():
     )
     assert scores.mean() > 0.8
     # A stateless step may reshape the 3-D tuples before the learner.
-    pipe = make_pipeline(FunctionTransformer(lambda t: t / 2), ITML(max_iter=10))
+    pipe = make_pipeline(FunctionTransformer(lambda t: t / 2), ITML())
     assert pipe.fit(X_IRIS[PAIRS], Y_PAIRS).score(X_IRIS[PAIRS], Y_PAIRS) > 0.8
 
 
@@ -216,7 +216,7 @@ def test_supervised_learner_in_pipeline_with_its_own_splitter():
     X, y = load_iris(return_X_y=True)
     pipe = make_pipeline(
         StandardScaler(),
-        ITMLSupervised(max_iter=10, random_state=0),
+        ITMLSupervised(random_state=0),
         KNeighborsClassifier(3),
     )
     search = GridSearchCV(
