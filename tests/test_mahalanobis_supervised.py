@@ -171,6 +171,14 @@ def _objective_cases():
                 lambda Z, rows: nca_anchor_loss(Z, rows, labels),
                 lambda A: nca_objective_np(X, y, A),
             ),
+            # The same-class indicator handed over, as LinearNCA's full-batch
+            # solver does (it forms it once per fit).
+            "nca, given indicator": (
+                lambda Z, rows: nca_anchor_loss(
+                    Z, rows, labels, (labels[rows, None] == labels).to(Z.dtype)
+                ),
+                lambda A: nca_objective_np(X, y, A),
+            ),
             "mlkr": (
                 lambda Z, rows: mlkr_anchor_loss(Z, rows, values),
                 lambda A: mlkr_objective_np(X, y / 2.0, A),
@@ -182,7 +190,7 @@ def _objective_cases():
 
 
 @pytest.mark.parametrize("block", [4, None])
-@pytest.mark.parametrize("method", ["lmnn", "nca", "mlkr"])
+@pytest.mark.parametrize("method", ["lmnn", "nca", "nca, given indicator", "mlkr"])
 def test_blocked_objective_and_gradient_match_numpy(method, block, monkeypatch):
     """Value and gradient, evaluated over blocks of 4 anchors or in one block
     (the closed-form gradient's two paths), against the NumPy objective and

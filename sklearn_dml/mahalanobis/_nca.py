@@ -14,20 +14,28 @@ from ._solvers import (
 __all__ = ["LinearNCA"]
 
 
-def nca_anchor_loss(Z, rows, labels):
+def nca_anchor_loss(Z, rows, labels, same=None):
     """Minus the probability that each anchor of ``rows`` picks a same-class
     neighbour, summed (see :class:`LinearNCA`).
 
     With ``p_i`` that probability, ``d(-p_i)/d d_ik = p_ik (same_ik - p_i)``
     (Goldberger et al., eq. (5)); the block's loss is returned as
     :class:`~sklearn_dml.mahalanobis._solvers.PairWeights` with those weights.
+    ``same`` is the ``(len(rows), n)`` indicator of same-class pairs in
+    ``Z``'s dtype when the caller has it; otherwise it is formed here.
     """
     with torch.no_grad():
         p = neighbour_probabilities(Z, rows)
-        same = labels[rows, None] == labels[None, :]
-        p_same = torch.where(same, p, 0.0).sum(1)
-        weights = p.mul_(same.to(p.dtype).sub_(p_same[:, None]))
+        if same is None:
+            same = (labels[rows, None] == labels[None, :]).to(p.dtype)
+        p_same = torch.linalg.vecdot(p, same, dim=1)
+        weights = (same - p_same[:, None]).mul_(p)
         return PairWeights(-p_same.sum(dtype=torch.float64), weights)
+
+
+#: Largest ``n_samples ** 2`` for which LinearNCA keeps the same-class
+#: indicator of all pairs between evaluations (16 MiB in float32).
+_SAME_PAIRS_KEPT = 2**22
 
 
 @fill_doc
@@ -150,6 +158,17 @@ class LinearNCA(IterativeLearner):
 
         L0 = self._initial_components(X, labels, auto)
         labels_t = torch.as_tensor(labels, device=device)
-        return self._minimize(
-            lambda Z, rows: nca_anchor_loss(Z, rows, labels_t), X, L0, device
-        )
+        every_row = torch.arange(n_samples, device=device)
+        kept = {}
+
+        def anchor_loss(Z, rows):
+            # The full-batch solver evaluates every anchor at once, with the
+            # same labels each time: their indicator is formed once.
+            if n_samples**2 > _SAME_PAIRS_KEPT or not torch.equal(rows, every_row):
+                return nca_anchor_loss(Z, rows, labels_t)
+            if Z.dtype not in kept:
+                same = labels_t[:, None] == labels_t[None, :]
+                kept[Z.dtype] = same.to(Z.dtype)
+            return nca_anchor_loss(Z, rows, labels_t, kept[Z.dtype])
+
+        return self._minimize(anchor_loss, X, L0, device)

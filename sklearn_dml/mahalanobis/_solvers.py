@@ -175,7 +175,7 @@ def neighbour_probabilities(Z, rows):
         # every later product: a floor of e^-60 relative to the row's largest
         # term changes a row's sum by less than n * 1e-26, far below the
         # precision of float32 and float64 alike. The own column stays 0.
-        logits.sub_(logits.max(1, keepdim=True).values).clamp_min_(_LOG_FLOOR)
+        logits.sub_(logits.amax(1, keepdim=True)).clamp_min_(_LOG_FLOOR)
         logits[own, rows] = -torch.inf
         logits.exp_()
         return logits.div_(logits.sum(1, keepdim=True))
