@@ -207,6 +207,18 @@ def test_blocked_objective_and_gradient_match_numpy(method, block, monkeypatch):
     np.testing.assert_allclose(grad.numpy().ravel(), numeric, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n", [7, 16, 37])
+def test_pairwise_products_on_padded_rows_match_numpy(n):
+    rng = np.random.default_rng(n)
+    Z, bias = rng.standard_normal((n, 5)), rng.standard_normal(n)
+    anchors = Z[::2]
+    out = _solvers.pairwise_products(
+        torch.as_tensor(anchors), torch.as_tensor(Z), torch.as_tensor(bias), -2.0
+    )
+    assert out.shape == (len(anchors), n)
+    np.testing.assert_allclose(out.numpy(), bias - 2.0 * anchors @ Z.T, rtol=1e-12)
+
+
 def test_neighbour_probabilities_floor_keeps_subnormals_out():
     """Far neighbours: the softmax matches an exact one to ~1e-26 while no
     entry is subnormal (exp of large negative arguments is slow, and so is

@@ -9,7 +9,12 @@ from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
 from ..training.engine import resolve_device
-from ._solvers import IterativeLearner, PairList, check_class_sizes
+from ._solvers import (
+    IterativeLearner,
+    PairList,
+    check_class_sizes,
+    pairwise_products,
+)
 
 __all__ = ["LMNN"]
 
@@ -60,7 +65,7 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
         # tile, one to compare it.
         sq_norms = (Z * Z).sum(1)
         reach = 1.0 + d_target.max(1).values - sq_norms[rows]
-        tile = torch.addmm(sq_norms[None, :], anchors, Z.T, alpha=-2.0)
+        tile = pairwise_products(anchors, Z, sq_norms, -2.0)
         anchor, other = (tile < reach[:, None]).nonzero(as_tuple=True)
         keep = labels[rows[anchor]] != labels[other]
         anchor, other = anchor[keep], other[keep]

@@ -158,6 +158,28 @@ def check_class_sizes(labels, minimum, what):
         )
 
 
+#: Columns of a row of products are padded to a multiple of this (64 bytes
+#: in float32).
+_ROW_ALIGNMENT = 16
+
+
+def pairwise_products(anchors, Z, bias, alpha):
+    """``bias[None, :] + alpha * anchors @ Z.T``, shape ``(len(anchors), len(Z))``.
+
+    The product is written into rows padded to a multiple of
+    ``_ROW_ALIGNMENT`` columns (zero rows appended to ``Z``) and the first
+    ``len(Z)`` columns are returned, a view: MKL writes rows of an odd
+    length several times slower (a 1,257 x 1,257 product of 64 features
+    took 2.5 times as long as the padded one on the benchmark machine).
+    """
+    n = Z.shape[0]
+    width = -(-n // _ROW_ALIGNMENT) * _ROW_ALIGNMENT
+    if width != n:
+        Z = torch.cat([Z, Z.new_zeros(width - n, Z.shape[1])])
+        bias = torch.cat([bias, bias.new_zeros(width - n)])
+    return torch.addmm(bias[None, :], anchors, Z.T, alpha=alpha)[:, :n]
+
+
 def neighbour_probabilities(Z, rows):
     """``p_ij``, the softmax over ``j != i`` of ``-|z_i - z_j|^2`` (no gradient).
 
@@ -167,7 +189,7 @@ def neighbour_probabilities(Z, rows):
     ``2 z_i.z_j - |z_j|^2``, one ``(anchors x samples)`` product.
     """
     with torch.no_grad():
-        logits = torch.addmm(-(Z * Z).sum(1)[None, :], Z[rows], Z.T, alpha=2.0)
+        logits = pairwise_products(Z[rows], Z, -(Z * Z).sum(1), 2.0)
         own = torch.arange(len(rows), device=Z.device)
         logits[own, rows] = -torch.inf
         # exp() of large negative arguments (most of a row once the metric is
