@@ -439,7 +439,49 @@ def markdown(rows, args):
             f"| {failed or _cell(row.get('map_at_r'), '.4f')} | {unseen_text} "
             f"| {', '.join(f'{k}={v}' for k, v in row['params'].items())} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + side_by_side(rows))
+
+
+def _median_cpu(row):
+    times = row.get("cpu_seconds") or []
+    return float(np.median(times)) if times else None
+
+
+def side_by_side(rows):
+    """Markdown lines: each learner's row of ours against metric-learn's."""
+    lines = [
+        "## Ours against metric-learn, side by side",
+        "",
+        "Median CPU seconds of the interleaved fits above; ratio = "
+        "metric-learn's over ours. Accuracy: 5-NN accuracy and MAP@R, ours / "
+        "metric-learn's.",
+        "",
+        "| dataset | learner | CPU s ours / theirs | ratio | kNN acc | MAP@R |",
+        "|---|---|---|---:|---|---|",
+    ]
+    by_key = {(r["dataset"], r["learner"], r["library"]): r for r in rows}
+    for (dataset, learner, library), ours in by_key.items():
+        theirs = by_key.get((dataset, learner, "metric-learn"))
+        if library != "ours" or theirs is None:
+            continue
+        ours_cpu, theirs_cpu = _median_cpu(ours), _median_cpu(theirs)
+        theirs_failed = theirs.get("failed")
+        ratio = "-"
+        if ours_cpu and theirs_cpu and not theirs_failed:
+            ratio = f"{theirs_cpu / ours_cpu:.1f}x"
+        theirs_time = theirs_failed or _cell(theirs_cpu, ".3f")
+
+        def pair(key, ours=ours, theirs=theirs, theirs_failed=theirs_failed):
+            return (
+                f"{ours.get('failed') or _cell(ours.get(key), '.4f')} / "
+                f"{'-' if theirs_failed else _cell(theirs.get(key), '.4f')}"
+            )
+
+        lines.append(
+            f"| {dataset} | {learner} | {_cell(ours_cpu, '.3f')} / {theirs_time} "
+            f"| {ratio} | {pair('knn_accuracy')} | {pair('map_at_r')} |"
+        )
+    return lines + [""]
 
 
 def main():
