@@ -157,14 +157,24 @@ def _euclidean(X_tr, y_tr, X_te):
 
 # ------------------------------------------------- gradients, in blocks
 def _objective_cases():
-    X, y = X_WINE[::3], Y_WINE[::3]
+    # Sorted by class, so that LMNN's screening by class blocks applies.
+    order = np.argsort(Y_WINE[::3], kind="stable")
+    X, y = X_WINE[::3][order], Y_WINE[::3][order]
     L = np.random.default_rng(1).standard_normal((3, 13)) * 0.3
     targets = torch.as_tensor(_targets_np(X, y, 3))
     labels, values = torch.as_tensor(y), torch.as_tensor(y / 2.0)
+    starts = np.flatnonzero(np.diff(y, prepend=-1)).tolist()
+    class_ranges = list(zip(starts, [*starts[1:], len(y)]))
     return (
         {
             "lmnn": (
                 lambda Z, rows: lmnn_anchor_loss(Z, rows, targets, labels, 0.4),
+                lambda A: lmnn_objective_np(X, y, A, 3, 0.4),
+            ),
+            "lmnn, class blocks": (
+                lambda Z, rows: lmnn_anchor_loss(
+                    Z, rows, targets, labels, 0.4, class_ranges
+                ),
                 lambda A: lmnn_objective_np(X, y, A, 3, 0.4),
             ),
             "nca": (
@@ -190,7 +200,9 @@ def _objective_cases():
 
 
 @pytest.mark.parametrize("block", [4, None])
-@pytest.mark.parametrize("method", ["lmnn", "nca", "nca, given indicator", "mlkr"])
+@pytest.mark.parametrize(
+    "method", ["lmnn", "lmnn, class blocks", "nca", "nca, given indicator", "mlkr"]
+)
 def test_blocked_objective_and_gradient_match_numpy(method, block, monkeypatch):
     """Value and gradient, evaluated over blocks of 4 anchors or in one block
     (the closed-form gradient's two paths), against the NumPy objective and

@@ -8,6 +8,7 @@ import torch
 from .._docstrings import fill_doc
 from .._param_validation import Interval
 from ..metrics import chunked_knn
+from ..metrics._knn import _collect_below
 from ..training.engine import resolve_device
 from ._solvers import (
     IterativeLearner,
@@ -40,7 +41,31 @@ def same_class_neighbors(X, labels, n_neighbors, device):
     return neighbors
 
 
-def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
+def _impostors_by_class_blocks(tile, rows, reach, class_ranges):
+    """Entries below the reach outside the anchors' own class, samples sorted by class.
+
+    ``rows`` are consecutive samples and ``class_ranges`` the ``(start,
+    stop)`` of each class: the same-class entries are rectangles of the
+    tile, set to infinity, and the rest is searched by the selection of
+    :func:`~sklearn_dml.metrics.chunked_knn` (minima of column groups, only
+    the groups below the reach read again) instead of comparing every
+    entry. Returns ``(anchor, other, value)``.
+    """
+    first, last = int(rows[0]), int(rows[-1]) + 1
+    for start, stop in class_ranges:
+        low, high = max(start, first), min(stop, last)
+        if low < high:
+            tile[low - first : high - first, start:stop] = torch.inf
+    parts = []
+    _collect_below(tile, reach[:, None], 0, parts)
+    if not parts:
+        empty = torch.empty(0, dtype=torch.int64, device=tile.device)
+        return empty, empty, tile.new_empty(0)
+    anchor, other, value = (torch.cat(part) for part in zip(*parts))
+    return anchor, other, value
+
+
+def lmnn_anchor_loss(Z, rows, targets, labels, push_weight, class_ranges=None):
     """LMNN's objective summed over the anchors ``rows`` (see :class:`LMNN`).
 
     ``targets`` (n, k) holds the target neighbours, ``labels`` (n,) the
@@ -55,6 +80,9 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
     costs ``O(pairs x n_components)``. The ``(anchors x samples)`` tile of
     distances only screens the impostors (the samples inside an anchor's
     widest target radius plus the margin); no autograd graph.
+    ``class_ranges``, the ``(start, stop)`` of each class when the samples
+    are sorted by class and ``rows`` are consecutive, lets the screening
+    skip the same-class entries (most of those inside a radius).
     """
     mu = push_weight
     with torch.no_grad():
@@ -66,10 +94,16 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight):
         sq_norms = (Z * Z).sum(1)
         reach = 1.0 + d_target.max(1).values - sq_norms[rows]
         tile = pairwise_products(anchors, Z, sq_norms, -2.0)
-        anchor, other = (tile < reach[:, None]).nonzero(as_tuple=True)
-        keep = labels[rows[anchor]] != labels[other]
-        anchor, other = anchor[keep], other[keep]
-        d_other = tile[anchor, other] + sq_norms[rows[anchor]]
+        if class_ranges is not None:
+            anchor, other, d_other = _impostors_by_class_blocks(
+                tile, rows, reach, class_ranges
+            )
+        else:
+            anchor, other = (tile < reach[:, None]).nonzero(as_tuple=True)
+            keep = labels[rows[anchor]] != labels[other]
+            anchor, other = anchor[keep], other[keep]
+            d_other = tile[anchor, other]
+        d_other = d_other + sq_norms[rows[anchor]]
         margin = (1.0 + d_target[anchor]).sub_(d_other[:, None])
         active = (margin > 0).to(Z.dtype)
         value = (1.0 - mu) * d_target.sum(dtype=torch.float64) + mu * margin.mul_(
@@ -229,11 +263,29 @@ class LMNN(IterativeLearner):
         )
         device = resolve_device(self.device)
         L0 = self._initial_components(X, labels, _lmnn_auto_init)
+        # The objective does not depend on the order of the samples: sorted
+        # by class, the same-class pairs of a block of anchors are
+        # rectangles of its tile, which the impostor screening skips.
+        order = np.argsort(labels, kind="stable")
+        X, labels = X[order], labels[order]
+        starts = np.flatnonzero(np.diff(labels, prepend=-1))
+        class_ranges = list(zip(starts.tolist(), [*starts[1:].tolist(), len(X)]))
         targets = same_class_neighbors(X, labels, self.n_neighbors, device)
         targets_t = torch.as_tensor(targets, device=device)
         labels_t = torch.as_tensor(labels, device=device)
 
         def anchor_loss(Z, rows):
-            return lmnn_anchor_loss(Z, rows, targets_t, labels_t, self.push_weight)
+            first = int(rows[0])
+            consecutive = torch.equal(
+                rows, torch.arange(first, first + len(rows), device=rows.device)
+            )
+            return lmnn_anchor_loss(
+                Z,
+                rows,
+                targets_t,
+                labels_t,
+                self.push_weight,
+                class_ranges if consecutive else None,
+            )
 
         return self._minimize(anchor_loss, X, L0, device)
