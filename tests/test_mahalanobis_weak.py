@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.covariance import graphical_lasso
-from sklearn.datasets import load_iris, load_wine
+from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
@@ -234,6 +234,44 @@ def test_mmc_reaches_at_least_metric_learns_objective(diagonal):
     if diagonal:
         M = ours.get_mahalanobis_matrix()
         np.testing.assert_allclose(M, np.diag(np.diag(M)), atol=1e-12)
+
+
+def _mmc_diagonal_gradient(w, features, same):
+    """Gradient of s.w - log(sum_d sqrt(q_d.w)), the diagonal MMC objective."""
+    V = features[:, 0] - features[:, 1]
+    s, Q = (V[same] ** 2).sum(0), V[~same] ** 2
+    dist = np.sqrt(Q @ w)
+    return s - (Q / (2 * dist[:, None])).sum(0) / dist.sum()
+
+
+def test_mmc_diagonal_reaches_the_optimum():
+    # Karush-Kuhn-Tucker conditions of the convex problem over w >= 0: zero
+    # gradient on the positive weights, a non-negative one on the zero
+    # weights (a Newton step clipped at zero used to stop the descent after
+    # a step or two, far from them).
+    X, y = WINE
+    pairs, y_pairs = positive_negative_pairs(y, 60, random_state=0)
+    mmc = MMC(diagonal=True, tol=0.0, max_iter=200).fit(X[pairs], y_pairs)
+    w = np.diag(mmc.get_mahalanobis_matrix())
+    grad = _mmc_diagonal_gradient(w, X[pairs], y_pairs == 1)
+    scale = np.abs(grad).max() + (X[pairs][:, 0] - X[pairs][:, 1]).var()
+    positive = w > 0
+    assert positive.sum() >= 2
+    np.testing.assert_allclose(grad[positive], 0.0, atol=1e-6 * scale)
+    assert (grad[~positive] >= -1e-6 * scale).all()
+
+
+def test_mmc_diagonal_gives_zero_weight_to_features_no_pair_separates():
+    # Constant pixels of digits: no pair differs there. This draw of pairs
+    # used to leave the Newton system singular.
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X, _, y, _ = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    mmc = MMCSupervised(diagonal=True, random_state=1).fit(X, y)
+    w = np.diag(mmc.get_mahalanobis_matrix())
+    constant = X.std(axis=0) == 0
+    assert constant.any() and np.isfinite(w).all()
+    np.testing.assert_array_equal(w[constant], 0.0)
 
 
 # ------------------------------------------------------------------------- SDML

@@ -76,8 +76,11 @@ register_doc(
     :math:`P_{C_2}(B - \\mu \\nabla f)` with the multiplier :math:`\\mu \\ge 0`
     found by bisection. Diagonal
     matrix: Newton-Raphson on the equivalent
-    :math:`h(A) = f(A) - \\log g(A)`, projected onto non-negative weights,
-    with a backtracking line search.
+    :math:`h(A) = f(A) - \\log g(A)`, projected onto non-negative weights
+    (a projected Newton method: the weights at zero whose gradient pushes
+    them below are held for the step, the others take the Newton step of
+    their block), with a backtracking line search; a feature on which no
+    different-class pair differs gets weight 0.
 
     The optimum of this objective is not always the best metric for
     nearest neighbours: on the digits (pairs drawn from 899 training
@@ -86,7 +89,11 @@ register_doc(
     (its matrix rescaled to :math:`f = 1`), and metric-learn's
     held-out MAP@R is the higher (0.496 against 0.477); the early iterates
     are better still (``max_iter=5``: :math:`g = 102.1`, MAP@R 0.618,
-    3-NN accuracy 0.950 against metric-learn's 0.835). A small
+    3-NN accuracy 0.950 against metric-learn's 0.835). The diagonal
+    optimum is sparse: on the same digits it weighs 11 of the 64 pixels
+    (3-NN accuracy 0.870, MAP@R 0.425), where the first Newton step weighs
+    29 (``max_iter=1``: 0.967 and 0.537; metric-learn's diagonal MMC, which
+    also stops short of the optimum, 0.974 and 0.518). A small
     ``max_iter`` is the option for a retrieval metric rather than the
     paper's optimum.
     """,
@@ -170,6 +177,11 @@ def _mmc_full(Vs, Vd, A, max_iter, max_proj, tol):
 def _mmc_diagonal(Vs, Vd, w, max_iter, tol):
     s = (Vs**2).sum(axis=0)
     Q = Vd**2
+    # A feature on which no different-class pair differs only adds to the
+    # same-class term: its best weight is 0, and it would leave the Newton
+    # system singular (constant pixels of digits did).
+    unused = ~Q.any(axis=0)
+    w = np.where(unused, 0.0, w)
 
     def h(w):
         total = np.sqrt(np.clip(Q @ w, 0, None)).sum()
@@ -183,17 +195,27 @@ def _mmc_diagonal(Vs, Vd, w, max_iter, tol):
         total = dist.sum()
         g1 = (Q / (2 * dist[:, None])).sum(axis=0)
         grad = s - g1 / total
-        hess = (
-            (Q / (4 * dist[:, None] ** 3)).T @ Q / total
-            + np.outer(g1, g1) / total**2
-            + 1e-10 * np.eye(w.shape[0])
-        )
-        step = np.linalg.solve(hess, grad)
+        hess = (Q / (4 * dist[:, None] ** 3)).T @ Q / total + np.outer(
+            g1, g1
+        ) / total**2
+        # A ridge relative to the curvature: an absolute 1e-10 vanished
+        # beside curvatures of 1e8 and left the system singular.
+        ridge = 1e-10 * max(float(np.diag(hess).max()), 1e-300)
+        hess[np.diag_indices_from(hess)] += ridge
+        # Projected Newton: the weights at zero whose gradient pushes them
+        # below stay there for this step (a Newton step through them, then
+        # clipped, need not descend: it stopped the descent after a step or
+        # two); the others take the Newton step of their own block.
+        held = unused | ((w <= 0.0) & (grad > 0.0))
+        free = np.flatnonzero(~held)
+        step = np.zeros_like(w)
+        if free.size:
+            step[free] = np.linalg.solve(hess[np.ix_(free, free)], grad[free])
         t, improved = 1.0, False
         while t > 1e-10:
             candidate = np.maximum(w - t * step, 0.0)
             new_value = h(candidate)
-            if new_value < value:
+            if new_value < value - 1e-4 * float(grad @ (w - candidate)):
                 improved = True
                 break
             t /= 2
