@@ -89,8 +89,8 @@ def lmnn_anchor_loss(Z, rows, targets, labels, push_weight, class_ranges=None):
         anchors = Z[rows]
         gap = anchors[:, None, :] - Z[targets[rows]]
         d_target = (gap * gap).sum(-1)
-        # |z_l|^2 - 2 z_i.z_l < radius_i - |z_i|^2: one pass to write the
-        # tile, one to compare it.
+        # The candidates l: |z_l|^2 - 2 z_i.z_l < radius_i - |z_i|^2, read
+        # from one tile of products.
         sq_norms = (Z * Z).sum(1)
         reach = 1.0 + d_target.max(1).values - sq_norms[rows]
         tile = pairwise_products(anchors, Z, sq_norms, -2.0)
