@@ -221,6 +221,37 @@ def test_gallery_script_shape(path):
     assert source.count("# %%") >= 2, "split the script into # %% cells"
 
 
+def _opens_with_a_title(text):
+    """Whether one of the first lines is underlined as a reST section title."""
+    lines = text.splitlines()[:12]
+    for title, rule in zip(lines, lines[1:]):
+        rule = rule.rstrip()
+        if (
+            title.strip()
+            and rule
+            and len(set(rule)) == 1
+            and rule[0] in "=-~^*#"
+            and len(rule) >= len(title.strip())
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        p
+        for p in DOC.rglob("*.rst")
+        if not {"generated", "_build", "auto_examples", "_templates"} & set(p.parts)
+    ),
+    ids=lambda p: str(p.relative_to(DOC)),
+)
+def test_every_doc_page_opens_with_a_title(path):
+    # A page without one drops out of the table of contents (Sphinx warns);
+    # an edit that garbles a page loses it first.
+    assert _opens_with_a_title(path.read_text()), f"{path} has no title at its top"
+
+
 def test_every_benchmark_result_is_on_the_benchmarks_page():
     page = (DOC / "benchmarks.rst").read_text()
     results = sorted((ROOT / "benchmarks" / "results").glob("*.md"))
