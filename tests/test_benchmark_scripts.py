@@ -149,6 +149,29 @@ def test_provenance_and_rows_by_commit(monkeypatch):
     )
 
 
+def test_classical_side_by_side_ratio_and_failures(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import classical
+
+    rows = [
+        {"dataset": "d", "learner": "A", "library": "ours", "cpu_seconds": [1, 2, 3]},
+        {"dataset": "d", "learner": "A", "library": "metric-learn"},
+        {"dataset": "d", "learner": "B", "library": "ours", "cpu_seconds": [1.0]},
+        {"dataset": "d", "learner": "B", "library": "metric-learn", "seconds": []},
+    ]
+    rows[0].update(knn_accuracy=0.9, map_at_r=0.5)
+    rows[1].update(cpu_seconds=[20.0, 30.0, 10.0], knn_accuracy=0.8, map_at_r=0.4)
+    rows[2].update(knn_accuracy=0.7, map_at_r=0.3)
+    rows[3].update(cpu_seconds=[], failed="over 4 GB")
+    lines = classical.side_by_side(rows)
+    # Medians 2 s and 20 s: metric-learn's over ours.
+    assert (
+        "| d | A | 2.000 / 20.000 | 10.0x | 0.9000 / 0.8000 | 0.5000 / 0.4000 |"
+        in lines
+    )
+    assert "| d | B | 1.000 / over 4 GB | - | 0.7000 / - | 0.3000 / - |" in lines
+
+
 def _package_imports(path):
     """``(module, name)`` for each ``from sklearn_dml... import name`` of ``path``."""
     tree = ast.parse(_source(path))
