@@ -420,8 +420,7 @@ def markdown(rows, args):
     ]
     for row in rows:
         failed = row.get("failed")
-        cpu_times = row.get("cpu_seconds") or []
-        cpu = _cell(np.median(cpu_times) if cpu_times else None, ".3f")
+        cpu = _cell(_median_cpu(row), ".3f")
         if failed and not row["seconds"]:
             seconds = peak = cpu = failed
         else:
@@ -447,6 +446,12 @@ def _median_cpu(row):
     return float(np.median(times)) if times else None
 
 
+def _pair(ours, theirs, key):
+    """``ours / theirs`` of one accuracy column ("-" where metric-learn failed)."""
+    mine = ours.get("failed") or _cell(ours.get(key), ".4f")
+    return f"{mine} / {'-' if theirs.get('failed') else _cell(theirs.get(key), '.4f')}"
+
+
 def side_by_side(rows):
     """Markdown lines: each learner's row of ours against metric-learn's."""
     lines = [
@@ -470,16 +475,10 @@ def side_by_side(rows):
         if ours_cpu and theirs_cpu and not theirs_failed:
             ratio = f"{theirs_cpu / ours_cpu:.1f}x"
         theirs_time = theirs_failed or _cell(theirs_cpu, ".3f")
-
-        def pair(key, ours=ours, theirs=theirs, theirs_failed=theirs_failed):
-            return (
-                f"{ours.get('failed') or _cell(ours.get(key), '.4f')} / "
-                f"{'-' if theirs_failed else _cell(theirs.get(key), '.4f')}"
-            )
-
         lines.append(
             f"| {dataset} | {learner} | {_cell(ours_cpu, '.3f')} / {theirs_time} "
-            f"| {ratio} | {pair('knn_accuracy')} | {pair('map_at_r')} |"
+            f"| {ratio} | {_pair(ours, theirs, 'knn_accuracy')} "
+            f"| {_pair(ours, theirs, 'map_at_r')} |"
         )
     return lines + [""]
 

@@ -165,14 +165,14 @@ class _Dual:
         # Same-class multipliers stay below gamma, where r_c is infinite.
         self.upper = np.where(same, gamma * (1.0 - 1e-12), np.inf)
 
-    def metric(self, mu):
-        """``A(mu)`` and its Cholesky factor (``None`` outside the domain)."""
+    def factor(self, mu):
+        """The Cholesky factor of ``A(mu)`` (``None`` outside the domain)."""
         d = self.W.shape[1]
         A = np.eye(d) + (self.W.T * (mu * self.delta / self.xi0)) @ self.W
         try:
-            return A, np.linalg.cholesky(A)
+            return np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
-            return A, None
+            return None
 
     def _slack(self, ratio):
         return self.gamma * float(np.sum(ratio - np.log(ratio) - 1.0))
@@ -184,7 +184,7 @@ class _Dual:
         for that ``M`` (an upper bound on the optimum, as ``g`` is a lower
         bound), ``curvature`` the diagonal of the Hessian of ``-g``.
         """
-        _, factor = self.metric(mu)
+        factor = self.factor(mu)
         if factor is None:
             return None
         d = self.W.shape[1]
@@ -201,9 +201,9 @@ class _Dual:
         return -dual, gradient, primal, p * p + ratio * ratio / self.gamma
 
 
-def _gap_reached(value, primal, tol):
-    """Whether the duality gap ``primal - dual`` is within ``tol`` of the primal."""
-    return primal + value <= tol * abs(primal)
+def _relative_gap(value, primal):
+    """The duality gap ``primal - dual`` relative to the primal (``value = -dual``)."""
+    return (primal + value) / max(abs(primal), 1e-300)
 
 
 def _dual_ascent(problem, max_iter, tol, memory=10):
@@ -224,7 +224,7 @@ def _dual_ascent(problem, max_iter, tol, memory=10):
     value, grad, primal, curvature = problem.evaluate(mu)
     pairs = []
     n_iter = 0
-    while n_iter < max_iter and not _gap_reached(value, primal, tol):
+    while n_iter < max_iter and not _relative_gap(value, primal) <= tol:
         n_iter += 1
         held = ((mu <= 0.0) & (grad > 0.0)) | ((mu >= upper) & (grad < 0.0))
         q = np.where(held, 0.0, grad)
@@ -251,13 +251,13 @@ def _dual_ascent(problem, max_iter, tol, memory=10):
                 break
             step *= 0.5
             if step < 1e-20:  # no progress left in floating point
-                return mu, n_iter, (primal + value) / max(abs(primal), 1e-300)
+                return mu, n_iter, _relative_gap(value, primal)
         s, y = trial - mu, out[1] - grad
         if s @ y > 1e-12 * (y @ y):
             pairs.append((s, y, 1.0 / (s @ y)))
             del pairs[:-memory]
         mu, (value, grad, primal, curvature) = trial, out
-    return mu, n_iter, (primal + value) / max(abs(primal), 1e-300)
+    return mu, n_iter, _relative_gap(value, primal)
 
 
 def _bregman_sweeps(problem, max_iter, tol):
@@ -290,8 +290,8 @@ def _bregman_sweeps(problem, max_iter, tol):
         mu = np.minimum(np.array(lam) * problem.xi0, problem.upper)
         out = problem.evaluate(mu)
         if out is not None:
-            gap = (out[2] + out[0]) / max(abs(out[2]), 1e-300)
-            if _gap_reached(out[0], out[2], tol):
+            gap = _relative_gap(out[0], out[2])
+            if gap <= tol:
                 break
     return np.ascontiguousarray(M), n_iter, gap
 
@@ -328,8 +328,9 @@ def itml_solve(features, same, *, gamma, max_iter, tol, prior, bounds, solver):
         M, n_iter, gap = _bregman_sweeps(problem, max_iter, tol)
     else:
         mu, n_iter, gap = _dual_ascent(problem, max_iter, tol)
-        A, factor = problem.metric(mu)
-        M = cho_solve((factor, True), np.eye(A.shape[0]), check_finite=False)
+        M = cho_solve(
+            (problem.factor(mu), True), np.eye(problem.W.shape[1]), check_finite=False
+        )
         M = (M + M.T) / 2.0
     if not gap <= tol:
         warnings.warn(

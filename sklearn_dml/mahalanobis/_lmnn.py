@@ -14,6 +14,7 @@ from ._solvers import (
     IterativeLearner,
     PairList,
     check_class_sizes,
+    consecutive,
     pairwise_products,
 )
 
@@ -275,17 +276,9 @@ class LMNN(IterativeLearner):
         labels_t = torch.as_tensor(labels, device=device)
 
         def anchor_loss(Z, rows):
-            first = int(rows[0])
-            consecutive = torch.equal(
-                rows, torch.arange(first, first + len(rows), device=rows.device)
-            )
+            blocks = class_ranges if consecutive(rows) else None
             return lmnn_anchor_loss(
-                Z,
-                rows,
-                targets_t,
-                labels_t,
-                self.push_weight,
-                class_ranges if consecutive else None,
+                Z, rows, targets_t, labels_t, self.push_weight, blocks
             )
 
         return self._minimize(anchor_loss, X, L0, device)

@@ -8,6 +8,7 @@ from ..training.engine import resolve_device
 from ._solvers import (
     IterativeLearner,
     PairWeights,
+    consecutive,
     neighbour_probabilities,
 )
 
@@ -158,13 +159,13 @@ class LinearNCA(IterativeLearner):
 
         L0 = self._initial_components(X, labels, auto)
         labels_t = torch.as_tensor(labels, device=device)
-        every_row = torch.arange(n_samples, device=device)
         kept = {}
 
         def anchor_loss(Z, rows):
             # The full-batch solver evaluates every anchor at once, with the
             # same labels each time: their indicator is formed once.
-            if n_samples**2 > _SAME_PAIRS_KEPT or not torch.equal(rows, every_row):
+            whole = len(rows) == n_samples and consecutive(rows)
+            if n_samples**2 > _SAME_PAIRS_KEPT or not whole:
                 return nca_anchor_loss(Z, rows, labels_t)
             if Z.dtype not in kept:
                 same = labels_t[:, None] == labels_t[None, :]

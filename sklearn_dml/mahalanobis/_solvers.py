@@ -158,6 +158,14 @@ def check_class_sizes(labels, minimum, what):
         )
 
 
+def consecutive(rows):
+    """Whether the anchors ``rows`` are consecutive samples (a block of the
+    full-batch objective, as :func:`exact_objective` makes them; the
+    mini-batches of the Adam solver are drawn at random)."""
+    first = int(rows[0])
+    return torch.equal(rows, torch.arange(first, first + len(rows), device=rows.device))
+
+
 #: Columns of a row of products are padded to a multiple of this (64 bytes
 #: in float32).
 _ROW_ALIGNMENT = 16
