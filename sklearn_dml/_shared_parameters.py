@@ -206,14 +206,9 @@ _BACKBONE_PARAMETERS = {
             then costs three to four fits); with five to nine, three
             overlapping groups of about 40 % of the classes, each candidate
             trained on the rest (three to five fits), and the free network
-            must win on every group. The untrained PCA start is scored too, at
-            no training cost: when it beats both trained networks by more
-            than 0.05 MAP@R on every group, the fit keeps it and trains
-            nothing (``n_iter_`` is 0), as on good pretrained features that
-            training on a few classes distorts. A candidate is scored on at
-            most about 5,000 held-out samples (a class-stratified subsample,
-            the same for every candidate), so that scoring stays cheap on
-            large data. With fewer
+            must win on every group. A candidate is scored on at most about 5,000
+            held-out samples (a class-stratified subsample, the same for both
+            candidates), so that scoring stays cheap on large data. With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
             with few classes). ``None`` always uses the method's weight: 10 for most
@@ -597,9 +592,7 @@ register_doc(
     anchor_selection_ : dict or None
         With ``anchor_weight="auto"``: each candidate weight mapped to its mean
         MAP@R on held-out training classes (weight 0 is the free network from
-        a random start), and ``"start"`` to that of the untrained PCA start
-        (kept, untrained, when ``n_iter_`` is 0); ``None`` when nothing was
-        chosen.
+        a random start); ``None`` when nothing was chosen.
 
     backbone_init_ : str or None
         The start of the default tabular backbone

@@ -507,8 +507,7 @@ class BaseDeepMetricLearner(
 
     def _untrained_start(self, X_train, X_eval):
         """The embedding of ``X_eval`` by the default tabular network before
-        training, its PCA start fitted on ``X_train`` (arrays or lazy inputs;
-        float32 NumPy out)."""
+        training, its PCA start fitted on ``X_train`` (float32, NumPy)."""
         # The branch of the default network starts at zero: before training
         # the network is its skip path alone, which a network without hidden
         # layers computes.
@@ -521,7 +520,8 @@ class BaseDeepMetricLearner(
             anchor_weight=0.0,
         )
         net.initialize(init_sample(X_train))
-        return engine.embed(net, X_eval)
+        with torch.no_grad():
+            return net.eval()(torch.as_tensor(X_eval, dtype=torch.float32)).numpy()
 
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
@@ -646,6 +646,7 @@ class BaseDeepMetricLearner(
     def _new_state(self, n_features, config, X=None, y=None):
         """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
         start = getattr(self, "_candidate_start", "pca")
+        self._keep_start = False
         if self.anchor_weight == "auto" and y is not None:
             weight, self.anchor_selection_ = self._select_anchor_weight(
                 X, y, config.seed

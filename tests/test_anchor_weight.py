@@ -2,13 +2,11 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.decomposition import PCA
 
 from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder, base
 from sklearn_dml.backbones import ResidualMLP
 from sklearn_dml.base import _anchor_validation_groups, _score_subsample
-from sklearn_dml.inputs import DatasetInput
 from sklearn_dml.persistence import load, save
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
@@ -297,13 +295,3 @@ def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
         by_weight.setdefault(weight, []).append(rows)
     unanchored, anchored = by_weight[0.0], by_weight[10.0]
     assert all(np.array_equal(a, b) for a, b in zip(unanchored, anchored))
-
-
-def test_auto_scores_the_start_of_a_lazy_input_as_of_the_array(six_classes):
-    X, y = six_classes
-    X = X.astype(np.float32)
-    lazy = DatasetInput(torch.utils.data.TensorDataset(torch.tensor(X)))
-    from_lazy = TripletEmbedder(**KW).fit(lazy, y)
-    from_array = TripletEmbedder(**KW).fit(X, y)
-    assert set(from_lazy.anchor_selection_) == {0.0, 10.0, "start"}
-    assert from_lazy.anchor_selection_ == pytest.approx(from_array.anchor_selection_)
