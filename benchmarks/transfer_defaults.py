@@ -131,7 +131,6 @@ def run(task, seed, jobs, max_iter):
             setting=setting,
             anchor_weight_=made[-1].anchor_weight_,
             anchor_selection_=made[-1].anchor_selection_,
-            n_iter_=made[-1].n_iter_,
         )
         rows.append(row)
     return rows
@@ -250,20 +249,17 @@ def markdown(rows, baselines, header):
         lines.append(
             f"| {embedder} | {setting} | {len(per_task)} | " + " | ".join(cells) + " |"
         )
-    chosen = {}
+    unanchored = {}
     for r in rows:
         if r["setting"] == "auto" and r.get("anchor_weight_") is not None:
-            counts = chosen.setdefault(r["task"], [0, 0, 0])
+            counts = unanchored.setdefault(r["task"], [0, 0])
             counts[0] += r["anchor_weight_"] == 0
-            counts[1] += r.get("n_iter_") == 0  # the untrained start kept
-            counts[2] += 1
-    if chosen:
+            counts[1] += 1
+    if unanchored:
         lines += [
             "",
-            "Fits in which `auto` chose the free network / kept the untrained "
-            "start (rows measured before the start was a candidate record no "
-            "`n_iter_` and count as not kept), per task: "
-            + ", ".join(f"{t} {k} / {s} of {n}" for t, (k, s, n) in chosen.items())
+            "Fits in which `auto` chose the unanchored candidate, per task: "
+            + ", ".join(f"{t} {k} of {n}" for t, (k, n) in unanchored.items())
             + ".",
         ]
     fit = {
