@@ -103,13 +103,6 @@ FREE_START = "random"
 #: nothing (``n_iter_`` is 0).
 KEEP_START = "start"
 
-#: The untrained start must beat both trained candidates by more than this
-#: held-out MAP@R on every group to be kept: keeping it gives up all that
-#: training adds on the training classes themselves (closed-set MAP@R on
-#: digits 0-4 fell from 0.90-0.95 to 0.64 where the start had won the three
-#: groups by 0.03-0.04 without transferring better).
-AUTO_KEEP_START_MARGIN = 0.05
-
 #: Anchoring weight of the default sequence backbone (:class:`SequenceConvNet`)
 #: when ``anchor_weight`` is ``None`` or ``"auto"``: on the class-disjoint
 #: benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the random
@@ -445,9 +438,8 @@ class BaseDeepMetricLearner(
         method's weight on a tie); with the three groups of five to nine
         classes, the free network must win on every group. The untrained
         start replaces the winner only when it scores higher than both
-        trained candidates by more than ``AUTO_KEEP_START_MARGIN`` on every
-        group: keeping it gives up what training adds on the training
-        classes themselves. With fewer than
+        trained candidates on every group: keeping it gives up what training
+        adds on the training classes themselves. With fewer than
         ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
         without a choice. Returns ``(choice, scores)``: ``choice`` a weight
         (0 is the free network) or ``KEEP_START``, ``scores`` each
@@ -496,7 +488,7 @@ class BaseDeepMetricLearner(
             per_group = dict(zip(per_group, map(np.asarray, agreed)))
         scores = {choice: float(g.mean()) for choice, g in per_group.items()}
         trained = np.maximum(per_group[0.0], per_group[default])
-        if np.all(per_group[KEEP_START] > trained + AUTO_KEEP_START_MARGIN):
+        if np.all(per_group[KEEP_START] > trained):
             return KEEP_START, scores
         if len(groups) > 2 and not np.all(per_group[0.0] > per_group[default]):
             # Few classes: each group's score is noisy, so the start is given
