@@ -97,12 +97,6 @@ AUTO_SCORE_MAX_SAMPLES = 5000
 #: ``benchmarks/results/transfer_defaults.md``).
 FREE_START = "random"
 
-#: ``anchor_weight="auto"``'s third candidate: the untrained start (the PCA
-#: start of the default tabular network), kept when it transfers better
-#: than both trained candidates on every held-out group. The fit then trains
-#: nothing (``n_iter_`` is 0).
-KEEP_START = "start"
-
 #: Anchoring weight of the default sequence backbone (:class:`SequenceConvNet`)
 #: when ``anchor_weight`` is ``None`` or ``"auto"``: on the class-disjoint
 #: benchmarks of ``benchmarks/deep_inputs.py`` the anchor to the random
@@ -421,29 +415,21 @@ class BaseDeepMetricLearner(
         return float(self.anchor_weight)
 
     def _select_anchor_weight(self, X, y, seed):
-        """``anchor_weight="auto"``: a free network, the method's weight, or the
-        untrained start.
+        """``anchor_weight="auto"``: a free network or the method's weight.
 
-        The two trained candidates are the method's weight on the PCA start
-        and a free network: no anchoring, from a random start
-        (``ResidualMLP(init="random")``, see ``FREE_START``). The third
-        candidate, ``KEEP_START``, is the PCA start itself, untrained (the
-        principal axes of the candidate's training classes, L2-normalised
-        with ``normalize_embeddings``).
+        The two candidates are the method's weight on the PCA start and a
+        free network: no anchoring, from a random start
+        (``ResidualMLP(init="random")``, see ``FREE_START``).
         Class-disjoint validation on the training data: each candidate is
         trained on some of the classes and scored by leave-one-out MAP@R on
         the samples of the others, over the groups of
         :func:`_anchor_validation_groups`. With two groups (ten classes or
-        more) the trained candidate with the better mean score wins (the
-        method's weight on a tie); with the three groups of five to nine
-        classes, the free network must win on every group. The untrained
-        start replaces the winner only when it scores higher than both
-        trained candidates on every group: keeping it gives up what training
-        adds on the training classes themselves. With fewer than
+        more) the candidate with the better mean score wins (the method's
+        weight on a tie); with the three groups of five to nine classes, the
+        free network must win on every group. With fewer than
         ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
-        without a choice. Returns ``(choice, scores)``: ``choice`` a weight
-        (0 is the free network) or ``KEEP_START``, ``scores`` each
-        candidate's mean held-out score, ``None`` when no choice was made.
+        without a choice. Returns ``(weight, scores)``, with ``scores``
+        ``None`` when no choice was made; weight 0 is the free network.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)
@@ -476,44 +462,17 @@ class BaseDeepMetricLearner(
                 candidate.fit(X[train], y[train])
                 held_out_scores.append(candidate.score(X[rows], y[rows]))
             per_group[weight] = np.asarray(held_out_scores)
-        per_group[KEEP_START] = np.asarray(
-            [
-                map_at_r_score(self._untrained_start(X[~held], X[rows]), y[rows])
-                for held, rows in zip(held_out, scored)
-            ]
-        )
         parallel = DataParallel.current()
         if parallel is not None:  # one choice on every rank of a data-parallel fit
             agreed = parallel.agree([g.tolist() for g in per_group.values()])
             per_group = dict(zip(per_group, map(np.asarray, agreed)))
-        scores = {choice: float(g.mean()) for choice, g in per_group.items()}
-        trained = np.maximum(per_group[0.0], per_group[default])
-        if np.all(per_group[KEEP_START] > trained):
-            return KEEP_START, scores
+        scores = {weight: float(g.mean()) for weight, g in per_group.items()}
         if len(groups) > 2 and not np.all(per_group[0.0] > per_group[default]):
             # Few classes: each group's score is noisy, so the start is given
             # up only when no held-out group prefers it.
             return default, scores
-        best = max((0.0, default), key=lambda w: (scores[w], w == default))
+        best = max(scores, key=lambda w: (scores[w], w == default))
         return best, scores
-
-    def _untrained_start(self, X_train, X_eval):
-        """The embedding of ``X_eval`` by the default tabular network before
-        training, its PCA start fitted on ``X_train`` (float32, NumPy)."""
-        # The branch of the default network starts at zero: before training
-        # the network is its skip path alone, which a network without hidden
-        # layers computes.
-        net = ResidualMLP(
-            X_train.shape[1],
-            self.n_components,
-            (),
-            init="pca",
-            normalize_embeddings=self.normalize_embeddings,
-            anchor_weight=0.0,
-        )
-        net.initialize(init_sample(X_train))
-        with torch.no_grad():
-            return net.eval()(torch.as_tensor(X_eval, dtype=torch.float32)).numpy()
 
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
@@ -638,15 +597,12 @@ class BaseDeepMetricLearner(
     def _new_state(self, n_features, config, X=None, y=None):
         """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
         start = getattr(self, "_candidate_start", "pca")
-        self._keep_start = False
         if self.anchor_weight == "auto" and y is not None:
             weight, self.anchor_selection_ = self._select_anchor_weight(
                 X, y, config.seed
             )
             if self.anchor_selection_ is not None and weight == 0:
                 start = FREE_START
-            if weight == KEEP_START:
-                weight, self._keep_start = self._method_anchor_weight(), True
         else:
             weight, self.anchor_selection_ = self._anchor_weight(), None
         kind = None
@@ -1008,10 +964,8 @@ class BaseDeepMetricLearner(
             state = self._state_from_fitted()
         else:
             state, self._n_features_out = self._new_state(_sample_size(X), config, X, y)
-        # anchor_weight="auto" may keep the untrained start: no epoch then.
-        n_epochs = 0 if self.__dict__.pop("_keep_start", False) else config.max_iter
         return self._train(
-            X, y, codes, state, config, n_epochs, first=not warm, validate=True
+            X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )
 
     def partial_fit(self, X, y, classes=None):
