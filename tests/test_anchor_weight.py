@@ -5,7 +5,7 @@ import pytest
 
 from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder, base
 from sklearn_dml.backbones import ResidualMLP
-from sklearn_dml.base import _anchor_validation_groups, _score_subsample
+from sklearn_dml.base import _anchor_validation_groups, _class_subsample
 from sklearn_dml.persistence import load, save
 
 KW = dict(n_components=4, hidden_layer_sizes=(8,), max_iter=1, random_state=0)
@@ -200,19 +200,19 @@ def test_partial_fit_makes_no_choice(six_classes):
     assert est.anchor_weight_ == 10.0 and est.anchor_selection_ is None
 
 
-def test_the_score_subsample_keeps_every_class_in_proportion():
+def test_the_class_subsample_keeps_every_class_in_proportion():
     y = np.repeat(np.arange(6), [10, 20, 40, 80, 3, 2])
     held = np.isin(y, [1, 2, 3, 4, 5])
     rows = np.flatnonzero(held)
-    assert np.array_equal(_score_subsample(y, held, 500, seed=0), rows)  # small
-    sub = _score_subsample(y, held, 29, seed=0)
+    assert np.array_equal(_class_subsample(y, held, 500, seed=0), rows)  # small
+    sub = _class_subsample(y, held, 29, seed=0)
     assert set(sub.tolist()) <= set(rows.tolist()) and len(set(sub.tolist())) == len(
         sub
     )
     counts = {c: int((y[sub] == c).sum()) for c in range(1, 6)}
     # a fifth of each class, and never fewer than two
     assert counts == {1: 4, 2: 8, 3: 16, 4: 2, 5: 2}
-    assert not np.array_equal(sub, _score_subsample(y, held, 29, seed=1))
+    assert not np.array_equal(sub, _class_subsample(y, held, 29, seed=1))
 
 
 def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
@@ -236,3 +236,35 @@ def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
         by_weight.setdefault(weight, []).append(rows)
     unanchored, anchored = by_weight[0.0], by_weight[10.0]
     assert all(np.array_equal(a, b) for a, b in zip(unanchored, anchored))
+
+
+def test_auto_trains_both_candidates_on_the_same_bounded_subsample(
+    ten_classes, monkeypatch
+):
+    X, y = ten_classes  # 100 training samples in each half
+    monkeypatch.setattr(base, "AUTO_TRAIN_MAX_SAMPLES", 60)
+    trained = []
+    original = TripletEmbedder._fit
+
+    def recording_fit(self, X_fit, y_fit):
+        trained.append((self.anchor_weight, np.asarray(X_fit).copy(), y_fit.copy()))
+        return original(self, X_fit, y_fit)
+
+    monkeypatch.setattr(TripletEmbedder, "_fit", recording_fit)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    candidates, final = trained[1:], trained[0]
+    assert len(final[1]) == 200  # the real fit sees all the data
+    assert len(candidates) == 4
+    for _, X_fit, y_fit in candidates:
+        # five training classes, 12 of each of their 20 samples, all distinct
+        assert len(np.unique(y_fit)) == 5 and len(y_fit) == 60
+        assert all(np.sum(y_fit == c) == 12 for c in np.unique(y_fit))
+        assert len(np.unique(X_fit, axis=0)) == 60
+        held = np.setdiff1d(np.arange(10), np.unique(y_fit))
+        rows_of = {tuple(row) for row in X[np.isin(y, held)]}
+        assert not rows_of & {tuple(row) for row in X_fit}
+    by_weight = {}
+    for weight, X_fit, _ in candidates:
+        by_weight.setdefault(weight, []).append(X_fit)
+    assert all(np.array_equal(a, b) for a, b in zip(by_weight[0.0], by_weight[10.0]))
+    assert est.anchor_selection_ is not None
