@@ -206,9 +206,11 @@ _BACKBONE_PARAMETERS = {
             then costs three to four fits); with five to nine, three
             overlapping groups of about 40 % of the classes, each candidate
             trained on the rest (three to five fits), and the free network
-            must win on every group. A candidate is scored on at most about 5,000
-            held-out samples (a class-stratified subsample, the same for both
-            candidates), so that scoring stays cheap on large data. With fewer
+            must win on every group. A candidate is trained on at most about
+            5,000 samples of its training classes and scored on at most about
+            5,000 held-out samples (class-stratified subsamples, the same for
+            both candidates), so that the choice costs at most about four fits
+            on 5,000 samples on large data. With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
             with few classes). ``None`` always uses the method's weight: 10 for most
