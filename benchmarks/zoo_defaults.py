@@ -4,7 +4,9 @@ For every embedder of ``CHANGES`` two settings are fitted at matched
 everything else: ``old`` (the parameter values of the previous defaults,
 passed explicitly) and ``new`` (the values of the new defaults, passed
 explicitly too, so that the comparison does not depend on the installed
-defaults). Each setting is scored on
+defaults). ``method_weight`` is not a parameter but the method's own
+anchoring weight (what ``anchor_weight="auto"``, the default, weighs against
+the free network), set in a subclass. Each setting is scored on
 
 * closed-set digits, the protocol of ``bench_zoo_digits.py`` (standardised
   ``load_digits``, stratified half split per seed, MAP@R of the test half);
@@ -328,7 +330,9 @@ def main():
         "# Defaults of the embedders that trailed on closed-set digits",
         "",
         "Each embedder with its old and its new defaults (the parameters that "
-        "changed passed explicitly, everything else the package's defaults). "
+        "changed passed explicitly, everything else the package's defaults; "
+        "`method_weight` is the method's own anchoring weight, which the "
+        'default `anchor_weight="auto"` weighs against the free network). '
         "Cells: mean MAP@R over the seeds (worst seed in brackets). "
         f"digits closed: the protocol of `bench_zoo_digits.py`, "
         f"{len(digits_seeds)} seeds (the data the new defaults were diagnosed "
