@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from sklearn_dml import ArcFaceEmbedder, NPairsEmbedder, TripletEmbedder, base
+from sklearn_dml import (
+    ArcFaceEmbedder,
+    MeanFieldContrastiveEmbedder,
+    NPairsEmbedder,
+    TripletEmbedder,
+    base,
+)
 from sklearn_dml.backbones import ResidualMLP
 from sklearn_dml.base import _anchor_validation_groups, _class_subsample
 from sklearn_dml.persistence import load, save
@@ -49,6 +55,7 @@ def ten_classes():
         (ArcFaceEmbedder, {"anchor_weight": "auto"}, 0.0),  # nothing to choose
         (ArcFaceEmbedder, {"anchor_weight": 1}, 1.0),
         (NPairsEmbedder, {"anchor_weight": None}, 3.0),  # its own, lighter weight
+        (MeanFieldContrastiveEmbedder, {"anchor_weight": None}, 3.0),
     ],
 )
 def test_the_weight_reaches_the_backbone(cls, params, expected, six_classes):
