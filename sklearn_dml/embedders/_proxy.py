@@ -380,7 +380,11 @@ class MeanFieldContrastiveEmbedder(MethodEmbedder):
     The defaults are those of the paper's code for the contrastive loss
     (:math:`m_+ = 0.02`, :math:`m_- = 0.3`, no regulariser); the shared
     training defaults (Adam, learning rate 1e-3, batches of 128 with 4
-    samples per class) are the package's.
+    samples per class) are the package's. Its own anchoring weight (what
+    ``anchor_weight=None`` uses and ``"auto"`` weighs against a free
+    network) is 3, lighter than the package's 10: the hinges stop pulling
+    once a sample is within the margins, and a heavier anchor keeps the
+    embedding near its start.
 
     References
     ----------
