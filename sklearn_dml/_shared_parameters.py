@@ -213,11 +213,11 @@ _BACKBONE_PARAMETERS = {
             on 5,000 samples on large data. With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
-            with few classes). ``None`` always uses the method's weight: 10 for most
-            pair- and tuple-based losses and Proxy-Anchor, 3 for N-pairs and
-            mean-field contrastive, 0
-            for the embedders trained with a softmax over class weights or
-            prototypes, for distillation and with ``nested_dims``; a number
+            with few classes). ``None`` always uses the method's weight: 10 for
+            most pair- and tuple-based losses and Proxy-Anchor, 3 for N-pairs
+            and mean-field contrastive, 0 for the embedders trained with a
+            softmax over class weights or prototypes, for distillation and
+            with ``nested_dims``; a number
             sets it. ``anchor_weight_`` holds the weight used. Ignored with a
             user ``backbone``. For images (the default
             :class:`~sklearn_dml.backbones.PatchPCANet`, a ``ResidualMLP``
