@@ -255,7 +255,7 @@ def test_reduced_matmul_precision_keeps_the_exact_result(precision):
     "width, n_take", [(1000, 7), (1003, 30), (64, 32), (5000, 300)]
 )
 def test_first_limit_has_n_take_entries_below_it(width, n_take):
-    # Small integers give exact ties within and across the strided groups;
+    # Small integers give exact ties within and across the column groups;
     # one infinite entry per row stands for the query itself.
     rng = np.random.default_rng(width + n_take)
     values = rng.integers(0, 50, size=(9, width)).astype(np.float32)
@@ -269,16 +269,20 @@ def test_first_limit_has_n_take_entries_below_it(width, n_take):
     assert (limit[:, 0] <= np.sort(values, axis=1)[:, -2] + 1).all()
 
 
+@pytest.mark.parametrize("sliced", [False, True])
 @pytest.mark.parametrize("width", [1000, 1003, 20, 31])
-def test_collect_below_finds_exactly_the_entries_below_the_limit(width):
+def test_collect_below_finds_exactly_the_entries_below_the_limit(width, sliced):
     rng = np.random.default_rng(width)
     values = rng.integers(0, 400, size=(7, width)).astype(np.float32)
     values[6, :] = 2.0  # the limit ties every entry: nothing passes
     limit = np.array([[-1.0], [0.0], [1.0], [3.0], [5.0], [400.0], [2.0]], np.float32)
+    tile = torch.from_numpy(values)
+    if sliced:  # a column slice of a wider tile: rows farther apart in memory
+        wide = torch.full((7, width + 45), -1e9)
+        wide[:, 13 : 13 + width] = tile
+        tile = wide[:, 13 : 13 + width]
     parts = []
-    found = _knn._collect_below(
-        torch.from_numpy(values), torch.from_numpy(limit), 100, parts
-    )
+    found = _knn._collect_below(tile, torch.from_numpy(limit), 100, parts)
     rows = np.concatenate([p[0].numpy() for p in parts]) if parts else np.array([])
     cols = np.concatenate([p[1].numpy() for p in parts]) if parts else np.array([])
     vals = np.concatenate([p[2].numpy() for p in parts]) if parts else np.array([])
@@ -331,9 +335,9 @@ def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
     widths = []
     original = _knn._exact_distances
 
-    def spy(query, candidates, prepared):
+    def spy(query, candidates, prepared, *scratch):
         widths.append(candidates.shape[1])
-        return original(query, candidates, prepared)
+        return original(query, candidates, prepared, *scratch)
 
     monkeypatch.setattr(_knn, "_exact_distances", spy)
     # Points on a line 1 apart: the float32 values separate every neighbour,

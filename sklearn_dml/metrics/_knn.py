@@ -25,9 +25,9 @@ _BLOCK_BUDGET = 2**22
 # Default number of references per block and of queries per chunk.
 _DEFAULT_BLOCK = 2**13
 _DEFAULT_CHUNK = 2**9
-# Strided column groups per tile row summarised by their minimum in the
+# Consecutive columns of a tile row summarised by their minimum in the
 # selection (see _collect_below).
-_GROUP = 16
+_GROUP = 32
 # Float32 entries of the augmented reference rows built once per search
 # (256 MiB, the distance tile of earlier versions); larger reference sets
 # are augmented block by block.
@@ -88,9 +88,9 @@ def _check_positive_int(value, name, allow_none=True):
 _U32 = 2.0**-24
 # Rows converted at once while preparing the working copy (about 8 MiB).
 _PREPARE_ELEMENTS = 2**20
-# Float64 values gathered at once by the exact second pass (64 MiB): few,
-# large operations, as each parallel region costs a thread wake-up.
-_EXACT_ELEMENTS = 2**23
+# Float64 values gathered at once by the exact second pass (4 MiB, so
+# that the gathered rows are still in cache when the distances read them).
+_EXACT_ELEMENTS = 2**19
 
 
 def _float64_rows(tensor):
@@ -297,34 +297,57 @@ def _error_bound(query_work, prepared):
     return 2.0 * (gamma + 8.0 * unit) * reach + torch.finfo(torch.float32).tiny
 
 
-def _exact_distances(query, candidates, prepared):
+class _Scratch:
+    """Grow-only buffers of one search thread, reused from chunk to chunk.
+
+    A fresh allocation of a few MiB per chunk costs more in page faults
+    than filling it; :meth:`get` hands out a view of a kept buffer instead,
+    reallocated only when a larger one is needed.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self._buffers = {}
+
+    def get(self, name, shape, dtype):
+        """A tensor of ``shape`` and ``dtype`` (uninitialised) under ``name``."""
+        numel = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.numel() < numel:
+            buffer = torch.empty(numel, dtype=dtype, device=self.device)
+            self._buffers[name] = buffer
+        return buffer[:numel].view(shape)
+
+
+def _exact_distances(query, candidates, prepared, scratch=None):
     """Float64 distances from each query row to its candidate references.
 
     Computed from coordinate differences (``"euclidean"``, so a duplicate is
     at distance exactly 0) or from products of float64 unit rows
     (``"cosine"``) with the same reduction for every pair: identical points
     get bit-identical distances wherever they are. Rows go in steps keeping
-    the gathered neighbours near 64 MiB.
+    the gathered neighbours near 4 MiB (in cache), gathered into the
+    buffers of ``scratch`` (a :class:`_Scratch`; a fresh one when None).
     """
     n_rows, n_candidates = candidates.shape
     reference = prepared.reference
     n_features = reference.shape[1]
-    step = max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features))
+    if scratch is None:
+        scratch = _Scratch(query.device)
+    step = min(n_rows, max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features)))
     out = torch.empty((n_rows, n_candidates), dtype=torch.float64, device=query.device)
     euclidean = prepared.metric == "euclidean"
-    # One float64 buffer for the gathered neighbours, reused: a fresh large
-    # allocation per step costs more in page faults than the copy itself.
-    buffer = torch.empty(
-        min(n_rows, step) * n_candidates * n_features,
-        dtype=torch.float64,
-        device=query.device,
-    )
     for start in range(0, n_rows, step):
         ind = candidates[start : start + step]
-        neighbours = buffer[: ind.numel() * n_features].view(*ind.shape, n_features)
-        neighbours.view(-1, n_features).copy_(
-            reference.index_select(0, ind.reshape(-1))
-        )
+        shape = (ind.numel(), n_features)
+        neighbours = scratch.get("exact", shape, torch.float64)
+        if reference.dtype == torch.float64:
+            torch.index_select(reference, 0, ind.reshape(-1), out=neighbours)
+        else:
+            gathered = scratch.get("gathered", shape, reference.dtype)
+            torch.index_select(reference, 0, ind.reshape(-1), out=gathered)
+            neighbours.copy_(gathered)
+        neighbours = neighbours.view(*ind.shape, n_features)
         q = query[start : start + step].unsqueeze(1)
         if euclidean:
             # Batched pairwise kernel: sqrt(sum((q - r)^2)) per pair in one
@@ -334,61 +357,86 @@ def _exact_distances(query, candidates, prepared):
             )
             out[start : start + step] = value.squeeze(1)
         else:
-            scaled = neighbours * prepared.reciprocal[ind].unsqueeze(2)
+            scaled = neighbours.mul_(prepared.reciprocal[ind].unsqueeze(2))
             value = scaled.mul_(q).sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
             out[start : start + step] = value
     return out
 
 
-def _first_limit(tile, n_take):
-    """Per row, a value with at least ``n_take`` entries of ``tile`` below it.
+def _group_minima(tile):
+    """Minima of the tile's contiguous column groups, and the columns they cover.
 
-    ``tile`` has at least ``2 n_take`` columns and at most one infinite
-    entry per row (the query itself). The columns are dealt into ``g``
-    strided groups (``g`` up to ``_GROUP``, two entries or more per group):
-    the ``n_take`` smallest group minima are finite and each is the value of
-    one entry, so at least ``n_take`` entries are at most the largest of
-    them; the float32 number just above it is returned, shape
-    ``(n_rows, 1)``. A cheap first bound, read from one pass over the tile
-    and a top-k over ``width / g`` minima.
+    Row ``i`` is cut into ``width // _GROUP`` groups of ``_GROUP``
+    consecutive entries (the ``width % _GROUP`` last columns stay out);
+    returns ``(minima, full)`` with ``minima`` of shape ``(n_rows, width //
+    _GROUP)`` and ``full`` the number of columns covered. One pass over the
+    tile while it is in cache.
     """
     n_rows, width = tile.shape
-    group = max(1, min(_GROUP, width // (2 * n_take)))
-    values = tile
-    if group > 1:
-        n_groups = width // group
-        values = tile[:, : n_groups * group].view(n_rows, group, n_groups).amin(dim=1)
+    n_groups = width // _GROUP
+    full = n_groups * _GROUP
+    grouped = tile[:, :full].unflatten(1, (n_groups, _GROUP))
+    return grouped.amin(dim=2), full
+
+
+def _first_limit(tile, n_take, minima=None):
+    """Per row, a value with at least ``n_take`` entries of ``tile`` below it.
+
+    ``tile`` has at least ``n_take`` columns and at most one infinite entry
+    per row (the query itself). When the row has at least ``n_take`` groups
+    (:func:`_group_minima`, given as ``minima`` or computed), the
+    ``n_take`` smallest group minima are finite and each is the value of
+    one entry, so at least ``n_take`` entries are at most the largest of
+    them; otherwise the ``n_take`` smallest entries themselves are used.
+    The float32 number just above that value is returned, shape ``(n_rows,
+    1)``. A cheap first bound: a top-k over ``width / _GROUP`` minima.
+    """
+    if minima is None:
+        minima = _group_minima(tile)[0]
+    values = minima if minima.shape[1] >= n_take else tile
     kth = torch.topk(values, n_take, dim=1, largest=False, sorted=False).values
     kth = kth.amax(dim=1, keepdim=True)
     return torch.nextafter(kth, kth.new_tensor(math.inf))
 
 
-def _collect_below(tile, limit, offset, parts):
+def _collect_below(tile, limit, offset, parts, minima=None):
     """Append to ``parts`` the entries of ``tile`` below their row's ``limit``.
 
-    ``limit`` has shape ``(n_rows, 1)``. The tile's columns are dealt into
-    ``_GROUP`` strided groups (group ``j`` holds the columns ``j, j + G, j +
-    2 G, ...`` with ``G = width // _GROUP``, so the minima are one
-    vectorised pass over contiguous rows of the tile while it is in cache);
-    only the groups whose minimum is below the limit are read again, and
-    only their entries below it are kept (with the ``width % _GROUP`` last
-    columns, compared directly). Appends ``(rows, columns, values)``:
-    int64 rows, int64 columns shifted by ``offset``, float32 values, sorted
-    by row. Returns the number of entries appended.
+    ``limit`` has shape ``(n_rows, 1)``; ``minima`` is the
+    :func:`_group_minima` pair of ``tile`` when the caller has it. Only
+    the groups of ``_GROUP`` consecutive columns whose minimum is below
+    the limit are read again (each one contiguous run of memory, gathered
+    with one :func:`torch.index_select`), and only their entries below it
+    are kept; the ``width % _GROUP`` last columns are compared directly.
+    Appends ``(rows, columns, values)``: int64 rows, int64 columns shifted
+    by ``offset``, float32 values, sorted by row. Returns the number of
+    entries appended.
     """
+    if tile.stride(1) != 1:
+        tile = tile.contiguous()
     n_rows, width = tile.shape
-    n_groups = width // _GROUP
-    full = n_groups * _GROUP if n_groups > 1 else 0
+    minima, full = _group_minima(tile) if minima is None else minima
+    n_groups = full // _GROUP
     found = 0
     if full:
-        grouped = tile[:, :full].view(n_rows, _GROUP, n_groups)
-        minima = grouped.amin(dim=1)
-        rows, groups = torch.nonzero(minima < limit, as_tuple=True)
-        if rows.numel():
-            entries = grouped[rows, :, groups]
-            which, member = torch.nonzero(entries < limit[rows], as_tuple=True)
+        selected = torch.nonzero((minima < limit).view(-1)).squeeze(1)
+        if selected.numel():
+            rows = torch.div(selected, n_groups, rounding_mode="floor")
+            first = selected - rows * n_groups
+            first *= _GROUP
+            # Every window of _GROUP consecutive entries of the tile's
+            # memory, as rows of a view: a group is one of them.
+            windows = torch.as_strided(
+                tile,
+                ((n_rows - 1) * tile.stride(0) + width - _GROUP + 1, _GROUP),
+                (1, 1),
+            )
+            entries = windows.index_select(0, rows * tile.stride(0) + first)
+            which, member = torch.nonzero(
+                entries < limit.view(-1)[rows].unsqueeze(1), as_tuple=True
+            )
             rows = rows[which]
-            columns = groups[which] + member * n_groups + offset
+            columns = first[which] + member + offset
             parts.append((rows, columns, entries[which, member]))
             found += rows.numel()
     if full < width:
@@ -479,12 +527,13 @@ def _shortlist(
             local = own - r_start
             inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
             dist[inside, local[inside]] = torch.inf
+        minima = _group_minima(dist)
         if limit is None:
             if width >= 2 * n_take:
-                limit = _first_limit(dist, n_take)
+                limit = _first_limit(dist, n_take, minima[0])
             else:
                 limit = torch.full((n_rows, 1), math.inf, device=device)
-        found += _collect_below(dist, limit, r_start, parts)
+        found += _collect_below(dist, limit, r_start, parts, minima)
         if found >= n_rows * n_take or (parts and r_stop == n_references):
             best = _merge(best, parts, n_take, fill)
             limit = best[0].amax(dim=1, keepdim=True)
@@ -539,6 +588,7 @@ def _knn(
         return (
             torch.empty(rows_max * block_size, dtype=torch.float32, device=device),
             torch.empty(block_size * width, dtype=torch.float32, device=device),
+            _Scratch(device),
         )
 
     def search(q_start, own_buffers):
@@ -616,7 +666,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
     """Exact neighbours of one query chunk, written into ``out``.
 
     ``buffers`` is the ``(tile buffer, block buffer)`` pair of
-    :func:`_shortlist`.
+    :func:`_shortlist` and the thread's :class:`_Scratch`.
     """
     device = buffers[0].device
     n_references = prepared.work.shape[0]
@@ -630,7 +680,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
         n_take = min(k + extra, n_references)
         p_own = None if own is None else own[pending]
         values, cols = _shortlist(
-            q_work[pending], prepared, p_own, n_take, block_size, *buffers
+            q_work[pending], prepared, p_own, n_take, block_size, *buffers[:2]
         )
         if n_take < n_references:
             # Every reference left out has a first-pass value at least the
@@ -653,7 +703,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
                 keep = torch.topk(values, width, dim=1, largest=False, sorted=False)
                 cols = torch.gather(cols, 1, keep[1])
             cols = torch.sort(cols, dim=1).values
-            exact = _exact_distances(q[done], cols, prepared)
+            exact = _exact_distances(q[done], cols, prepared, buffers[2])
             if own is not None:
                 exact.masked_fill_(cols == own[done].unsqueeze(1), torch.inf)
             exact, order = torch.sort(exact, dim=1, stable=True)
@@ -773,11 +823,11 @@ def chunked_knn(
     small (16 MiB by default) and each is reduced right after its product,
     while it is still in cache: every row keeps a limit, a value that at
     least ``m`` entries seen so far are below (from the first tile, the
-    ``m``-th smallest minimum of 16-entry column groups; later, the row's
-    current ``m``-th value); the tile's columns are dealt into 16 strided
-    groups, one vectorised pass takes their minima, and only the groups
-    whose minimum is below the limit are read again, keeping their entries
-    below it. The entries found are merged into the row's ``m`` best
+    ``m``-th smallest minimum of its column groups; later, the row's
+    current ``m``-th value); each row of the tile is cut into groups of 32
+    consecutive columns, one pass takes their minima, and only the groups
+    whose minimum is below the limit are read again (one contiguous run of
+    memory each), keeping their entries below it. The entries found are merged into the row's ``m`` best
     (one :func:`torch.topk` over them) once they number ``m`` per row on
     average, which lowers the limit; an entry left out is at least a limit
     the final ``m`` kept values are at most, so they are a true ``m``
@@ -814,10 +864,11 @@ def chunked_knn(
     rows (``n_references * (n_features + 8) * 4`` bytes, built once when
     that is at most 256 MiB, otherwise block by block); per thread, one
     distance tile of ``chunk_size * block_size * 4`` bytes allocated once
-    and reused (16 MiB by default), the group minima (a sixteenth of it),
+    and reused (16 MiB by default), the group minima (a 32nd of it),
     the entries found before a merge and the shortlist (each about
-    ``chunk_size * m * 16`` bytes), and the float64 second pass, at most
-    96 MiB at a time.
+    ``chunk_size * m * 16`` bytes), and the buffers of the float64 second
+    pass, kept from chunk to chunk (about 6 MiB, more only when the
+    candidates of one query alone need more).
     Nothing grows with ``n_queries * n_references``. A smaller
     ``chunk_size`` lowers the peak; a very small one makes the matrix
     products inefficient.
