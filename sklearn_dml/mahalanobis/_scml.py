@@ -14,7 +14,6 @@ from ._weak import (
     SolverParamsMixin,
     SupervisedFromConstraints,
     components_from_metric,
-    quadratic_forms,
 )
 
 __all__ = ["SCML", "SCMLSupervised"]
@@ -123,16 +122,24 @@ register_doc(
 
 def scml_objective(M, features, beta, w):
     """Mean hinge ``[1 + d(a, p) - d(a, n)]_+`` at ``M`` plus ``beta * sum(w)``."""
-    ap = features[:, 0] - features[:, 1]
-    an = features[:, 0] - features[:, 2]
-    return _mean_hinge(ap, an, M) + beta * float(np.sum(w))
+    return _mean_hinge(*_hinge_directions(features), M) + beta * float(np.sum(w))
 
 
-def _mean_hinge(ap, an, M):
-    """Mean of ``[1 + d(a, p) - d(a, n)]_+`` over the triplets' differences."""
-    return float(
-        np.maximum(1 + quadratic_forms(ap, M) - quadratic_forms(an, M), 0).mean()
-    )
+def _hinge_directions(features):
+    """``u = n - p`` and ``v = 2a - p - n`` of each triplet ``(a, p, n)``.
+
+    For a symmetric ``M``, ``d_M(a, p) - d_M(a, n) = (a - p)^T M (a - p) -
+    (a - n)^T M (a - n) = u^T M v``: one product with ``M`` per triplet
+    instead of two, and along a rank-one basis ``b b^T`` the product ``(u .
+    b)(v . b)`` instead of a difference of squares.
+    """
+    a, p, n = features[:, 0], features[:, 1], features[:, 2]
+    return n - p, 2 * a - p - n
+
+
+def _mean_hinge(u, v, M):
+    """Mean of ``[1 + d(a, p) - d(a, n)]_+`` from :func:`_hinge_directions`."""
+    return float(np.maximum(1 + np.einsum("ij,ij->i", u @ M, v), 0).mean())
 
 
 def _unit_rows(B):
@@ -204,12 +211,13 @@ def lda_basis(X, y, n_basis, rng):
         Xn = X[idx]  # (n_clusters, K, d)
         onehot = np.eye(n_classes)[cls]  # (K, n_classes)
         size = onehot.sum(0)
-        means = np.einsum("gkd,kc->gcd", Xn, onehot) / size[None, :, None]
+        # Batched matrix products (BLAS), not einsum: tens of times faster.
+        means = (onehot.T @ Xn) / size[None, :, None]
         centred = Xn - means[:, cls]
-        Sw = np.einsum("gki,gkj->gij", centred, centred)
+        Sw = np.swapaxes(centred, 1, 2) @ centred
         mean_all = Xn.mean(axis=1)
         between = (means - mean_all[:, None]) * np.sqrt(size)[None, :, None]
-        Sb = np.einsum("gci,gcj->gij", between, between)
+        Sb = np.swapaxes(between, 1, 2) @ between
         ridge = 1e-6 * np.trace(Sw, axis1=1, axis2=2)[:, None, None] + 1e-12
         Lw = np.linalg.cholesky(Sw + ridge * np.eye(d))
         # Generalised eigenproblem Sb v = l Sw v, whitened by Sw = Lw Lw^T.
@@ -255,11 +263,14 @@ def scml_solve(
                 f"basis has {B.shape[1]} features per row, the data {d}; give an "
                 "array of shape (n_basis, n_features)."
             )
-    ap = features[:, 0] - features[:, 1]
-    an = features[:, 0] - features[:, 2]
-    n, k = ap.shape[0], B.shape[0]
-    w = np.zeros(k)
-    mean_grad, sq_grad = np.zeros(k), np.zeros(k)
+    u, v = _hinge_directions(features)
+    n, k = u.shape[0], B.shape[0]
+    # The stochastic steps run in float32 (the batches' distance differences
+    # and the weights they see); the sums of the dual averaging, the
+    # weights and the objective that picks the best of them in float64.
+    u32, v32, B32 = (np.asarray(x, dtype=np.float32) for x in (u, v, B))
+    w, w32 = np.zeros(k), np.zeros(k, dtype=np.float32)
+    grad_sum, sq_grad, step = np.zeros(k), np.zeros(k), np.empty(k)
     best_w, best_value = w, np.inf
     batches = rng.randint(n, size=(max_iter, batch_size))
     # The batches' distance differences along each basis do not depend on the
@@ -268,23 +279,28 @@ def scml_solve(
     for t in range(max_iter):
         if t % block == 0:
             idx = batches[t : t + block].ravel()
-            diffs = ((ap[idx] @ B.T) ** 2 - (an[idx] @ B.T) ** 2).reshape(
-                -1, batch_size, k
-            )
+            diffs = u32[idx] @ B32.T
+            diffs *= v32[idx] @ B32.T
+            diffs = diffs.reshape(-1, batch_size, k)
         diff = diffs[t % block]
-        active = (diff @ w > -1).astype(diff.dtype)
-        grad = (active @ diff) / batch_size
-        mean_grad += (grad - mean_grad) / (t + 1)
-        sq_grad += grad**2
-        w = (
-            (t + 1)
-            / (gamma * (1e-3 + np.sqrt(sq_grad)))
-            * np.maximum(-mean_grad - beta, 0.0)
-        )
+        # The gradient times batch_size: the sum over the active triplets.
+        grad = (diff @ w32 > -1).astype(np.float32) @ diff
+        grad_sum += grad
+        sq_grad += np.square(grad)
+        # Dual averaging with AdaGrad scaling and the l1 prox (the paper's
+        # update), w = (t + 1) / (gamma (1e-3 + sqrt(G))) * [-mean - beta]_+
+        # with G the summed squared gradients and mean their mean, written
+        # with the sums of the unscaled gradients.
+        np.sqrt(sq_grad, out=step)
+        step += 1e-3 * batch_size
+        step *= gamma
+        w = np.maximum(-grad_sum - (t + 1) * beta * batch_size, 0.0)
+        w /= step
+        w32[:] = w
         if (t + 1) % output_iter == 0 or t + 1 == max_iter:
-            value = _mean_hinge(ap, an, (B.T * w) @ B) + beta * float(np.sum(w))
+            value = _mean_hinge(u, v, (B.T * w) @ B) + beta * float(np.sum(w))
             if value < best_value:
-                best_w, best_value = w.copy(), value
+                best_w, best_value = w, value
     M = (B.T * best_w) @ B
     return M, {"basis_": B, "weights_": best_w, "n_iter_": max_iter}
 
