@@ -17,6 +17,16 @@ from sklearn_dml.metrics import (
 )
 
 
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def selection(request, monkeypatch):
+    """Every test runs with the compiled tile selection and with the torch one."""
+    if request.param == "torch":
+        monkeypatch.setattr(_knn, "_tile_select", None)
+    elif _knn._tile_select is None:
+        pytest.skip("the compiled selection was not built")
+    return request.param
+
+
 def numpy_knn(query, k, reference=None, metric="euclidean", exclude_self=False):
     """Brute force: all float64 distances, rows sorted by (distance, index)."""
     query = np.asarray(query, dtype=np.float64)
@@ -351,7 +361,9 @@ def test_second_pass_recomputes_only_candidates_within_reach(monkeypatch):
     assert widths and max(widths) < 20
 
 
-def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
+def test_search_across_many_blocks_uses_the_limit_and_stays_exact(
+    monkeypatch, selection
+):
     merges = []
     original = _knn._merge
 
@@ -380,8 +392,9 @@ def test_search_across_many_blocks_uses_the_limit_and_stays_exact(monkeypatch):
         )
         np.testing.assert_array_equal(indices, expected_i)
         np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
-        # the limit keeps most of the 1,500 references of each row out
-        assert merges and sum(merges) < 0.2 * query.shape[0] * 1500
+        if selection == "torch":
+            # the limit keeps most of the 1,500 references of each row out
+            assert merges and sum(merges) < 0.2 * query.shape[0] * 1500
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
@@ -448,3 +461,44 @@ def test_huge_and_tiny_values_keep_exact_neighbours(value):
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         chunked_knn(X, 1)
+
+
+@pytest.mark.parametrize("width, keep", [(1000, 5), (37, 4), (16, 3), (40, 40)])
+def test_compiled_selection_keeps_the_smallest_entries(selection, width, keep):
+    if selection != "compiled":
+        pytest.skip("a test of the compiled selection itself")
+    rng = np.random.default_rng(width)
+    # Small integers: many exact ties; a wider row stride; an added vector;
+    # one infinite entry per row (the query itself) that must never enter.
+    n_rows, stride, offset = 6, width + 5, 1000
+    tile = rng.integers(0, 30, size=(n_rows, stride)).astype(np.float32)
+    tile[np.arange(n_rows), rng.integers(0, width, size=n_rows)] = np.inf
+    add = rng.integers(0, 5, size=width).astype(np.float32)
+    values = np.full((n_rows, keep), np.inf, np.float32)
+    columns = np.full((n_rows, keep), -1, np.int64)
+    # two calls: the rows' heaps carry from one tile to the next
+    for part in (slice(0, width // 2), slice(width // 2, width)):
+        view = tile[:, part]
+        _knn._tile_select.select_below(
+            view.ctypes.data,
+            n_rows,
+            view.shape[1],
+            stride,
+            offset + part.start,
+            add[part].ctypes.data,
+            values.ctypes.data,
+            columns.ctypes.data,
+            keep,
+        )
+    row_values = tile[:, :width] + add
+    for i in range(n_rows):
+        entered = columns[i] >= 0
+        kept_c = columns[i, entered] - offset
+        assert len(set(kept_c.tolist())) == kept_c.size  # no entry twice
+        np.testing.assert_array_equal(values[i, entered], row_values[i, kept_c])
+        assert np.isinf(values[i, ~entered]).all()  # never the infinite entry
+        # the keep smallest of the row, ties included, the largest first
+        np.testing.assert_array_equal(np.sort(values[i]), np.sort(row_values[i])[:keep])
+        assert values[i, 0] == values[i].max()
+        left_out = np.setdiff1d(np.arange(width), kept_c)
+        assert (row_values[i, left_out] >= values[i, 0]).all()

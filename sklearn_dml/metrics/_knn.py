@@ -14,6 +14,11 @@ import threading
 import numpy as np
 import torch
 
+try:  # the compiled selection; absent when the package was built without C
+    from . import _tile_select
+except ImportError:  # pragma: no cover - depends on the build
+    _tile_select = None
+
 __all__ = ["chunked_knn"]
 
 _METRICS = ("euclidean", "cosine")
@@ -133,6 +138,9 @@ class _Prepared:
         n_rows, n_features = reference.shape
         device = reference.device
         self.metric, self.reference = metric, reference
+        # The compiled selection (CPU) adds the squared norms itself: no
+        # augmented rows.
+        self.compiled = _tile_select is not None and device.type == "cpu"
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
         for start, stop, rows in _float64_rows(reference):
@@ -184,7 +192,7 @@ class _Prepared:
             # they fit in the budget (otherwise block by block).
             width = _augmented_width(n_features)
             self.augmented = None
-            if n_rows * width <= _AUGMENTED_BUDGET:
+            if not self.compiled and n_rows * width <= _AUGMENTED_BUDGET:
                 self.augmented = torch.zeros(
                     (n_rows, width), dtype=torch.float32, device=device
                 )
@@ -221,10 +229,13 @@ def _augmented_queries(query_work, prepared):
     product with the augmented reference rows ``[r, ||r||^2, 0...]`` is
     ``||r||^2 - 2 q.r`` without a separate pass adding the norms over the
     tile; the width is padded with zeros to a multiple of 8 (aligned rows
-    for the BLAS). ``"cosine"``: ``-q`` on unit rows.
+    for the BLAS). ``"cosine"``: ``-q`` on unit rows. With the compiled
+    selection (``prepared.compiled``) the euclidean rows are ``-2 q`` alone.
     """
     if prepared.metric != "euclidean":
         return query_work.neg()
+    if prepared.compiled:  # the norms are added by the selection
+        return query_work.mul(-2.0)
     n_rows, n_features = query_work.shape
     out = query_work.new_zeros((n_rows, _augmented_width(n_features)))
     torch.mul(query_work, -2.0, out=out[:, :n_features])
@@ -242,12 +253,14 @@ def _distance_block(query_aug, prepared, start, stop, out, block_buffer=None):
     into ``out``, a contiguous float32 tensor of shape ``(n_queries, stop -
     start)``, which is returned. ``block_buffer`` (euclidean) is a float32
     buffer of at least ``(stop - start) * query_aug.shape[1]`` entries
-    receiving the augmented reference rows ``[r, ||r||^2, 0...]``.
+    receiving the augmented reference rows ``[r, ||r||^2, 0...]``. With
+    the compiled selection (``prepared.compiled``) the euclidean product is
+    ``-2 q.r`` alone: the selection adds ``||r||^2`` as it reads the tile.
     """
     block = prepared.work[start:stop]
     if prepared.metric == "euclidean" and prepared.augmented is not None:
         block = prepared.augmented[start:stop]
-    elif prepared.metric == "euclidean":
+    elif prepared.metric == "euclidean" and not prepared.compiled:
         n_features, width = block.shape[1], query_aug.shape[1]
         if block_buffer is None:
             block_buffer = torch.empty(
@@ -543,6 +556,53 @@ def _shortlist(
     return best
 
 
+def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
+    """:func:`_shortlist` with the compiled selection (CPU): same contract.
+
+    Each tile is the plain product ``-2 q . r`` (``-q . r`` on unit rows for
+    ``"cosine"``); ``_tile_select.select_below`` adds the squared norms of
+    the references as it reads the tile and merges each row into the row's
+    ``n_take`` smallest values so far, kept as a max-heap whose largest
+    value is the limit: an entry below it replaces it. An entry left out is
+    at least a limit the final values are at most. One pass over the tile,
+    while in cache, with no temporary.
+    """
+    n_rows, n_references = query_work.shape[0], prepared.work.shape[0]
+    device = query_work.device
+    factor = _augmented_queries(query_work, prepared)
+    # Rows with fewer references than n_take keep value inf and the fill
+    # column of _shortlist (the query itself, or 0).
+    values = torch.full((n_rows, n_take), math.inf, device=device)
+    fill = own if own is not None else torch.zeros(n_rows, dtype=torch.int64)
+    columns = fill.to(device).unsqueeze(1).repeat(1, n_take)
+    if own is not None:
+        own_low, own_high = int(own.min()), int(own.max())
+    for r_start in range(0, n_references, block_size):
+        r_stop = min(r_start + block_size, n_references)
+        width = r_stop - r_start
+        tile = buffer[: n_rows * width].view(n_rows, width)
+        _distance_block(factor, prepared, r_start, r_stop, tile)
+        if own is not None and own_low < r_stop and own_high >= r_start:
+            local = own - r_start
+            inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
+            tile[inside, local[inside]] = torch.inf
+        norms = None
+        if prepared.metric == "euclidean":
+            norms = prepared.sq_norms[r_start:r_stop]
+        _tile_select.select_below(
+            tile.data_ptr(),
+            n_rows,
+            width,
+            tile.stride(0),
+            r_start,
+            0 if norms is None else norms.data_ptr(),
+            values.data_ptr(),
+            columns.data_ptr(),
+            n_take,
+        )
+    return values, columns
+
+
 def _knn(
     query,
     reference,
@@ -679,9 +739,14 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
     while pending.numel():
         n_take = min(k + extra, n_references)
         p_own = None if own is None else own[pending]
-        values, cols = _shortlist(
-            q_work[pending], prepared, p_own, n_take, block_size, *buffers[:2]
-        )
+        if prepared.compiled:
+            values, cols = _shortlist_compiled(
+                q_work[pending], prepared, p_own, n_take, block_size, buffers[0]
+            )
+        else:
+            values, cols = _shortlist(
+                q_work[pending], prepared, p_own, n_take, block_size, *buffers[:2]
+            )
         if n_take < n_references:
             # Every reference left out has a first-pass value at least the
             # largest kept one; the exact k nearest have values at most the

@@ -1,0 +1,266 @@
+/* Selection of the smallest entries of distance tiles, for chunked_knn.
+ *
+ * One pass over each row of a (queries x references) tile, while the tile is
+ * still in cache after its matrix product: each row keeps its `keep`
+ * smallest entries so far in a max-heap, whose largest value is the row's
+ * limit; an entry below the limit replaces it. Entries are compared with the
+ * limit 16 at a time (SSE2 where available) and only those below it are
+ * visited one by one. An empty heap (the first tile of a chunk) is started
+ * from the entries below a bound read from the minima of 16-entry groups,
+ * by a quickselect, instead of entry by entry. A column vector can be added to every row on the way
+ * (the squared norms of the references), so that the matrix product needs
+ * no extra column.
+ *
+ * The function takes raw addresses and sizes from the caller (torch tensors'
+ * data_ptr()), checks nothing, and releases the interpreter lock while it
+ * runs, so that several threads select from their own tiles at once.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#if defined(_MSC_VER)
+#include <intrin.h>
+static inline int lowest_bit(int x)
+{
+    unsigned long index;
+    _BitScanForward(&index, (unsigned long)x);
+    return (int)index;
+}
+#else
+#define lowest_bit(x) __builtin_ctz(x)
+#endif
+
+/* Move v[i] down the max-heap v[0..m) (columns alongside) to its place. */
+static void sift_down(float *v, int64_t *col, int64_t m, int64_t i)
+{
+    float x = v[i];
+    int64_t c = col[i];
+    for (;;) {
+        int64_t child = 2 * i + 1;
+        if (child >= m)
+            break;
+        if (child + 1 < m && v[child + 1] > v[child])
+            child++;
+        if (!(v[child] > x))
+            break;
+        v[i] = v[child];
+        col[i] = col[child];
+        i = child;
+    }
+    v[i] = x;
+    col[i] = c;
+}
+
+/* Rearrange v[0..n) (with the columns alongside, if any) so that v[k] holds
+ * the value of rank k, v[0..k) <= v[k] <= v[k+1..n) (Hoare's FIND). */
+static void select_rank(float *v, int64_t *col, int64_t n, int64_t k)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        float a = v[lo], b = v[lo + (hi - lo) / 2], d = v[hi];
+        float pivot = a < b ? (b < d ? b : (a < d ? d : a))
+                            : (a < d ? a : (b < d ? d : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                float tv = v[i];
+                v[i] = v[j];
+                v[j] = tv;
+                if (col) {
+                    int64_t tc = col[i];
+                    col[i] = col[j];
+                    col[j] = tc;
+                }
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
+static inline float entry(const float *tile, const float *add, int64_t j)
+{
+    return add ? tile[j] + add[j] : tile[j];
+}
+
+/* Bit t of the result is set when entry j + t (t < 16) is below `limit`;
+ * *low receives the smallest of the 16 entries. */
+static inline int below16(const float *tile, const float *add, int64_t j,
+                          float limit, float *low)
+{
+#if defined(__SSE2__)
+    __m128 x[4];
+    for (int q = 0; q < 4; q++) {
+        x[q] = _mm_loadu_ps(tile + j + 4 * q);
+        if (add)
+            x[q] = _mm_add_ps(x[q], _mm_loadu_ps(add + j + 4 * q));
+    }
+    __m128 bound = _mm_set1_ps(limit);
+    int below = 0;
+    for (int q = 0; q < 4; q++)
+        below |= _mm_movemask_ps(_mm_cmplt_ps(x[q], bound)) << (4 * q);
+    if (low) {
+        __m128 m = _mm_min_ps(_mm_min_ps(x[0], x[1]), _mm_min_ps(x[2], x[3]));
+        m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+        m = _mm_min_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+        *low = _mm_cvtss_f32(m);
+    }
+    return below;
+#else
+    int below = 0;
+    float smallest = INFINITY;
+    for (int t = 0; t < 16; t++) {
+        float x = entry(tile, add, j + t);
+        below |= (x < limit) << t;
+        smallest = x < smallest ? x : smallest;
+    }
+    if (low)
+        *low = smallest;
+    return below;
+#endif
+}
+
+/* A row whose heap is still empty (all inf) and that has at least m groups
+ * of 16 entries: the m-th smallest group minimum bounds the m smallest
+ * entries (m entries are at most it), so only the entries below the float
+ * just above it are gathered (into `work`, room for `width` entries), the m
+ * smallest of them selected and made the heap. Returns 0 when not done. */
+static int start_row(const float *tile, const float *add, int64_t width,
+                     int64_t offset, float *v, int64_t *col, int64_t m,
+                     float *work_v, int64_t *work_c)
+{
+    int64_t n_groups = width / 16;
+    if (n_groups < m)
+        return 0;
+    for (int64_t k = 0; k < m; k++)
+        if (!isinf(v[k]))
+            return 0;
+    for (int64_t g = 0; g < n_groups; g++)
+        below16(tile, add, 16 * g, 0.0f, work_v + g);
+    select_rank(work_v, NULL, n_groups, m - 1);
+    float bound = nextafterf(work_v[m - 1], INFINITY);
+    int64_t n = 0, j = 0;
+    for (; j + 16 <= width; j += 16) {
+        for (int below = below16(tile, add, j, bound, NULL); below;
+             below &= below - 1) {
+            int t = lowest_bit(below);
+            work_v[n] = entry(tile, add, j + t);
+            work_c[n++] = offset + j + t;
+        }
+    }
+    for (; j < width; j++) {
+        float x = entry(tile, add, j);
+        if (x < bound) {
+            work_v[n] = x;
+            work_c[n++] = offset + j;
+        }
+    }
+    select_rank(work_v, work_c, n, m - 1);
+    for (int64_t k = 0; k < m; k++) {
+        v[k] = work_v[k];
+        col[k] = work_c[k];
+    }
+    for (int64_t i = m / 2 - 1; i >= 0; i--)
+        sift_down(v, col, m, i);
+    return 1;
+}
+
+/* Replace the largest of the heap by x (column c). */
+static inline void replace_top(float *v, int64_t *col, int64_t m, float x, int64_t c)
+{
+    v[0] = x;
+    col[0] = c;
+    sift_down(v, col, m, 0);
+}
+
+/* One row: every entry below the heap's largest value replaces it. */
+static void select_row(const float *tile, const float *add, int64_t width,
+                       int64_t offset, float *v, int64_t *col, int64_t m,
+                       float *work_v, int64_t *work_c)
+{
+    if (work_v && start_row(tile, add, width, offset, v, col, m, work_v, work_c))
+        return;
+    int64_t j = 0;
+    for (; j + 16 <= width; j += 16) {
+        /* the entries below the limit when the group began */
+        for (int below = below16(tile, add, j, v[0], NULL); below;
+             below &= below - 1) {
+            int t = lowest_bit(below);
+            float value = entry(tile, add, j + t);
+            if (value < v[0]) /* the limit may have dropped since */
+                replace_top(v, col, m, value, offset + j + t);
+        }
+    }
+    for (; j < width; j++) {
+        float value = entry(tile, add, j);
+        if (value < v[0])
+            replace_top(v, col, m, value, offset + j);
+    }
+}
+
+static PyObject *select_below(PyObject *self, PyObject *args)
+{
+    unsigned long long tile, add, values, columns;
+    Py_ssize_t n_rows, width, row_stride, offset, keep;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KnnnnKKKn", &tile, &n_rows, &width, &row_stride,
+                          &offset, &add, &values, &columns, &keep))
+        return NULL;
+    if (keep < 1) {
+        PyErr_SetString(PyExc_ValueError, "keep must be at least 1");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    /* Room to start empty heaps from a whole row (see start_row); without
+     * it the rows are merged entry by entry, which is slower but the same. */
+    float *work_v = malloc(width * sizeof(float));
+    int64_t *work_c = malloc(width * sizeof(int64_t));
+    if (!work_c) {
+        free(work_v);
+        work_v = NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_rows; i++)
+        select_row((const float *)(uintptr_t)tile + i * row_stride,
+                   (const float *)(uintptr_t)add, width, offset,
+                   (float *)(uintptr_t)values + i * keep,
+                   (int64_t *)(uintptr_t)columns + i * keep, keep, work_v, work_c);
+    free(work_v);
+    free(work_c);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"select_below", select_below, METH_VARARGS,
+     "select_below(tile, n_rows, width, row_stride, offset, add, values, "
+     "columns, keep)\n\n"
+     "Merge each tile row into its row of (values, columns), a max-heap of "
+     "keep entries (addresses of float32 and int64 arrays; add is 0 or a "
+     "float32 vector added to every tile row; columns are offset)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_tile_select",
+    "Selection of the smallest entries of distance tiles (see chunked_knn).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__tile_select(void) { return PyModule_Create(&module); }
