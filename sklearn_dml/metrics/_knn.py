@@ -644,10 +644,16 @@ def _knn(
     rows_max = min(chunk_size, n_queries)
     width = _augmented_width(reference.shape[1])
 
+    # The augmented reference rows of a block, when they are built block by
+    # block (torch selection, euclidean, too many references to build once).
+    block_rows = 0
+    if metric == "euclidean" and not prepared.compiled and prepared.augmented is None:
+        block_rows = block_size * width
+
     def buffers():
         return (
             torch.empty(rows_max * block_size, dtype=torch.float32, device=device),
-            torch.empty(block_size * width, dtype=torch.float32, device=device),
+            torch.empty(block_rows, dtype=torch.float32, device=device),
             _Scratch(device),
         )
 
@@ -886,22 +892,30 @@ def chunked_knn(
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
     ``m = k + max(16, k // 8)`` smallest values per row are kept. Tiles are
     small (16 MiB by default) and each is reduced right after its product,
-    while it is still in cache: every row keeps a limit, a value that at
-    least ``m`` entries seen so far are below (from the first tile, the
-    ``m``-th smallest minimum of its column groups; later, the row's
-    current ``m``-th value); each row of the tile is cut into groups of 32
-    consecutive columns, one pass takes their minima, and only the groups
-    whose minimum is below the limit are read again (one contiguous run of
-    memory each), keeping their entries below it. The entries found are merged into the row's ``m`` best
-    (one :func:`torch.topk` over them) once they number ``m`` per row on
-    average, which lowers the limit; an entry left out is at least a limit
-    the final ``m`` kept values are at most, so they are a true ``m``
-    smallest. On the CPU the query chunks are shared by as many worker
-    threads as torch has threads, torch itself running single-threaded
-    meanwhile (restored afterwards; calls from several threads at once
-    should therefore not rely on torch's thread count): the many small
-    operations of the selection never wait at a thread-pool barrier. The
-    rounding of :math:`v` is at most
+    while it is still in cache. On the CPU, when the package was built with
+    its C extension (any C compiler at install time), one compiled pass per
+    tile row does it: the row's ``m`` smallest values so far are a max-heap
+    whose largest value is the limit, entries are compared with it 16 at a
+    time, and an entry below it replaces it; the squared norms
+    :math:`\lVert r\rVert^2` are added as the tile is read, so the product
+    is the plain :math:`-2 q^\top r`; an empty heap is started from the
+    entries below the ``m``-th smallest minimum of 16-entry groups (a
+    quickselect). Otherwise (no compiler, or a GPU) torch operations do it:
+    every row keeps a limit, a value that at least ``m`` entries seen so
+    far are below (from the first tile, the ``m``-th smallest minimum of its
+    column groups; later, the row's current ``m``-th value); each row of
+    the tile is cut into groups of 32 consecutive columns, one pass takes
+    their minima, and only the groups whose minimum is below the limit are
+    read again (one contiguous run of memory each), keeping their entries
+    below it; the entries found are merged into the row's ``m`` best (one
+    :func:`torch.topk` over them) once they number ``m`` per row on
+    average, which lowers the limit. Either way an entry left out is at
+    least a limit the final ``m`` kept values are at most, so they are a
+    true ``m`` smallest. On the CPU the query chunks are shared by as many
+    worker threads as torch has threads, torch itself running
+    single-threaded meanwhile (restored afterwards; calls from several
+    threads at once should therefore not rely on torch's thread count):
+    the selection never waits at a thread-pool barrier. The rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
     u)`; references are centred on their mean first when that shrinks their
@@ -925,13 +939,14 @@ def chunked_knn(
     *Memory.* Besides the inputs and the output (``n_queries * k * 16``
     bytes): a float32 working copy of the references when they are not
     float32 already, are centred, or for ``"cosine"`` (``n_references *
-    n_features * 4`` bytes); for ``"euclidean"``, the augmented reference
-    rows (``n_references * (n_features + 8) * 4`` bytes, built once when
-    that is at most 256 MiB, otherwise block by block); per thread, one
-    distance tile of ``chunk_size * block_size * 4`` bytes allocated once
-    and reused (16 MiB by default), the group minima (a 32nd of it),
-    the entries found before a merge and the shortlist (each about
-    ``chunk_size * m * 16`` bytes), and the buffers of the float64 second
+    n_features * 4`` bytes); for ``"euclidean"`` with the torch selection,
+    the augmented reference rows (``n_references * (n_features + 8) * 4``
+    bytes, built once when that is at most 256 MiB, otherwise block by
+    block); per thread, one distance tile of ``chunk_size * block_size *
+    4`` bytes allocated once and reused (16 MiB by default), the shortlist
+    (``chunk_size * m * 12`` bytes), with the torch selection the group
+    minima (a 32nd of the tile) and the entries found before a merge
+    (about ``chunk_size * m * 16`` bytes), and the buffers of the float64 second
     pass, kept from chunk to chunk (about 6 MiB, more only when the
     candidates of one query alone need more).
     Nothing grows with ``n_queries * n_references``. A smaller
