@@ -21,8 +21,8 @@ from sklearn_dml.metrics import (
 def selection(request, monkeypatch):
     """Every test runs with the compiled tile selection and with the torch one."""
     if request.param == "torch":
-        monkeypatch.setattr(_knn, "_tile_select", None)
-    elif _knn._tile_select is None:
+        monkeypatch.setattr(_knn, "_select_below", None)
+    elif _knn._select_below is None:
         pytest.skip("the compiled selection was not built")
     return request.param
 
@@ -479,7 +479,7 @@ def test_compiled_selection_keeps_the_smallest_entries(selection, width, keep):
     # two calls: the rows' heaps carry from one tile to the next
     for part in (slice(0, width // 2), slice(width // 2, width)):
         view = tile[:, part]
-        _knn._tile_select.select_below(
+        _knn._select_below(
             view.ctypes.data,
             n_rows,
             view.shape[1],

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 try:  # the compiled selection; absent when the package was built without C
-    from . import _tile_select
+    from ._tile_select import select_below as _select_below
 except ImportError:  # pragma: no cover - depends on the build
-    _tile_select = None
+    _select_below = None
 
 __all__ = ["chunked_knn"]
 
@@ -140,7 +140,7 @@ class _Prepared:
         self.metric, self.reference = metric, reference
         # The compiled selection (CPU) adds the squared norms itself: no
         # augmented rows.
-        self.compiled = _tile_select is not None and device.type == "cpu"
+        self.compiled = _select_below is not None and device.type == "cpu"
         sq_norms = torch.empty(n_rows, dtype=torch.float64, device=device)
         total = torch.zeros(n_features, dtype=torch.float64, device=device)
         for start, stop, rows in _float64_rows(reference):
@@ -560,9 +560,9 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     """:func:`_shortlist` with the compiled selection (CPU): same contract.
 
     Each tile is the plain product ``-2 q . r`` (``-q . r`` on unit rows for
-    ``"cosine"``); ``_tile_select.select_below`` adds the squared norms of
-    the references as it reads the tile and merges each row into the row's
-    ``n_take`` smallest values so far, kept as a max-heap whose largest
+    ``"cosine"``); ``_select_below`` (``_tile_select.c``) adds the squared
+    norms of the references as it reads the tile and merges each row into
+    the row's ``n_take`` smallest values so far, kept as a max-heap whose largest
     value is the limit: an entry below it replaces it. An entry left out is
     at least a limit the final values are at most. One pass over the tile,
     while in cache, with no temporary.
@@ -589,7 +589,7 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
         norms = None
         if prepared.metric == "euclidean":
             norms = prepared.sq_norms[r_start:r_stop]
-        _tile_select.select_below(
+        _select_below(
             tile.data_ptr(),
             n_rows,
             width,
