@@ -17,13 +17,16 @@ from sklearn_dml.metrics import (
 )
 
 
-@pytest.fixture(autouse=True, params=["compiled", "torch"])
+@pytest.fixture(autouse=True, params=["heap", "buffer", "torch"])
 def selection(request, monkeypatch):
-    """Every test runs with the compiled tile selection and with the torch one."""
+    """Every test runs with the compiled tile selection (its heap, and its
+    buffer for many candidates per row) and with the torch one."""
     if request.param == "torch":
         monkeypatch.setattr(_knn, "_select_below", None)
     elif _knn._select_below is None:
         pytest.skip("the compiled selection was not built")
+    elif request.param == "buffer":
+        monkeypatch.setattr(_knn, "_HEAP_LARGEST", 0)
     return request.param
 
 
@@ -464,9 +467,9 @@ def test_huge_and_tiny_values_keep_exact_neighbours(value):
 
 
 @pytest.mark.parametrize("width, keep", [(1000, 5), (37, 4), (16, 3), (40, 40)])
-def test_compiled_selection_keeps_the_smallest_entries(selection, width, keep):
-    if selection != "compiled":
-        pytest.skip("a test of the compiled selection itself")
+def test_compiled_heap_keeps_the_smallest_entries(selection, width, keep):
+    if selection != "heap":
+        pytest.skip("a test of the compiled heap itself")
     rng = np.random.default_rng(width)
     # Small integers: many exact ties; a wider row stride; an added vector;
     # one infinite entry per row (the query itself) that must never enter.
@@ -502,3 +505,51 @@ def test_compiled_selection_keeps_the_smallest_entries(selection, width, keep):
         assert values[i, 0] == values[i].max()
         left_out = np.setdiff1d(np.arange(width), kept_c)
         assert (row_values[i, left_out] >= values[i, 0]).all()
+
+
+@pytest.mark.parametrize(
+    "width, keep, capacity", [(1000, 5, 7), (37, 4, 12), (16, 3, 4)]
+)
+def test_compiled_buffer_keeps_the_smallest_entries(selection, width, keep, capacity):
+    if selection != "buffer":
+        pytest.skip("a test of the compiled buffer itself")
+    rng = np.random.default_rng(width)
+    # As for the heap: ties, a wider row stride, an added vector, an
+    # infinite entry per row; a small capacity, so the buffers fill often.
+    n_rows, stride, offset = 6, width + 5, 1000
+    tile = rng.integers(0, 30, size=(n_rows, stride)).astype(np.float32)
+    tile[np.arange(n_rows), rng.integers(0, width, size=n_rows)] = np.inf
+    add = rng.integers(0, 5, size=width).astype(np.float32)
+    values = np.zeros((n_rows, capacity), np.float32)
+    columns = np.zeros((n_rows, capacity), np.int64)
+    counts = np.zeros(n_rows, np.int64)
+    limits = np.full(n_rows, np.inf, np.float32)
+    for part in (slice(0, width // 2), slice(width // 2, width)):
+        view = tile[:, part]
+        _knn._select_buffered(
+            view.ctypes.data,
+            n_rows,
+            view.shape[1],
+            stride,
+            offset + part.start,
+            add[part].ctypes.data,
+            values.ctypes.data,
+            columns.ctypes.data,
+            counts.ctypes.data,
+            limits.ctypes.data,
+            capacity,
+            keep,
+        )
+    row_values = tile[:, :width] + add
+    for i in range(n_rows):
+        kept_v, kept_c = values[i, : counts[i]], columns[i, : counts[i]] - offset
+        assert keep <= counts[i] < capacity
+        assert len(set(kept_c.tolist())) == counts[i]  # no entry twice
+        np.testing.assert_array_equal(kept_v, row_values[i, kept_c])
+        smallest = np.sort(kept_v)[:keep]
+        np.testing.assert_array_equal(smallest, np.sort(row_values[i])[:keep])
+        # everything left out is at least the limit, which is at least the
+        # keep smallest kept
+        left_out = np.setdiff1d(np.arange(width), kept_c)
+        assert (row_values[i, left_out] >= limits[i]).all()
+        assert smallest.max() <= limits[i]

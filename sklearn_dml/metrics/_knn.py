@@ -16,8 +16,9 @@ import torch
 
 try:  # the compiled selection; absent when the package was built without C
     from ._tile_select import select_below as _select_below
+    from ._tile_select import select_buffered as _select_buffered
 except ImportError:  # pragma: no cover - depends on the build
-    _select_below = None
+    _select_below = _select_buffered = None
 
 __all__ = ["chunked_knn"]
 
@@ -33,6 +34,11 @@ _DEFAULT_CHUNK = 2**9
 # Consecutive columns of a tile row summarised by their minimum in the
 # selection (see _collect_below).
 _GROUP = 32
+# The compiled selection keeps up to this many entries per row in a heap
+# (log(n_take) per entry that enters), more in a buffer cut back by a
+# quickselect when full, of _BUFFER_FACTOR times as many entries.
+_HEAP_LARGEST = 128
+_BUFFER_FACTOR = 3
 # Float32 entries of the augmented reference rows built once per search
 # (256 MiB, the distance tile of earlier versions); larger reference sets
 # are augmented block by block.
@@ -560,21 +566,28 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     """:func:`_shortlist` with the compiled selection (CPU): same contract.
 
     Each tile is the plain product ``-2 q . r`` (``-q . r`` on unit rows for
-    ``"cosine"``); ``_select_below`` (``_tile_select.c``) adds the squared
-    norms of the references as it reads the tile and merges each row into
-    the row's ``n_take`` smallest values so far, kept as a max-heap whose largest
-    value is the limit: an entry below it replaces it. An entry left out is
-    at least a limit the final values are at most. One pass over the tile,
-    while in cache, with no temporary.
+    ``"cosine"``); the C functions of ``_tile_select.c`` add the squared
+    norms of the references as they read the tile and merge each row into
+    the row's ``n_take`` smallest values so far: up to ``_HEAP_LARGEST`` in
+    a max-heap whose largest value is the limit (an entry below it replaces
+    it; ``_select_below``), more in a buffer of ``_BUFFER_FACTOR * n_take``
+    entries to which the entries below the limit are appended, cut back to
+    its ``n_take`` smallest when full (``_select_buffered``). An entry left
+    out is at least a limit the final values are at most. One pass over the
+    tile, while in cache, with no temporary.
     """
     n_rows, n_references = query_work.shape[0], prepared.work.shape[0]
     device = query_work.device
     factor = _augmented_queries(query_work, prepared)
-    # Rows with fewer references than n_take keep value inf and the fill
-    # column of _shortlist (the query itself, or 0).
-    values = torch.full((n_rows, n_take), math.inf, device=device)
+    heap = n_take <= _HEAP_LARGEST
+    capacity = n_take if heap else _BUFFER_FACTOR * n_take
+    # Unused places keep value inf and the fill column of _shortlist (the
+    # query itself, or 0): a row with fewer references than n_take.
+    values = torch.full((n_rows, capacity), math.inf, device=device)
     fill = own if own is not None else torch.zeros(n_rows, dtype=torch.int64)
-    columns = fill.to(device).unsqueeze(1).repeat(1, n_take)
+    columns = fill.to(device).unsqueeze(1).repeat(1, capacity)
+    counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    limits = torch.full((n_rows,), math.inf, device=device)
     if own is not None:
         own_low, own_high = int(own.min()), int(own.max())
     for r_start in range(0, n_references, block_size):
@@ -586,21 +599,29 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
             local = own - r_start
             inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
             tile[inside, local[inside]] = torch.inf
-        norms = None
+        norms = 0
         if prepared.metric == "euclidean":
-            norms = prepared.sq_norms[r_start:r_stop]
-        _select_below(
-            tile.data_ptr(),
-            n_rows,
-            width,
-            tile.stride(0),
-            r_start,
-            0 if norms is None else norms.data_ptr(),
-            values.data_ptr(),
-            columns.data_ptr(),
-            n_take,
-        )
-    return values, columns
+            norms = prepared.sq_norms[r_start:r_stop].data_ptr()
+        where = (tile.data_ptr(), n_rows, width, tile.stride(0), r_start, norms)
+        if heap:
+            _select_below(*where, values.data_ptr(), columns.data_ptr(), n_take)
+        else:
+            _select_buffered(
+                *where,
+                values.data_ptr(),
+                columns.data_ptr(),
+                counts.data_ptr(),
+                limits.data_ptr(),
+                capacity,
+                n_take,
+            )
+    if heap:
+        return values, columns
+    unused = torch.arange(capacity, device=device) >= counts[:, None]
+    values.masked_fill_(unused, math.inf)
+    columns = torch.where(unused, fill.to(device)[:, None], columns)
+    values, keep = torch.topk(values, n_take, dim=1, largest=False, sorted=False)
+    return values, torch.gather(columns, 1, keep)
 
 
 def _knn(

@@ -7,7 +7,10 @@
  * limit 16 at a time (SSE2 where available) and only those below it are
  * visited one by one. An empty heap (the first tile of a chunk) is started
  * from the entries below a bound read from the minima of 16-entry groups,
- * by a quickselect, instead of entry by entry. A column vector can be added to every row on the way
+ * by a quickselect, instead of entry by entry. For many entries kept per
+ * row, where a heap pays log(keep) per entry, select_buffered appends the
+ * entries below the limit to a buffer instead, and a full buffer is cut
+ * back to its `keep` smallest by a quickselect. A column vector can be added to every row on the way
  * (the squared norms of the references), so that the matrix product needs
  * no extra column.
  *
@@ -215,6 +218,68 @@ static void select_row(const float *tile, const float *add, int64_t width,
     }
 }
 
+/* One row into a buffer of `capacity` entries (count so far, limit): an
+ * entry below the limit is appended; a full buffer keeps its `keep`
+ * smallest (a quickselect) and the limit becomes the largest of them. For a
+ * large `keep`, where a heap would pay log(keep) per entry. */
+static void buffer_row(const float *tile, const float *add, int64_t width,
+                       int64_t offset, float *v, int64_t *col, int64_t *count,
+                       float *limit, int64_t capacity, int64_t keep)
+{
+    int64_t n = *count;
+    float bound = *limit;
+    for (int64_t j = 0; j < width; j += 16) {
+        int below;
+        if (j + 16 <= width) {
+            below = below16(tile, add, j, bound, NULL);
+        } else {
+            below = 0;
+            for (int64_t t = j; t < width; t++)
+                below |= (entry(tile, add, t) < bound) << (t - j);
+        }
+        for (; below; below &= below - 1) {
+            int t = lowest_bit(below);
+            float value = entry(tile, add, j + t);
+            if (!(value < bound)) /* the limit may have dropped since */
+                continue;
+            v[n] = value;
+            col[n++] = offset + j + t;
+            if (n == capacity) {
+                select_rank(v, col, n, keep - 1);
+                n = keep;
+                bound = v[keep - 1];
+            }
+        }
+    }
+    *count = n;
+    *limit = bound;
+}
+
+static PyObject *select_buffered(PyObject *self, PyObject *args)
+{
+    unsigned long long tile, add, values, columns, counts, limits;
+    Py_ssize_t n_rows, width, row_stride, offset, capacity, keep;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KnnnnKKKKKnn", &tile, &n_rows, &width,
+                          &row_stride, &offset, &add, &values, &columns,
+                          &counts, &limits, &capacity, &keep))
+        return NULL;
+    if (keep < 1 || capacity <= keep) {
+        PyErr_SetString(PyExc_ValueError, "need 1 <= keep < capacity");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n_rows; i++)
+        buffer_row((const float *)(uintptr_t)tile + i * row_stride,
+                   (const float *)(uintptr_t)add, width, offset,
+                   (float *)(uintptr_t)values + i * capacity,
+                   (int64_t *)(uintptr_t)columns + i * capacity,
+                   (int64_t *)(uintptr_t)counts + i,
+                   (float *)(uintptr_t)limits + i, capacity, keep);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *select_below(PyObject *self, PyObject *args)
 {
     unsigned long long tile, add, values, columns;
@@ -254,6 +319,12 @@ static PyMethodDef methods[] = {
      "Merge each tile row into its row of (values, columns), a max-heap of "
      "keep entries (addresses of float32 and int64 arrays; add is 0 or a "
      "float32 vector added to every tile row; columns are offset)."},
+    {"select_buffered", select_buffered, METH_VARARGS,
+     "select_buffered(tile, n_rows, width, row_stride, offset, add, values, "
+     "columns, counts, limits, capacity, keep)\n\n"
+     "Append each tile row's entries below its limit to its buffer of "
+     "capacity entries (counts and limits per row, int64 and float32), "
+     "keeping the keep smallest whenever a buffer fills up."},
     {NULL, NULL, 0, NULL},
 };
 
