@@ -1,22 +1,22 @@
 /* Selection of the smallest entries of distance tiles, for chunked_knn.
  *
  * One pass over each row of a (queries x references) tile, while the tile is
- * still in cache after its matrix product: each row keeps its `keep`
- * smallest entries so far in a max-heap, whose largest value is the row's
- * limit; an entry below the limit replaces it. Entries are compared with the
- * limit 16 at a time (SSE2 where available) and only those below it are
- * visited one by one. An empty heap (the first tile of a chunk) is started
- * from the entries below a bound read from the minima of 16-entry groups,
- * by a quickselect, instead of entry by entry. For many entries kept per
- * row, where a heap pays log(keep) per entry, select_buffered appends the
- * entries below the limit to a buffer instead, and a full buffer is cut
- * back to its `keep` smallest by a quickselect. A column vector can be added to every row on the way
- * (the squared norms of the references), so that the matrix product needs
- * no extra column.
+ * still in cache after its matrix product. select_below keeps each row's
+ * `keep` smallest entries so far in a max-heap whose largest value is the
+ * row's limit: an entry below the limit replaces it. Entries are compared
+ * with the limit 16 at a time (SSE2 where available) and only those below
+ * it are visited one by one. An empty heap (the first tile of a chunk) is
+ * started from the entries below a bound read from the minima of 16-entry
+ * groups, by a quickselect, instead of entry by entry. For many entries kept
+ * per row, where a heap pays log(keep) per entry, select_buffered appends
+ * the entries below the limit to a buffer instead, and a full buffer is cut
+ * back to its `keep` smallest by a quickselect. Both can add a column
+ * vector to every row on the way (the squared norms of the references), so
+ * that the matrix product needs no extra column.
  *
- * The function takes raw addresses and sizes from the caller (torch tensors'
- * data_ptr()), checks nothing, and releases the interpreter lock while it
- * runs, so that several threads select from their own tiles at once.
+ * The functions take raw addresses and sizes from the caller (torch tensors'
+ * data_ptr()), check nothing, and release the interpreter lock while they
+ * run, so that several threads select from their own tiles at once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
