@@ -921,7 +921,10 @@ def chunked_knn(
     :math:`\lVert r\rVert^2` are added as the tile is read, so the product
     is the plain :math:`-2 q^\top r`; an empty heap is started from the
     entries below the ``m``-th smallest minimum of 16-entry groups (a
-    quickselect). Otherwise (no compiler, or a GPU) torch operations do it:
+    quickselect); above 128 candidates per row, where a heap pays
+    :math:`\log m` per entry that enters, the entries below the limit are
+    appended to a buffer of ``3 m`` instead, cut back to its ``m``
+    smallest (a quickselect) when full. Otherwise (no compiler, or a GPU) torch operations do it:
     every row keeps a limit, a value that at least ``m`` entries seen so
     far are below (from the first tile, the ``m``-th smallest minimum of its
     column groups; later, the row's current ``m``-th value); each row of
@@ -965,7 +968,8 @@ def chunked_knn(
     bytes, built once when that is at most 256 MiB, otherwise block by
     block); per thread, one distance tile of ``chunk_size * block_size *
     4`` bytes allocated once and reused (16 MiB by default), the shortlist
-    (``chunk_size * m * 12`` bytes), with the torch selection the group
+    (``chunk_size * m * 12`` bytes, three times that in the compiled
+    selection's buffer above 128 candidates per row), with the torch selection the group
     minima (a 32nd of the tile) and the entries found before a merge
     (about ``chunk_size * m * 16`` bytes), and the buffers of the float64 second
     pass, kept from chunk to chunk (about 6 MiB, more only when the
