@@ -466,34 +466,46 @@ def test_huge_and_tiny_values_keep_exact_neighbours(value):
         chunked_knn(X, 1)
 
 
-@pytest.mark.parametrize("width, keep", [(1000, 5), (37, 4), (16, 3), (40, 40)])
-def test_compiled_heap_keeps_the_smallest_entries(selection, width, keep):
-    if selection != "heap":
-        pytest.skip("a test of the compiled heap itself")
+def _select_in_two_tiles(select, width, *state):
+    """A tile case for the compiled selection, passed to ``select`` in two
+    calls (the rows' state carries from one tile to the next).
+
+    Small integers: many exact ties; a wider row stride; an added vector;
+    one infinite entry per row (the query itself) that must never enter.
+    ``state`` are the arrays and sizes after the tile's arguments. Returns
+    the values of the tile's rows (with the vector added) and the column
+    offset of the tile.
+    """
     rng = np.random.default_rng(width)
-    # Small integers: many exact ties; a wider row stride; an added vector;
-    # one infinite entry per row (the query itself) that must never enter.
     n_rows, stride, offset = 6, width + 5, 1000
     tile = rng.integers(0, 30, size=(n_rows, stride)).astype(np.float32)
     tile[np.arange(n_rows), rng.integers(0, width, size=n_rows)] = np.inf
     add = rng.integers(0, 5, size=width).astype(np.float32)
-    values = np.full((n_rows, keep), np.inf, np.float32)
-    columns = np.full((n_rows, keep), -1, np.int64)
-    # two calls: the rows' heaps carry from one tile to the next
+    pointers = [x.ctypes.data if isinstance(x, np.ndarray) else x for x in state]
     for part in (slice(0, width // 2), slice(width // 2, width)):
         view = tile[:, part]
-        _knn._select_below(
+        select(
             view.ctypes.data,
             n_rows,
             view.shape[1],
             stride,
             offset + part.start,
             add[part].ctypes.data,
-            values.ctypes.data,
-            columns.ctypes.data,
-            keep,
+            *pointers,
         )
-    row_values = tile[:, :width] + add
+    return tile[:, :width] + add, offset
+
+
+@pytest.mark.parametrize("width, keep", [(1000, 5), (37, 4), (16, 3), (40, 40)])
+def test_compiled_heap_keeps_the_smallest_entries(selection, width, keep):
+    if selection != "heap":
+        pytest.skip("a test of the compiled heap itself")
+    n_rows = 6
+    values = np.full((n_rows, keep), np.inf, np.float32)
+    columns = np.full((n_rows, keep), -1, np.int64)
+    row_values, offset = _select_in_two_tiles(
+        _knn._select_below, width, values, columns, keep
+    )
     for i in range(n_rows):
         entered = columns[i] >= 0
         kept_c = columns[i, entered] - offset
@@ -513,34 +525,15 @@ def test_compiled_heap_keeps_the_smallest_entries(selection, width, keep):
 def test_compiled_buffer_keeps_the_smallest_entries(selection, width, keep, capacity):
     if selection != "buffer":
         pytest.skip("a test of the compiled buffer itself")
-    rng = np.random.default_rng(width)
-    # As for the heap: ties, a wider row stride, an added vector, an
-    # infinite entry per row; a small capacity, so the buffers fill often.
-    n_rows, stride, offset = 6, width + 5, 1000
-    tile = rng.integers(0, 30, size=(n_rows, stride)).astype(np.float32)
-    tile[np.arange(n_rows), rng.integers(0, width, size=n_rows)] = np.inf
-    add = rng.integers(0, 5, size=width).astype(np.float32)
+    # A small capacity, so that the buffers fill often.
+    n_rows = 6
     values = np.zeros((n_rows, capacity), np.float32)
     columns = np.zeros((n_rows, capacity), np.int64)
     counts = np.zeros(n_rows, np.int64)
     limits = np.full(n_rows, np.inf, np.float32)
-    for part in (slice(0, width // 2), slice(width // 2, width)):
-        view = tile[:, part]
-        _knn._select_buffered(
-            view.ctypes.data,
-            n_rows,
-            view.shape[1],
-            stride,
-            offset + part.start,
-            add[part].ctypes.data,
-            values.ctypes.data,
-            columns.ctypes.data,
-            counts.ctypes.data,
-            limits.ctypes.data,
-            capacity,
-            keep,
-        )
-    row_values = tile[:, :width] + add
+    row_values, offset = _select_in_two_tiles(
+        _knn._select_buffered, width, values, columns, counts, limits, capacity, keep
+    )
     for i in range(n_rows):
         kept_v, kept_c = values[i, : counts[i]], columns[i, : counts[i]] - offset
         assert keep <= counts[i] < capacity

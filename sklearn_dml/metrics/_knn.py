@@ -505,6 +505,29 @@ def _merge(best, parts, n_take, fill):
     return values, columns
 
 
+def _tiles(query_aug, prepared, own, block_size, buffer, block_buffer=None):
+    """Yield ``(r_start, tile)``: the first-pass values of the query chunk
+    against each block of ``block_size`` references, in turn.
+
+    Each tile is a view of ``buffer`` (see :func:`_distance_block`),
+    overwritten by the next one; the query's own reference (``own``, a
+    leave-one-out search) is set to ``inf``, so that it never enters.
+    """
+    n_rows, n_references = query_aug.shape[0], prepared.work.shape[0]
+    if own is not None:
+        own_low, own_high = int(own.min()), int(own.max())
+    for r_start in range(0, n_references, block_size):
+        r_stop = min(r_start + block_size, n_references)
+        width = r_stop - r_start
+        tile = buffer[: n_rows * width].view(n_rows, width)
+        _distance_block(query_aug, prepared, r_start, r_stop, tile, block_buffer)
+        if own is not None and own_low < r_stop and own_high >= r_start:
+            local = own - r_start
+            inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
+            tile[inside, local[inside]] = torch.inf
+        yield r_start, tile
+
+
 def _shortlist(
     query_work, prepared, own, n_take, block_size, buffer, block_buffer=None
 ):
@@ -530,22 +553,16 @@ def _shortlist(
     n_references = prepared.work.shape[0]
     device = query_work.device
     query_aug = _augmented_queries(query_work, prepared)
-    if own is not None:
-        own_low, own_high = int(own.min()), int(own.max())
-        fill = own
-    else:
+    fill = own
+    if own is None:
         fill = torch.zeros(n_rows, dtype=torch.int64, device=device)
     best = limit = None
     parts, found = [], 0
-    for r_start in range(0, n_references, block_size):
-        r_stop = min(r_start + block_size, n_references)
-        width = r_stop - r_start
-        tile = buffer[: n_rows * width].view(n_rows, width)
-        dist = _distance_block(query_aug, prepared, r_start, r_stop, tile, block_buffer)
-        if own is not None and own_low < r_stop and own_high >= r_start:
-            local = own - r_start
-            inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
-            dist[inside, local[inside]] = torch.inf
+    for r_start, dist in _tiles(
+        query_aug, prepared, own, block_size, buffer, block_buffer
+    ):
+        width = dist.shape[1]
+        r_stop = r_start + width
         minima = _group_minima(dist)
         if limit is None:
             if width >= 2 * n_take:
@@ -576,32 +593,25 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     out is at least a limit the final values are at most. One pass over the
     tile, while in cache, with no temporary.
     """
-    n_rows, n_references = query_work.shape[0], prepared.work.shape[0]
-    device = query_work.device
+    n_rows, device = query_work.shape[0], query_work.device
     factor = _augmented_queries(query_work, prepared)
     heap = n_take <= _HEAP_LARGEST
     capacity = n_take if heap else _BUFFER_FACTOR * n_take
     # Unused places keep value inf and the fill column of _shortlist (the
     # query itself, or 0): a row with fewer references than n_take.
     values = torch.full((n_rows, capacity), math.inf, device=device)
-    fill = own if own is not None else torch.zeros(n_rows, dtype=torch.int64)
-    columns = fill.to(device).unsqueeze(1).repeat(1, capacity)
-    counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
-    limits = torch.full((n_rows,), math.inf, device=device)
-    if own is not None:
-        own_low, own_high = int(own.min()), int(own.max())
-    for r_start in range(0, n_references, block_size):
-        r_stop = min(r_start + block_size, n_references)
-        width = r_stop - r_start
-        tile = buffer[: n_rows * width].view(n_rows, width)
-        _distance_block(factor, prepared, r_start, r_stop, tile)
-        if own is not None and own_low < r_stop and own_high >= r_start:
-            local = own - r_start
-            inside = torch.nonzero((local >= 0) & (local < width)).squeeze(1)
-            tile[inside, local[inside]] = torch.inf
+    fill = own
+    if own is None:
+        fill = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    columns = fill.unsqueeze(1).repeat(1, capacity)
+    if not heap:  # the buffer's fill counts and limits
+        counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
+        limits = torch.full((n_rows,), math.inf, device=device)
+    for r_start, tile in _tiles(factor, prepared, own, block_size, buffer):
+        width = tile.shape[1]
         norms = 0
         if prepared.metric == "euclidean":
-            norms = prepared.sq_norms[r_start:r_stop].data_ptr()
+            norms = prepared.sq_norms[r_start : r_start + width].data_ptr()
         where = (tile.data_ptr(), n_rows, width, tile.stride(0), r_start, norms)
         if heap:
             _select_below(*where, values.data_ptr(), columns.data_ptr(), n_take)
@@ -619,7 +629,7 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
         return values, columns
     unused = torch.arange(capacity, device=device) >= counts[:, None]
     values.masked_fill_(unused, math.inf)
-    columns = torch.where(unused, fill.to(device)[:, None], columns)
+    columns = torch.where(unused, fill[:, None], columns)
     values, keep = torch.topk(values, n_take, dim=1, largest=False, sorted=False)
     return values, torch.gather(columns, 1, keep)
 
