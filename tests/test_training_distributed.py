@@ -214,7 +214,11 @@ def test_one_step_matches_a_single_process_on_the_whole_batch(ranks):
         for got, want in zip(result["steps"], reference):
             assert_allclose(got["loss"], want["loss"], rtol=1e-5, atol=1e-7)
             for g, w in zip(got["grads"], want["grads"]):
-                assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+                # float32 sums in another order (the gathered batch): a
+                # gradient's entries agree to a small share of its largest
+                # entry, the size of that rounding on any CPU's kernels.
+                scale = float(np.abs(w).max())
+                assert_allclose(g, w, rtol=1e-4, atol=1e-6 * max(scale, 1.0))
             for g, w in zip(got["params"], want["params"]):
                 assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     # The problems are not trivial: the reference gradients are not zero.

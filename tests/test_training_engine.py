@@ -84,7 +84,8 @@ def test_embed_is_batched_and_restores_the_training_mode():
     assert out.dtype == np.float32 and out.shape == (25, 3)
     with torch.no_grad():
         expected = net.eval()(torch.tensor(X, dtype=torch.float32)).numpy()
-    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    # float32 products of 7 rows against all 25 may round differently
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
     net.train()
     engine.embed(net, X)
     assert net.training
