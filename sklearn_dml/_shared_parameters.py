@@ -595,7 +595,21 @@ register_doc(
     anchor_selection_ : dict or None
         With ``anchor_weight="auto"``: each candidate weight mapped to its mean
         MAP@R on held-out training classes (weight 0 is the free network from
-        a random start); ``None`` when nothing was chosen.
+        a random start), each scored as trained (unblended); ``None`` when
+        nothing was chosen.
+
+    start_share_ : float
+        The share of the starting map (the PCA projection) blended into the
+        trained network by ``anchor_weight="auto"``: the network's output
+        before normalisation is ``1 - start_share_`` times the trained one
+        plus ``start_share_`` times the start's (see
+        :meth:`~sklearn_dml.backbones.ResidualMLP.blend_with_start`). 0 when
+        no blend was chosen, always 0 for the other settings.
+
+    start_share_scores_ : dict or None
+        With ``anchor_weight="auto"``: each share tried mapped to the mean
+        held-out MAP@R of the anchored candidate blended at that share;
+        ``None`` when nothing was chosen.
 
     backbone_init_ : str or None
         The start of the default tabular backbone

@@ -95,6 +95,33 @@ AUTO_SCORE_MAX_SAMPLES = 5000
 #: candidates trained on 25,000 rows each, twice the time of the real fit.
 AUTO_TRAIN_MAX_SAMPLES = 5000
 
+#: The shares of the starting map that ``anchor_weight="auto"`` tries
+#: blending into its anchored candidate (see
+#: :meth:`~sklearn_dml.backbones.ResidualMLP.blend_with_start`), scored like
+#: the candidates themselves, without extra training. Where the inputs are
+#: already good embeddings, training on the seen classes moves even the
+#: anchored network away from what transfers, and a share of the start
+#: given back recovers most of it (see
+#: ``benchmarks/results/transfer_defaults.md``); shares above 0.5 added
+#: nothing there.
+AUTO_START_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+#: A blend replaces the anchored candidate only when its mean held-out
+#: MAP@R is higher by at least this much.
+AUTO_BLEND_MIN_GAIN = 0.005
+
+#: ... and when it costs the candidate at most this much MAP@R on the
+#: classes it was trained on (its own training samples, mean over the
+#: groups): held-out classes measure transfer only, and on digits or MNIST
+#: a blend that gains 0.01 on them gives up 0.1 or more on the training
+#: classes.
+AUTO_BLEND_MAX_CLOSED_LOSS = 0.02
+
+#: The training samples each anchored candidate's blends are scored on (for
+#: ``AUTO_BLEND_MAX_CLOSED_LOSS``): a class-stratified subsample of at most
+#: about this many.
+AUTO_CLOSED_SCORE_MAX_SAMPLES = 2000
+
 #: The start of ``anchor_weight="auto"``'s unanchored candidate (the
 #: ``init`` of the default :class:`ResidualMLP`). Without an anchor the PCA
 #: start is only an initialisation, and on the transfer suite's tasks whose
@@ -430,13 +457,24 @@ class BaseDeepMetricLearner(
         Class-disjoint validation on the training data: each candidate is
         trained on some of the classes and scored by leave-one-out MAP@R on
         the samples of the others, over the groups of
-        :func:`_anchor_validation_groups`. With two groups (ten classes or
-        more) the candidate with the better mean score wins (the method's
-        weight on a tie); with the three groups of five to nine classes, the
-        free network must win on every group. With fewer than
-        ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's weight is kept
-        without a choice. Returns ``(weight, scores)``, with ``scores``
-        ``None`` when no choice was made; weight 0 is the free network.
+        :func:`_anchor_validation_groups`. The anchored candidate is also
+        scored blended with its start at each share of
+        ``AUTO_START_SHARES``, on the held-out classes and on its own
+        training samples; the blend with the best held-out mean among those
+        that lose at most ``AUTO_BLEND_MAX_CLOSED_LOSS`` on the training
+        samples stands for the anchored candidate when it beats the
+        unblended network by ``AUTO_BLEND_MIN_GAIN`` or more. With two
+        groups (ten classes or more) the candidate with the better mean
+        score wins (the method's weight on a tie); with the three groups of
+        five to nine classes, the free network must win on every group.
+        With fewer than ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's
+        weight is kept without a choice.
+
+        Returns ``(weight, share, scores, share_scores)``: the chosen weight
+        (0 is the free network), the share of the start to blend into the
+        final network, each candidate's mean held-out score unblended, and
+        the anchored candidate's mean held-out score at each share; both
+        ``None`` when no choice was made.
         """
         default = self._method_anchor_weight()
         classes = np.unique(y)
@@ -446,7 +484,7 @@ class BaseDeepMetricLearner(
             or X.ndim > 2
             or classes.shape[0] < AUTO_ANCHOR_MIN_CLASSES
         ):
-            return default, None
+            return default, 0.0, None, None
         groups = _anchor_validation_groups(classes, seed)
         held_out = [np.isin(y, held) for held in groups]
         scored = [
@@ -456,9 +494,11 @@ class BaseDeepMetricLearner(
             _class_subsample(y, ~held, AUTO_TRAIN_MAX_SAMPLES, seed)
             for held in held_out
         ]
+        # (weight, share) -> held-out score on each group; ("closed", share) ->
+        # the anchored candidate's score on its own training samples.
         per_group = {}
         for weight in (0.0, default):
-            held_out_scores = []
+            shares = (0.0,) if weight == 0 else AUTO_START_SHARES
             for train, rows in zip(trained_on, scored):
                 candidate = clone(self).set_params(
                     anchor_weight=weight,
@@ -470,19 +510,57 @@ class BaseDeepMetricLearner(
                 if weight == 0:
                     candidate._candidate_start = FREE_START
                 candidate.fit(X[train], y[train])
-                held_out_scores.append(candidate.score(X[rows], y[rows]))
-            per_group[weight] = np.asarray(held_out_scores)
+                seen = np.zeros(y.shape[0], dtype=bool)
+                seen[train] = True
+                seen = _class_subsample(y, seen, AUTO_CLOSED_SCORE_MAX_SAMPLES, seed)
+                for share in shares:
+                    scorer = candidate._blended(share) if share else candidate
+                    per_group.setdefault((weight, share), []).append(
+                        scorer.score(X[rows], y[rows])
+                    )
+                    if weight != 0:
+                        per_group.setdefault(("closed", share), []).append(
+                            scorer.score(X[seen], y[seen])
+                        )
         parallel = DataParallel.current()
         if parallel is not None:  # one choice on every rank of a data-parallel fit
-            agreed = parallel.agree([g.tolist() for g in per_group.values()])
-            per_group = dict(zip(per_group, map(np.asarray, agreed)))
-        scores = {weight: float(g.mean()) for weight, g in per_group.items()}
-        if len(groups) > 2 and not np.all(per_group[0.0] > per_group[default]):
+            agreed = parallel.agree(list(per_group.values()))
+            per_group = dict(zip(per_group, agreed))
+        per_group = {key: np.asarray(g, dtype=float) for key, g in per_group.items()}
+        means = {key: float(g.mean()) for key, g in per_group.items()}
+        share = max(
+            (
+                s
+                for s in AUTO_START_SHARES
+                if means[("closed", 0.0)] - means[("closed", s)]
+                <= AUTO_BLEND_MAX_CLOSED_LOSS
+            ),
+            key=lambda s: (means[(default, s)], -s),  # the smallest share on a tie
+        )
+        if means[(default, share)] - means[(default, 0.0)] < AUTO_BLEND_MIN_GAIN:
+            share = 0.0
+        scores = {0.0: means[(0.0, 0.0)], default: means[(default, 0.0)]}
+        share_scores = {s: means[(default, s)] for s in AUTO_START_SHARES}
+        free, anchored = per_group[(0.0, 0.0)], per_group[(default, share)]
+        if len(groups) > 2:
             # Few classes: each group's score is noisy, so the start is given
             # up only when no held-out group prefers it.
-            return default, scores
-        best = max(scores, key=lambda w: (scores[w], w == default))
-        return best, scores
+            learn_away = bool(np.all(free > anchored))
+        else:
+            learn_away = bool(free.mean() > anchored.mean())
+        if learn_away:
+            return 0.0, 0.0, scores, share_scores
+        return default, share, scores, share_scores
+
+    def _blended(self, share):
+        """A shallow copy whose network is blended with its start at ``share``.
+
+        The copy shares everything but ``backbone_`` with this estimator,
+        which is left unchanged; used to score blends without refitting.
+        """
+        other = copy.copy(self)
+        other.backbone_ = _blend_backbone(copy.deepcopy(self.backbone_), share)
+        return other
 
     def _build_backbone(self, n_features, X=None):
         """A fresh backbone; data-dependent initialisation (PCA) from ``X``.
@@ -607,10 +685,14 @@ class BaseDeepMetricLearner(
     def _new_state(self, n_features, config, X=None, y=None):
         """A new model; with ``y`` (``fit``), ``anchor_weight="auto"`` chooses."""
         start = getattr(self, "_candidate_start", "pca")
+        self.start_share_, self.start_share_scores_ = 0.0, None
         if self.anchor_weight == "auto" and y is not None:
-            weight, self.anchor_selection_ = self._select_anchor_weight(
-                X, y, config.seed
-            )
+            (
+                weight,
+                self.start_share_,
+                self.anchor_selection_,
+                self.start_share_scores_,
+            ) = self._select_anchor_weight(X, y, config.seed)
             if self.anchor_selection_ is not None and weight == 0:
                 start = FREE_START
         else:
@@ -974,9 +1056,12 @@ class BaseDeepMetricLearner(
             state = self._state_from_fitted()
         else:
             state, self._n_features_out = self._new_state(_sample_size(X), config, X, y)
-        return self._train(
+        self._train(
             X, y, codes, state, config, config.max_iter, first=not warm, validate=True
         )
+        if not warm and self.start_share_:
+            _blend_backbone(self.backbone_, self.start_share_)
+        return self
 
     def partial_fit(self, X, y, classes=None):
         """Run one epoch on ``(X, y)``, initialising the model on the first call.
@@ -1279,6 +1364,14 @@ def _training_penalty(backbone):
         net = net[0]
     penalty = getattr(net, "training_penalty", None)
     return penalty if callable(penalty) else None
+
+
+def _blend_backbone(backbone, share):
+    """Blend every :class:`ResidualMLP` of ``backbone`` with its start, in place."""
+    for module in backbone.modules():
+        if isinstance(module, ResidualMLP):
+            module.blend_with_start(share)
+    return backbone
 
 
 def _class_subsample(y, mask, max_samples, seed):

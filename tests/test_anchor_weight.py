@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_dml import (
     ArcFaceEmbedder,
@@ -140,6 +141,8 @@ def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
     held_scores = {0.0: [0.9, 0.7, 0.4], 10.0: [0.5, 0.5, 0.5]}
 
     def score_by_weight(self, X_score, y_score):
+        if set(np.unique(y_score)) <= set(self.classes_):
+            return 1.0  # a blend's score on the candidate's training samples
         assert set(np.unique(y_score)).isdisjoint(fits[-1][1])
         return held_scores[self.anchor_weight][(len(fits) - 2) % 3]
 
@@ -231,18 +234,25 @@ def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
     original = TripletEmbedder.score
 
     def recording_score(self, X_held, y_held):
-        scored.append((self.anchor_weight, X_held.copy()))
+        if set(np.unique(y_held)).isdisjoint(self.classes_):  # held-out classes
+            scored.append((self.anchor_weight, X_held.copy()))
         return original(self, X_held, y_held)
 
     monkeypatch.setattr(TripletEmbedder, "score", recording_score)
     TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
-    assert len(scored) == 4  # two candidates, two halves
+    # two halves: the free candidate once each, the anchored one at each share
+    n_shares = len(base.AUTO_START_SHARES)
+    assert len(scored) == 2 * (1 + n_shares)
     assert all(len(rows) == 40 for _, rows in scored)  # 5 classes x 8
     by_weight = {}
     for weight, rows in scored:
         by_weight.setdefault(weight, []).append(rows)
     unanchored, anchored = by_weight[0.0], by_weight[10.0]
-    assert all(np.array_equal(a, b) for a, b in zip(unanchored, anchored))
+    assert len(anchored) == 2 * n_shares
+    for half, rows in enumerate(unanchored):
+        for blend in anchored[half * n_shares : (half + 1) * n_shares]:
+            assert np.array_equal(blend, rows)
+    assert not np.array_equal(unanchored[0], unanchored[1])
 
 
 def test_auto_trains_both_candidates_on_the_same_bounded_subsample(
@@ -275,3 +285,94 @@ def test_auto_trains_both_candidates_on_the_same_bounded_subsample(
         by_weight.setdefault(weight, []).append(X_fit)
     assert all(np.array_equal(a, b) for a, b in zip(by_weight[0.0], by_weight[10.0]))
     assert est.anchor_selection_ is not None
+
+
+def _score_by_share(monkeypatch, held_out, free_score=0.4, closed=None):
+    """Scores by candidate and blend: ``held_out`` and ``closed`` map a share
+    to the anchored candidate's score on held-out classes and on its own
+    training samples (1.0 at every share by default)."""
+    original_blended = TripletEmbedder._blended
+
+    def tagged_blended(self, share):
+        other = original_blended(self, share)
+        other._share_scored = share
+        return other
+
+    def score(self, X_score, y_score):
+        share = getattr(self, "_share_scored", 0.0)
+        if set(np.unique(y_score)) <= set(self.classes_):
+            return 1.0 if closed is None else closed[share]
+        if self.anchor_weight == 0:
+            return free_score
+        return held_out[share]
+
+    monkeypatch.setattr(TripletEmbedder, "_blended", tagged_blended)
+    monkeypatch.setattr(TripletEmbedder, "score", score)
+
+
+def _shares(*values):
+    return dict(zip(base.AUTO_START_SHARES, values))
+
+
+def test_auto_blends_the_start_back_when_held_out_classes_prefer_it(
+    ten_classes, monkeypatch
+):
+    X, y = ten_classes
+    scores = _shares(0.5, 0.51, 0.53, 0.52, 0.5, 0.49)
+    _score_by_share(monkeypatch, scores)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    assert est.anchor_weight_ == 10.0 and est.start_share_ == 0.2
+    assert est.start_share_scores_ == scores
+    assert est.anchor_selection_ == {0.0: 0.4, 10.0: 0.5}  # unblended
+    # The fitted network is the anchored one, blended: its output before
+    # normalisation is 0.8 times the trained network's plus 0.2 times the
+    # start's.
+    monkeypatch.undo()
+    trained = TripletEmbedder(anchor_weight=10.0, **KW).fit(X, y).backbone_
+    x = torch.as_tensor(X[:7], dtype=torch.float32)
+    with torch.no_grad():
+        raw = trained.skip(x) + trained.branch(x)
+        start = x @ trained._start_weight.T + trained._start_bias
+        expected = torch.nn.functional.normalize(0.8 * raw + 0.2 * start, dim=1)
+    np.testing.assert_allclose(est.transform(X[:7]), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "held_out, closed, free_score, weight, share",
+    [
+        # a gain below 0.005
+        (_shares(0.5, 0.502, 0.504, 0.503, 0.5, 0.5), None, 0.4, 10.0, 0.0),
+        # a tie: the smaller share
+        (_shares(0.5, 0.52, 0.52, 0.51, 0.5, 0.5), None, 0.4, 10.0, 0.1),
+        # the best blend loses more than 0.02 on the training classes: the
+        # best of those that lose less
+        (
+            _shares(0.5, 0.51, 0.52, 0.53, 0.56, 0.58),
+            _shares(0.9, 0.9, 0.89, 0.885, 0.879, 0.8),
+            0.4,
+            10.0,
+            0.3,
+        ),
+        (_shares(0.5, 0.51, 0.52, 0.53, 0.55, 0.56), None, 0.4, 10.0, 0.5),
+        # the free network meets the best blend, not the unblended network
+        (_shares(0.5, 0.51, 0.52, 0.53, 0.55, 0.56), None, 0.555, 10.0, 0.5),
+        (_shares(0.5, 0.51, 0.52, 0.53, 0.53, 0.53), None, 0.555, 0.0, 0.0),
+    ],
+)
+def test_the_blend_must_gain_enough_keep_the_training_classes_and_meet_the_free_network(
+    ten_classes, monkeypatch, held_out, closed, free_score, weight, share
+):
+    _score_by_share(monkeypatch, held_out, free_score, closed)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(*ten_classes)
+    assert (est.anchor_weight_, est.start_share_) == (weight, share)
+    if weight == 0:
+        assert est.backbone_init_ == "random"
+
+
+def test_no_blend_without_a_choice(six_classes):
+    X, y = six_classes
+    for params in ({"anchor_weight": None}, {"anchor_weight": 0}):
+        est = TripletEmbedder(**KW, **params).fit(X, y)
+        assert est.start_share_ == 0.0 and est.start_share_scores_ is None
+    few = TripletEmbedder(anchor_weight="auto", **KW).fit(X[y < 4], y[y < 4])
+    assert few.start_share_ == 0.0 and few.start_share_scores_ is None

@@ -49,6 +49,29 @@ def test_pca_init_equals_the_pca_transform_up_to_axis_signs():
     np.testing.assert_allclose(out, ref * signs, atol=1e-3)
 
 
+@pytest.mark.parametrize("hidden", [(16,), ()])
+def test_blending_with_the_start_interpolates_the_outputs(hidden):
+    rng = np.random.RandomState(2)
+    X = rng.randn(60, 6) @ rng.randn(6, 6)
+    net = ResidualMLP(6, 3, hidden_layer_sizes=hidden, normalize_embeddings=False)
+    net.initialize(X)
+    x = torch.tensor(X, dtype=torch.float32)
+    start = _numpy_pca(X, 3)
+    with torch.no_grad():  # "train": move every parameter
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        trained = net(x).numpy()
+        out = net.blend_with_start(0.25)(x).numpy()
+    signs = np.sign(np.sum(out * start, axis=0))  # PCA axes up to their sign
+    expected = 0.75 * trained + 0.25 * start * signs
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+    with torch.no_grad():
+        back = net.blend_with_start(1.0)(x).numpy()
+    np.testing.assert_allclose(back, start * signs, atol=1e-3)
+    with pytest.raises(ValueError, match="share must be in"):
+        net.blend_with_start(1.5)
+
+
 def test_pca_init_preserves_distances_when_keeping_every_axis():
     rng = np.random.RandomState(1)
     X = rng.randn(40, 5)

@@ -342,6 +342,53 @@ class ResidualMLP(nn.Module):
         self._initialized.fill_(True)
         return self
 
+    @torch.no_grad()
+    def blend_with_start(self, share):
+        """Move the network toward its starting linear map, in place.
+
+        Afterwards the output before normalisation is ``(1 - share)`` times
+        the current one plus ``share`` times the starting map's
+        :math:`W_0 x + b_0`: the skip path is interpolated with the start
+        and the residual branch's output layer scaled by ``1 - share``. The
+        network keeps its architecture and its anchor (further training
+        starts from the blend). ``share=0`` changes nothing, ``share=1``
+        restores the start (the PCA projection for ``init="pca"``).
+
+        Parameters
+        ----------
+        share : float in [0, 1]
+            Weight of the starting map in the blend.
+
+        Returns
+        -------
+        self : ResidualMLP
+            The module, blended in place.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_dml.backbones import ResidualMLP
+        >>> net = ResidualMLP(6, 3, hidden_layer_sizes=(8,), normalize_embeddings=False)
+        >>> net = net.initialize(torch.randn(40, 6))
+        >>> start = net(torch.ones(1, 6))
+        >>> with torch.no_grad():
+        ...     _ = net.branch[-1].weight.normal_()
+        >>> trained = net(torch.ones(1, 6))
+        >>> half = net.blend_with_start(0.5)(torch.ones(1, 6))
+        >>> bool(torch.allclose(half, (start + trained) / 2, atol=1e-6))
+        True
+        """
+        share = float(share)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be in [0, 1], got {share!r}.")
+        keep = 1.0 - share
+        self.skip.weight.mul_(keep).add_(self._start_weight, alpha=share)
+        self.skip.bias.mul_(keep).add_(self._start_bias, alpha=share)
+        if self.branch is not None:
+            self.branch[-1].weight.mul_(keep)
+            self.branch[-1].bias.mul_(keep)
+        return self
+
     def training_penalty(self, x, embeddings, y=None):
         """Anchoring term that the training engine adds to a batch's loss.
 

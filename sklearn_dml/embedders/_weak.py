@@ -135,6 +135,7 @@ class _WeakDeepEmbedder(BaseDeepMetricLearner):
                 self._anchor_weight() if self.backbone is None else None
             )
             self.anchor_selection_ = None
+            self.start_share_, self.start_share_scores_ = 0.0, None
             self.backbone_init_ = "pca" if self.backbone is None else None
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
