@@ -3,7 +3,7 @@
 Every headline embedder (triplet, contrastive, multi-similarity,
 Proxy-Anchor, SupCon) is fitted on each task of ``transfer_tasks.TASKS``
 with the protocol of ``transfer_suite.evaluate`` (70 % of the seen samples,
-standardised; retrieval among the unseen classes), in four settings that
+standardised; retrieval among the unseen classes), in five settings that
 differ only in the anchoring and the start of the default backbone:
 
 * ``anchor_weight=None``: the method's own weight (10 for these five);
@@ -14,7 +14,12 @@ differ only in the anchoring and the start of the default backbone:
 * ``anchor_weight="auto"`` (the default): the method's weight or the free
   network, chosen by class-disjoint validation on the training classes
   (halves of them from ten classes on, three overlapping groups of about
-  40 % with five to nine), or the method's weight with fewer than five.
+  40 % with five to nine), or the method's weight with fewer than five;
+  the anchored network blended with its start where the validation
+  prefers a blend (``start_share_``);
+* ``auto, no blend``: the same choice without the blends
+  (``sklearn_dml.base.AUTO_START_SHARES`` set to ``(0.0,)`` for the fit),
+  as ``"auto"`` was before they were added.
 
 Everything else is the estimator's default (64 dimensions or fewer, the
 same epochs, learning rate and batches in the four settings). The margin
@@ -55,6 +60,7 @@ from transfer_suite import evaluate  # noqa: E402
 from transfer_tasks import TASKS  # noqa: E402
 
 import sklearn_dml  # noqa: E402
+from sklearn_dml import base  # noqa: E402
 from sklearn_dml.backbones import ResidualMLP  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -71,6 +77,7 @@ SETTINGS = {
     "method weight": None,
     "unanchored": 0.0,
     "free network": "free",
+    "auto, no blend": "auto, no blend",
     "auto": "auto",
 }
 #: The settings that are the embedder's own network without an anchor: the
@@ -107,9 +114,10 @@ def factory(embedder, anchor_weight, made):
                     normalize_embeddings=False,  # the estimator appends it
                     anchor_weight=0.0,
                 )
+        weight = "auto" if anchor_weight == "auto, no blend" else anchor_weight
         est = cls(
             n_components=n_components,
-            anchor_weight=0.0 if backbone is not None else anchor_weight,
+            anchor_weight=0.0 if backbone is not None else weight,
             backbone=backbone,
             random_state=seed,
             device="cpu",
@@ -125,12 +133,21 @@ def run(task, seed, jobs, max_iter):
     rows = []
     for embedder, setting in jobs:
         made = []
-        row = evaluate(factory(embedder, SETTINGS[setting], made), task, seed, max_iter)
+        shares = base.AUTO_START_SHARES
+        if SETTINGS[setting] == "auto, no blend":  # the choice without blends
+            base.AUTO_START_SHARES = (0.0,)
+        try:
+            row = evaluate(
+                factory(embedder, SETTINGS[setting], made), task, seed, max_iter
+            )
+        finally:
+            base.AUTO_START_SHARES = shares
         row.update(
             embedder=embedder,
             setting=setting,
             anchor_weight_=made[-1].anchor_weight_,
             anchor_selection_=made[-1].anchor_selection_,
+            start_share_=made[-1].start_share_,
         )
         rows.append(row)
     return rows
@@ -260,6 +277,26 @@ def markdown(rows, baselines, header):
             "",
             "Fits in which `auto` chose the unanchored candidate, per task: "
             + ", ".join(f"{t} {k} of {n}" for t, (k, n) in unanchored.items())
+            + ".",
+        ]
+    blended = {}
+    for r in rows:
+        if r["setting"] == "auto" and "start_share_" in r:
+            counts = blended.setdefault(r["task"], [0, 0, []])
+            counts[1] += 1
+            if r["start_share_"]:
+                counts[0] += 1
+                counts[2].append(r["start_share_"])
+    if blended:
+        lines += [
+            "",
+            "Fits in which `auto` blended a share of the start back into the "
+            "anchored network (`start_share_` > 0), per task, with the mean "
+            "share of those: "
+            + ", ".join(
+                f"{t} {k} of {n}" + (f" ({np.mean(s):.2f})" if s else "")
+                for t, (k, n, s) in blended.items()
+            )
             + ".",
         ]
     fit = {
