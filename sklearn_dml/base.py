@@ -83,10 +83,11 @@ AUTO_FEW_CLASS_SPLITS = 3
 
 #: ``anchor_weight="auto"`` scores each candidate on at most about this many
 #: held-out samples: a class-stratified subsample (:func:`_class_subsample`),
-#: the same for both candidates of a group. Leave-one-out MAP@R grows with the
-#: square of the held-out samples; at 25,000 it cost more than the candidates'
-#: training epochs.
-AUTO_SCORE_MAX_SAMPLES = 5000
+#: the same for both candidates of a group and every blend. Leave-one-out
+#: MAP@R grows with the square of the held-out samples; at 25,000 it cost
+#: more than the candidates' training epochs, and the anchored candidate is
+#: scored at every share of ``AUTO_START_SHARES``.
+AUTO_SCORE_MAX_SAMPLES = 2500
 
 #: ``anchor_weight="auto"`` trains each candidate on at most about this many
 #: samples of its training classes: a class-stratified subsample (the same
