@@ -208,14 +208,15 @@ _BACKBONE_PARAMETERS = {
             trained on the rest (three to five fits), and the free network
             must win on every group. A candidate is trained on at most about
             5,000 samples of its training classes and scored on at most about
-            5,000 held-out samples (class-stratified subsamples, the same for
+            2,500 held-out samples (class-stratified subsamples, the same for
             both candidates), so that the choice costs at most about four fits
             on 5,000 samples on large data. The method's weight is also
             scored blended with its PCA start (shares 0.1 to 0.5 of the
-            start, no extra training); the best blend that loses at most 0.02
-            MAP@R on the candidate's own training samples stands for it when
-            it gains 0.005 or more on the held-out classes, and is then
-            applied to the final network (``start_share_``). With fewer
+            start, no extra training); the best blend that loses at most 0.01
+            MAP@R on a fifth of the training classes' samples, which both
+            candidates leave out of their training, stands for it when it
+            gains 0.005 or more on the held-out classes, and is then applied
+            to the final network (``start_share_``). With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
             weight without a choice (see :ref:`unseen_classes` for what to do
             with few classes). ``None`` always uses the method's weight: 10 for
