@@ -527,9 +527,9 @@ class BaseDeepMetricLearner(
                     per_group.setdefault((weight, share), []).append(
                         scorer.score(X[rows], y[rows])
                     )
-                    if weight != 0 and seen.shape[0]:
+                    if weight != 0:  # NaN: no class large enough to leave out
                         per_group.setdefault(("closed", share), []).append(
-                            scorer.score(X[seen], y[seen])
+                            scorer.score(X[seen], y[seen]) if seen.size else np.nan
                         )
         parallel = DataParallel.current()
         if parallel is not None:  # one choice on every rank of a data-parallel fit
@@ -537,13 +537,13 @@ class BaseDeepMetricLearner(
             per_group = dict(zip(per_group, agreed))
         per_group = {key: np.asarray(g, dtype=float) for key, g in per_group.items()}
         means = {key: float(g.mean()) for key, g in per_group.items()}
-        closed = {s: means.get(("closed", s), -np.inf) for s in AUTO_START_SHARES}
+        closed = {s: means[("closed", s)] for s in AUTO_START_SHARES}
         share = max(
             (
                 s
                 for s in AUTO_START_SHARES
-                if closed[0.0] - closed[s] <= AUTO_BLEND_MAX_CLOSED_LOSS
-            ),
+                if s == 0.0 or closed[0.0] - closed[s] <= AUTO_BLEND_MAX_CLOSED_LOSS
+            ),  # a NaN (nothing left out) allows no blend
             key=lambda s: (means[(default, s)], -s),  # the smallest share on a tie
         )
         if means[(default, share)] - means[(default, 0.0)] < AUTO_BLEND_MIN_GAIN:

@@ -394,6 +394,18 @@ def test_the_blend_must_gain_enough_keep_the_training_classes_and_meet_the_free_
         assert est.backbone_init_ == "random"
 
 
+def test_no_blend_when_no_class_can_spare_samples_to_check_it(monkeypatch):
+    # Three samples per class: none are left out of the candidates' training
+    # to score the blends on the training classes, so none is applied even
+    # where the held-out classes prefer it.
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(30, 5), np.repeat(np.arange(10), 3)
+    _score_by_share(monkeypatch, _shares(0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    assert est.anchor_weight_ == 10.0 and est.start_share_ == 0.0
+    assert est.start_share_scores_[0.5] == 1.0  # scored, not applied
+
+
 def test_no_blend_without_a_choice(six_classes):
     X, y = six_classes
     for params in ({"anchor_weight": None}, {"anchor_weight": 0}):
