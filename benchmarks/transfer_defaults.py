@@ -197,6 +197,15 @@ def margins(rows, baselines, with_triplet_loop=False):
     return {k: {t: float(np.mean(v)) for t, v in d.items()} for k, d in out.items()}
 
 
+def _auto_per_task(rows, field):
+    """Task -> the values of ``field`` in the rows of ``auto`` that hold one."""
+    out = {}
+    for r in rows:
+        if r["setting"] == "auto" and r.get(field) is not None:
+            out.setdefault(r["task"], []).append(r[field])
+    return out
+
+
 def markdown(rows, baselines, header):
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     lines = [
@@ -266,38 +275,29 @@ def markdown(rows, baselines, header):
         lines.append(
             f"| {embedder} | {setting} | {len(per_task)} | " + " | ".join(cells) + " |"
         )
-    unanchored = {}
-    for r in rows:
-        if r["setting"] == "auto" and r.get("anchor_weight_") is not None:
-            counts = unanchored.setdefault(r["task"], [0, 0])
-            counts[0] += r["anchor_weight_"] == 0
-            counts[1] += 1
+    unanchored = _auto_per_task(rows, "anchor_weight_")
     if unanchored:
         lines += [
             "",
             "Fits in which `auto` chose the unanchored candidate, per task: "
-            + ", ".join(f"{t} {k} of {n}" for t, (k, n) in unanchored.items())
+            + ", ".join(
+                f"{t} {sum(w == 0 for w in ws)} of {len(ws)}"
+                for t, ws in unanchored.items()
+            )
             + ".",
         ]
-    blended = {}
-    for r in rows:
-        if r["setting"] == "auto" and "start_share_" in r:
-            counts = blended.setdefault(r["task"], [0, 0, []])
-            counts[1] += 1
-            if r["start_share_"]:
-                counts[0] += 1
-                counts[2].append(r["start_share_"])
+    blended = _auto_per_task(rows, "start_share_")
     if blended:
+        cells = []
+        for task, values in blended.items():
+            shares = [s for s in values if s]
+            mean = f" ({np.mean(shares):.2f})" if shares else ""
+            cells.append(f"{task} {len(shares)} of {len(values)}{mean}")
         lines += [
             "",
             "Fits in which `auto` blended a share of the start back into the "
             "anchored network (`start_share_` > 0), per task, with the mean "
-            "share of those: "
-            + ", ".join(
-                f"{t} {k} of {n}" + (f" ({np.mean(s):.2f})" if s else "")
-                for t, (k, n, s) in blended.items()
-            )
-            + ".",
+            "share of those: " + ", ".join(cells) + ".",
         ]
     fit = {
         s: np.mean([r["fit_s"] for r in rows if r["setting"] == s]) for s in SETTINGS

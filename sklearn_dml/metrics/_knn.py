@@ -505,6 +505,14 @@ def _merge(best, parts, n_take, fill):
     return values, columns
 
 
+def _fill_columns(own, n_rows, device):
+    """The column a row's unused places point to: the query itself in a
+    leave-one-out search (``own``), else reference 0."""
+    if own is not None:
+        return own
+    return torch.zeros(n_rows, dtype=torch.int64, device=device)
+
+
 def _tiles(query_aug, prepared, own, block_size, buffer, block_buffer=None):
     """Yield ``(r_start, tile)``: the first-pass values of the query chunk
     against each block of ``block_size`` references, in turn.
@@ -553,9 +561,7 @@ def _shortlist(
     n_references = prepared.work.shape[0]
     device = query_work.device
     query_aug = _augmented_queries(query_work, prepared)
-    fill = own
-    if own is None:
-        fill = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    fill = _fill_columns(own, n_rows, device)
     best = limit = None
     parts, found = [], 0
     for r_start, dist in _tiles(
@@ -600,9 +606,7 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     # Unused places keep value inf and the fill column of _shortlist (the
     # query itself, or 0): a row with fewer references than n_take.
     values = torch.full((n_rows, capacity), math.inf, device=device)
-    fill = own
-    if own is None:
-        fill = torch.zeros(n_rows, dtype=torch.int64, device=device)
+    fill = _fill_columns(own, n_rows, device)
     columns = fill.unsqueeze(1).repeat(1, capacity)
     if not heap:  # the buffer's fill counts and limits
         counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
