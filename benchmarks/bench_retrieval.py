@@ -24,9 +24,10 @@ Contenders, each computing both MAP@R and P@1 from one neighbour search with
 * ``gemm floor``: no search at all, only the float32 matrix products of
   ``sklearn_dml``'s search (the same query chunks times the same reference
   blocks, into one reused tile), once run as ``chunked_knn`` runs them
-  (worker threads, single-threaded torch) and once with torch's own threads
-  in 1024 x 65536 tiles; the faster of the two is the floor every time is
-  divided by (``time / floor``).
+  (worker threads, single-threaded torch and BLAS) and once with the
+  library's own threads in 1024 x 65536 tiles, each with torch's BLAS
+  (``torch.mm``) and with NumPy's (``np.matmul``); the fastest of the four
+  is the floor every time is divided by (``time / floor``).
 
 Each contender runs in its own subprocess, so the peak resident memory
 (``ru_maxrss``) is its own; the figure reported is that peak minus the peak
@@ -153,8 +154,9 @@ def _run_one(args):
     if args.contender == "gemm floor":
         result = (float("nan"), float("nan"))
         seconds = min(
-            _gemm_floor(query, reference, k, _knn, worker_threads=w)
+            _gemm_floor(query, reference, k, _knn, worker_threads=w, blas=b)
             for w in (True, False)
+            for b in ("torch", "numpy")
         )
         start = time.perf_counter() - seconds
     elif args.contender == "faiss flat":
@@ -222,42 +224,60 @@ def _run_one(args):
     )
 
 
-def _gemm_floor(query, reference, k, knn_module, worker_threads):
+def _gemm_floor(query, reference, k, knn_module, worker_threads, blas):
     """Seconds of the float32 products alone of a search, no selection.
 
     ``worker_threads``: ``chunked_knn``'s own chunk and block sizes, chunks
-    shared by worker threads with single-threaded torch (as it runs them);
-    otherwise torch's threads on 1024 x 65536 tiles (the earlier layout).
+    shared by worker threads with single-threaded torch and BLAS (as it runs
+    them); otherwise the library's own threads on 1024 x 65536 tiles (the
+    earlier layout). ``blas``: ``"torch"`` (``torch.mm``) or ``"numpy"``
+    (``np.matmul``, NumPy's BLAS), which ``chunked_knn`` uses where it is
+    the faster of the two.
     """
+    import numpy as np
     import torch
 
-    query, reference = torch.from_numpy(query), torch.from_numpy(reference)
+    from sklearn_dml._blas import blas_threads
+
     n_queries, n_references = query.shape[0], reference.shape[0]
     if worker_threads:
         block, chunk = knn_module._sizes(n_references, k, None, None)
     else:
         block, chunk = min(2**16, n_references), 1024
+    if blas == "torch":
+        query, reference = torch.from_numpy(query), torch.from_numpy(reference)
+
+        def product(rows, columns, out):
+            torch.mm(rows, columns.T, out=out)
+
+        new_tile = torch.empty
+    else:
+
+        def product(rows, columns, out):
+            np.matmul(rows, columns.T, out=out)
+
+        def new_tile(size):
+            return np.empty(size, dtype=np.float32)
 
     def search(q_start, tile):
         rows = query[q_start : q_start + chunk]
         for r_start in range(0, n_references, block):
             columns = reference[r_start : r_start + block]
             out = tile[: rows.shape[0] * columns.shape[0]]
-            torch.mm(rows, columns.T, out=out.view(rows.shape[0], columns.shape[0]))
+            product(rows, columns, out.reshape(rows.shape[0], columns.shape[0]))
 
+    threads = torch.get_num_threads()
     start = time.perf_counter()
     starts = range(0, n_queries, chunk)
-    if worker_threads:
-        knn_module._in_worker_threads(
-            starts,
-            torch.get_num_threads(),
-            search,
-            lambda: torch.empty(chunk * block),
-        )
-    else:
-        tile = torch.empty(chunk * block)
-        for q_start in starts:
-            search(q_start, tile)
+    with blas_threads(1 if worker_threads else threads):
+        if worker_threads:
+            knn_module._in_worker_threads(
+                starts, threads, search, lambda: new_tile(chunk * block)
+            )
+        else:
+            tile = new_tile(chunk * block)
+            for q_start in starts:
+                search(q_start, tile)
     return time.perf_counter() - start
 
 

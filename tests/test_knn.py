@@ -425,6 +425,43 @@ def test_worker_threads_give_the_single_thread_result(metric):
     np.testing.assert_array_equal(one[0], two[0])
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numpy_products_give_the_same_neighbours(monkeypatch, metric, threads):
+    # The tiles' products by NumPy's BLAS (chosen when it is the faster one
+    # on large searches; forced here): the exact result, with NumPy's BLAS
+    # at one thread in each worker and at torch's count without workers.
+    from threadpoolctl import threadpool_info
+
+    if _knn._select_below is None or _knn._HEAP_LARGEST == 0:
+        pytest.skip("products by NumPy go with the compiled heap")
+    monkeypatch.setattr(_knn, "_BLAS_CHOICE_REFERENCES", 1)
+    monkeypatch.setattr(_knn, "numpy_products_faster", lambda: True)
+    seen = []
+    numpy_matmul = np.matmul
+
+    def matmul(*args, **kwargs):
+        seen.append(
+            {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        )
+        return numpy_matmul(*args, **kwargs)
+
+    monkeypatch.setattr(_knn.np, "matmul", matmul)
+    X = DATA[metric](6, 203)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        distances, indices = chunked_knn(
+            X, 7, metric=metric, exclude_self=True, chunk_size=32, block_size=50
+        )
+    finally:
+        torch.set_num_threads(before)
+    expected_d, expected_i = numpy_knn(X, 7, metric=metric, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_i)
+    np.testing.assert_allclose(distances, expected_d, rtol=1e-12, atol=1e-12)
+    assert seen and all(counts <= {1 if threads == 2 else threads} for counts in seen)
+
+
 def test_worker_error_is_raised_and_threads_restored(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("broken tile")

@@ -17,7 +17,6 @@ grows with ``block x n_samples`` and never with ``n_samples ** 2``:
   the same objective, for data too large for full passes.
 """
 
-import contextlib
 import sys
 import warnings
 from numbers import Integral, Real
@@ -31,6 +30,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
+from .._blas import blas_threads
 from .._docstrings import register_doc
 from .._param_validation import Interval, StrOptions
 from .._shared_parameters import DeviceConstraint
@@ -531,16 +531,6 @@ def _lbfgs(anchor_loss, X_t, L0, width, max_iter, tol, verbose, name):
     )
 
 
-def _one_blas_thread():
-    """A context limiting NumPy's and SciPy's BLAS to one thread (threadpoolctl,
-    which scikit-learn requires; a no-op context without it)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def lbfgs_components(objective, L0, *, device, max_iter, tol, verbose, name):
     """Minimise ``objective(L) -> (value, grad)`` with SciPy's L-BFGS-B.
 
@@ -564,7 +554,7 @@ def lbfgs_components(objective, L0, *, device, max_iter, tol, verbose, name):
     # through its BLAS: extra BLAS threads gain nothing there and spin
     # between calls, doubling the fit's CPU time on two cores (the
     # objective's products run in torch's own thread pool, not limited here).
-    with _one_blas_thread():
+    with blas_threads(1):
         result = minimize(
             value_and_grad,
             np.asarray(L0, dtype=np.float64).ravel(),

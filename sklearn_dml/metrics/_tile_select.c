@@ -140,21 +140,20 @@ static inline int below16(const float *tile, const float *add, int64_t j,
 #endif
 }
 
-/* A row whose heap is still empty (all inf) and that has at least m groups
- * of 16 entries: the m-th smallest group minimum bounds the m smallest
- * entries (m entries are at most it), so only the entries below the float
- * just above it are gathered (into `work`, room for `width` entries), the m
- * smallest of them selected and made the heap. Returns 0 when not done. */
-static int start_row(const float *tile, const float *add, int64_t width,
-                     int64_t offset, float *v, int64_t *col, int64_t m,
-                     float *work_v, int64_t *work_c)
+/* The m smallest entries of a row of at least 16 m entries, gathered
+ * without merging them one by one: the m-th smallest minimum of the
+ * row's 16-entry groups bounds them (m entries are at most it), so only
+ * the entries below the float just above it are gathered (into `work`,
+ * room for `width` entries) and the m smallest of them selected. Afterwards
+ * work_v[0..m) holds them (their columns in work_c), work_v[m - 1] the
+ * largest. Returns 0 (nothing done) when the row has fewer than m groups. */
+static int start_candidates(const float *tile, const float *add, int64_t width,
+                            int64_t offset, int64_t m, float *work_v,
+                            int64_t *work_c)
 {
     int64_t n_groups = width / 16;
     if (n_groups < m)
         return 0;
-    for (int64_t k = 0; k < m; k++)
-        if (!isinf(v[k]))
-            return 0;
     for (int64_t g = 0; g < n_groups; g++)
         below16(tile, add, 16 * g, 0.0f, work_v + g);
     select_rank(work_v, NULL, n_groups, m - 1);
@@ -176,6 +175,20 @@ static int start_row(const float *tile, const float *add, int64_t width,
         }
     }
     select_rank(work_v, work_c, n, m - 1);
+    return 1;
+}
+
+/* A row whose heap is still empty (all inf): its heap started from
+ * start_candidates. Returns 0 when not done. */
+static int start_row(const float *tile, const float *add, int64_t width,
+                     int64_t offset, float *v, int64_t *col, int64_t m,
+                     float *work_v, int64_t *work_c)
+{
+    for (int64_t k = 0; k < m; k++)
+        if (!isinf(v[k]))
+            return 0;
+    if (!start_candidates(tile, add, width, offset, m, work_v, work_c))
+        return 0;
     for (int64_t k = 0; k < m; k++) {
         v[k] = work_v[k];
         col[k] = work_c[k];
@@ -218,16 +231,45 @@ static void select_row(const float *tile, const float *add, int64_t width,
     }
 }
 
+/* Room to start an empty row from a whole tile row (start_candidates):
+ * both arrays, or neither (*work_v NULL), in which case the rows are merged
+ * entry by entry, which is slower but the same. */
+static void allocate_work(int64_t width, float **work_v, int64_t **work_c)
+{
+    *work_v = malloc(width * sizeof(float));
+    *work_c = malloc(width * sizeof(int64_t));
+    if (!*work_v || !*work_c) {
+        free(*work_v);
+        free(*work_c);
+        *work_v = NULL;
+        *work_c = NULL;
+    }
+}
+
 /* One row into a buffer of `capacity` entries (count so far, limit): an
  * entry below the limit is appended; a full buffer keeps its `keep`
  * smallest (a quickselect) and the limit becomes the largest of them. For a
  * large `keep`, where a heap would pay log(keep) per entry. */
 static void buffer_row(const float *tile, const float *add, int64_t width,
                        int64_t offset, float *v, int64_t *col, int64_t *count,
-                       float *limit, int64_t capacity, int64_t keep)
+                       float *limit, int64_t capacity, int64_t keep,
+                       float *work_v, int64_t *work_c)
 {
     int64_t n = *count;
     float bound = *limit;
+    /* An empty buffer (the first tile of a chunk) starts from the keep
+     * smallest entries of the row, gathered at once, instead of filling
+     * and cutting back the buffer many times over. */
+    if (n == 0 && work_v &&
+        start_candidates(tile, add, width, offset, keep, work_v, work_c)) {
+        for (int64_t k = 0; k < keep; k++) {
+            v[k] = work_v[k];
+            col[k] = work_c[k];
+        }
+        *count = keep;
+        *limit = work_v[keep - 1];
+        return;
+    }
     for (int64_t j = 0; j < width; j += 16) {
         int below;
         if (j + 16 <= width) {
@@ -269,13 +311,19 @@ static PyObject *select_buffered(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
+    float *work_v = NULL;
+    int64_t *work_c = NULL;
+    allocate_work(width, &work_v, &work_c);
     for (Py_ssize_t i = 0; i < n_rows; i++)
         buffer_row((const float *)(uintptr_t)tile + i * row_stride,
                    (const float *)(uintptr_t)add, width, offset,
                    (float *)(uintptr_t)values + i * capacity,
                    (int64_t *)(uintptr_t)columns + i * capacity,
                    (int64_t *)(uintptr_t)counts + i,
-                   (float *)(uintptr_t)limits + i, capacity, keep);
+                   (float *)(uintptr_t)limits + i, capacity, keep, work_v,
+                   work_c);
+    free(work_v);
+    free(work_c);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -293,14 +341,9 @@ static PyObject *select_below(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    /* Room to start empty heaps from a whole row (see start_row); without
-     * it the rows are merged entry by entry, which is slower but the same. */
-    float *work_v = malloc(width * sizeof(float));
-    int64_t *work_c = malloc(width * sizeof(int64_t));
-    if (!work_c) {
-        free(work_v);
-        work_v = NULL;
-    }
+    float *work_v = NULL;
+    int64_t *work_c = NULL;
+    allocate_work(width, &work_v, &work_c);
     for (Py_ssize_t i = 0; i < n_rows; i++)
         select_row((const float *)(uintptr_t)tile + i * row_stride,
                    (const float *)(uintptr_t)add, width, offset,
