@@ -1008,7 +1008,12 @@ def chunked_knn(
     worker threads as torch has threads, torch itself running
     single-threaded meanwhile (restored afterwards; calls from several
     threads at once should therefore not rely on torch's thread count):
-    the selection never waits at a thread-pool barrier. The rounding of :math:`v` is at most
+    the selection never waits at a thread-pool barrier. With the compiled
+    selection and 8,192 references or more, the tiles' products go through
+    NumPy's BLAS instead of torch's when NumPy's is the faster one on the
+    machine (measured once per process; it then gets torch's thread count,
+    one thread per worker), the same products in any order of summation:
+    the bound below holds for both. The rounding of :math:`v` is at most
     :math:`b = 2(\gamma_{d+8} + 8u)(\lVert q\rVert + \max_j \lVert r_j
     \rVert)^2` with :math:`u = 2^{-24}` and :math:`\gamma_m = m u / (1 - m
     u)`; references are centred on their mean first when that shrinks their
