@@ -254,13 +254,12 @@ def pair_weights_gradient(Z, block, W):
     ``2 (r_i z_i - (W Z)_i)`` on the anchors' rows plus ``2 (c_j z_j -
     (W^T Z_R)_j)`` on every row, with ``r`` and ``c`` the row and column
     sums of ``W``; when the block holds every sample, both land on every
-    row: ``2 (s z - S Z)`` with ``S = W + W^T`` and ``s`` its row sums.
+    row: ``2 ((r + c) z - W Z - W^T Z)``.
     """
-    if block.start == 0 and block.stop == len(Z):
-        # One product with the symmetrised weights instead of two.
-        S = W + W.T
-        return torch.addmm(S.sum(1)[:, None] * Z, S, Z, alpha=-1.0).mul_(2.0)
     r, c = W.sum(1), W.sum(0)
+    if block.start == 0 and block.stop == len(Z):
+        grad = torch.addmm((r + c)[:, None] * Z, W, Z, alpha=-1.0)
+        return grad.addmm_(W.T, Z, alpha=-1.0).mul_(2.0)
     Z_R = Z[block]
     grad = torch.addmm(c[:, None] * Z, W.T, Z_R, alpha=-1.0)
     grad[block] += torch.addmm(r[:, None] * Z_R, W, Z, alpha=-1.0)
