@@ -619,6 +619,14 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     """
     n_rows, device = query_work.shape[0], query_work.device
     factor = _augmented_queries(query_work, prepared)
+    n_references = prepared.work.shape[0]
+    if n_references <= block_size and n_references < 16 * n_take:
+        # One tile, too narrow for the row starts of the compiled selection
+        # (fewer 16-entry groups than entries kept): one selection over it.
+        ((_, tile),) = _tiles(factor, prepared, own, block_size, buffer)
+        if prepared.metric == "euclidean":
+            tile += prepared.sq_norms
+        return _smallest(tile, n_take)
     heap = n_take <= _HEAP_LARGEST
     capacity = n_take if heap else _BUFFER_FACTOR * n_take
     # Unused places keep value inf and the fill column of _shortlist (the
@@ -652,8 +660,24 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     unused = torch.arange(capacity, device=device) >= counts[:, None]
     values.masked_fill_(unused, math.inf)
     columns = torch.where(unused, fill[:, None], columns)
-    values, keep = torch.topk(values, n_take, dim=1, largest=False, sorted=False)
+    values, keep = _smallest(values, n_take)
     return values, torch.gather(columns, 1, keep)
+
+
+def _smallest(values, n):
+    """The ``n`` smallest entries of each row of ``values`` and their
+    positions, in no particular order.
+
+    On the CPU by NumPy's introselect, a few times faster than
+    :func:`torch.topk` there (0.9 against 3.6 ms for the 201 smallest of
+    450 rows of 900).
+    """
+    if values.device.type != "cpu":
+        return torch.topk(values, n, dim=1, largest=False, sorted=False)
+    array = values.numpy()
+    positions = np.argpartition(array, n - 1, axis=1)[:, :n]
+    smallest = np.take_along_axis(array, positions, axis=1)
+    return torch.from_numpy(smallest), torch.from_numpy(positions)
 
 
 def _knn(
@@ -830,8 +854,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
             width = int((values.double() <= reach.unsqueeze(1)).sum(dim=1).max())
             width = max(width, k)
             if width < cols.shape[1]:
-                keep = torch.topk(values, width, dim=1, largest=False, sorted=False)
-                cols = torch.gather(cols, 1, keep[1])
+                cols = torch.gather(cols, 1, _smallest(values, width)[1])
             cols = _sorted_rows(cols)
             exact = _exact_distances(q[done], cols, prepared, buffers[2])
             if own is not None:
@@ -993,7 +1016,9 @@ def chunked_knn(
     quickselect); above 128 candidates per row, where a heap pays
     :math:`\log m` per entry that enters, the entries below the limit are
     appended to a buffer of ``3 m`` instead, cut back to its ``m``
-    smallest (a quickselect) when full. Otherwise (no compiler, or a GPU) torch operations do it:
+    smallest (a quickselect) when full; a reference set of one tile with
+    fewer than 16 entries per kept candidate (small searches keeping most
+    of a row) is selected at once by NumPy's introselect. Otherwise (no compiler, or a GPU) torch operations do it:
     every row keeps a limit, a value that at least ``m`` entries seen so
     far are below (from the first tile, the ``m``-th smallest minimum of its
     column groups; later, the row's current ``m``-th value); each row of
