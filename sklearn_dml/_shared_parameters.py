@@ -614,8 +614,10 @@ register_doc(
 
     start_share_scores_ : dict or None
         With ``anchor_weight="auto"``: each share tried mapped to the mean
-        held-out MAP@R of the anchored candidate blended at that share;
-        ``None`` when nothing was chosen.
+        held-out MAP@R of the anchored candidate blended at that share (NaN
+        for the shares that lose too much on the training classes, which
+        are not scored on held-out classes); ``None`` when nothing was
+        chosen.
 
     backbone_init_ : str or None
         The start of the default tabular backbone

@@ -470,7 +470,8 @@ class BaseDeepMetricLearner(
         training classes that both candidates leave out of training
         (:func:`_closed_split`); the blend with the best held-out mean among
         those that lose at most ``AUTO_BLEND_MAX_CLOSED_LOSS`` on the
-        left-out samples stands for the anchored candidate when it beats
+        left-out samples (the others are not scored on held-out classes)
+        stands for the anchored candidate when it beats
         the unblended network by ``AUTO_BLEND_MIN_GAIN`` or more. With two
         groups (ten classes or more) the candidate with the better mean
         score wins (the method's weight on a tie); with the three groups of
@@ -509,8 +510,8 @@ class BaseDeepMetricLearner(
         # (weight, share) -> held-out score on each group; ("closed", share) ->
         # the anchored candidate's score on left-out samples of its classes.
         per_group = {}
+        anchored_fits = []  # (candidate, held-out rows) of each group
         for weight in (0.0, default):
-            shares = (0.0,) if weight == 0 else AUTO_START_SHARES
             for train, rows, seen in zip(trained_on, scored, closed_on):
                 candidate = clone(self).set_params(
                     anchor_weight=weight,
@@ -522,28 +523,49 @@ class BaseDeepMetricLearner(
                 if weight == 0:
                     candidate._candidate_start = FREE_START
                 candidate.fit(X[train], y[train])
-                for share in shares:
+                per_group.setdefault((weight, 0.0), []).append(
+                    candidate.score(X[rows], y[rows])
+                )
+                if weight == 0:
+                    continue
+                anchored_fits.append((candidate, rows))
+                for share in AUTO_START_SHARES:
                     scorer = candidate._blended(share) if share else candidate
-                    per_group.setdefault((weight, share), []).append(
-                        scorer.score(X[rows], y[rows])
+                    # NaN: no class large enough to leave samples out
+                    per_group.setdefault(("closed", share), []).append(
+                        scorer.score(X[seen], y[seen]) if seen.size else np.nan
                     )
-                    if weight != 0:  # NaN: no class large enough to leave out
-                        per_group.setdefault(("closed", share), []).append(
-                            scorer.score(X[seen], y[seen]) if seen.size else np.nan
-                        )
         parallel = DataParallel.current()
-        if parallel is not None:  # one choice on every rank of a data-parallel fit
-            agreed = parallel.agree(list(per_group.values()))
-            per_group = dict(zip(per_group, agreed))
+
+        def agreed_means(keys):
+            # The same scores on every rank of a data-parallel fit: one choice.
+            if parallel is not None:
+                agreed = parallel.agree([per_group[key] for key in keys])
+                per_group.update(zip(keys, agreed))
+            return {key: float(np.mean(per_group[key])) for key in keys}
+
+        closed = agreed_means([("closed", s) for s in AUTO_START_SHARES])
+        # The blends that lose too much on the training classes cannot be
+        # chosen: only the others are scored on the held-out classes (a NaN
+        # closed score, nothing left out, allows no blend).
+        allowed = [
+            s
+            for s in AUTO_START_SHARES
+            if s == 0.0
+            or closed[("closed", 0.0)] - closed[("closed", s)]
+            <= AUTO_BLEND_MAX_CLOSED_LOSS
+        ]
+        for candidate, rows in anchored_fits:
+            for share in AUTO_START_SHARES[1:]:
+                per_group.setdefault((default, share), []).append(
+                    candidate._blended(share).score(X[rows], y[rows])
+                    if share in allowed
+                    else np.nan
+                )
+        means = agreed_means([key for key in per_group if key[0] != "closed"])
         per_group = {key: np.asarray(g, dtype=float) for key, g in per_group.items()}
-        means = {key: float(g.mean()) for key, g in per_group.items()}
-        closed = {s: means[("closed", s)] for s in AUTO_START_SHARES}
         share = max(
-            (
-                s
-                for s in AUTO_START_SHARES
-                if s == 0.0 or closed[0.0] - closed[s] <= AUTO_BLEND_MAX_CLOSED_LOSS
-            ),  # a NaN (nothing left out) allows no blend
+            allowed,
             key=lambda s: (means[(default, s)], -s),  # the smallest share on a tie
         )
         if means[(default, share)] - means[(default, 0.0)] < AUTO_BLEND_MIN_GAIN:

@@ -147,8 +147,11 @@ def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
     def score_by_weight(self, X_score, y_score):
         if set(np.unique(y_score)) <= set(self.classes_):
             return 1.0  # a blend's score on the candidate's training samples
-        assert set(np.unique(y_score)).isdisjoint(fits[-1][1])
-        return held_scores[self.anchor_weight][(len(fits) - 2) % 3]
+        assert set(np.unique(y_score)).isdisjoint(self.classes_)
+        # the group: the candidate's training classes, in the order of the
+        # free candidates' fits (the first three after the estimator's own)
+        group = [c for _, c in fits[1:4]].index(self.classes_.tolist())
+        return held_scores[self.anchor_weight][group]
 
     monkeypatch.setattr(TripletEmbedder, "score", score_by_weight)
     est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
@@ -270,10 +273,9 @@ def test_auto_scores_both_candidates_on_the_same_bounded_subsample(
         by_weight.setdefault(weight, []).append(rows)
     unanchored, anchored = by_weight[0.0], by_weight[10.0]
     assert len(anchored) == 2 * n_shares
-    for half, rows in enumerate(unanchored):
-        for blend in anchored[half * n_shares : (half + 1) * n_shares]:
-            assert np.array_equal(blend, rows)
     assert not np.array_equal(unanchored[0], unanchored[1])
+    for rows in unanchored:  # every share on each half's samples
+        assert sum(np.array_equal(blend, rows) for blend in anchored) == n_shares
 
 
 def test_auto_trains_both_candidates_on_the_same_bounded_subsample(
@@ -394,6 +396,30 @@ def test_the_blend_must_gain_enough_keep_the_training_classes_and_meet_the_free_
         assert est.backbone_init_ == "random"
 
 
+def test_blends_that_lose_on_the_training_classes_are_not_scored_on_held_out_ones(
+    ten_classes, monkeypatch
+):
+    # Shares 0.4 and 0.5 lose more than the guard on the left-out samples of
+    # the training classes: never chosen, so never scored on held-out classes.
+    held_out = _shares(0.5, 0.51, 0.52, 0.53, 0.56, 0.58)
+    closed = _shares(*(0.9 - _GUARD * f for f in (0, 0, 0.5, 0.9, 1.1, 4)))
+    _score_by_share(monkeypatch, held_out, 0.4, closed)
+    scored = []
+    score = TripletEmbedder.score
+
+    def recording_score(self, X_score, y_score):
+        if not set(np.unique(y_score)) <= set(self.classes_):
+            scored.append(getattr(self, "_share_scored", 0.0))
+        return score(self, X_score, y_score)
+
+    monkeypatch.setattr(TripletEmbedder, "score", recording_score)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(*ten_classes)
+    assert est.start_share_ == 0.3
+    assert sorted(set(scored)) == [0.0, 0.1, 0.2, 0.3]
+    assert np.isnan([est.start_share_scores_[s] for s in (0.4, 0.5)]).all()
+    assert est.start_share_scores_[0.3] == 0.53
+
+
 def test_no_blend_when_no_class_can_spare_samples_to_check_it(monkeypatch):
     # Three samples per class: none are left out of the candidates' training
     # to score the blends on the training classes, so none is applied even
@@ -403,7 +429,10 @@ def test_no_blend_when_no_class_can_spare_samples_to_check_it(monkeypatch):
     _score_by_share(monkeypatch, _shares(0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
     est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
     assert est.anchor_weight_ == 10.0 and est.start_share_ == 0.0
-    assert est.start_share_scores_[0.5] == 1.0  # scored, not applied
+    # the blends are not even scored on the held-out classes
+    assert np.isnan(
+        [est.start_share_scores_[s] for s in base.AUTO_START_SHARES[1:]]
+    ).all()
 
 
 def test_no_blend_without_a_choice(six_classes):

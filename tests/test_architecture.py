@@ -22,7 +22,7 @@ PACKAGE = Path(sklearn_dml.__file__).parent
 LAYERS = [
     (
         "foundation",
-        ["_docstrings", "_param_validation", "_params", "_tuples"],
+        ["_blas", "_docstrings", "_param_validation", "_params", "_tuples"],
     ),
     (
         "components",
