@@ -1018,7 +1018,8 @@ def chunked_knn(
     appended to a buffer of ``3 m`` instead, cut back to its ``m``
     smallest (a quickselect) when full; a reference set of one tile with
     fewer than 16 entries per kept candidate (small searches keeping most
-    of a row) is selected at once by NumPy's introselect. Otherwise (no compiler, or a GPU) torch operations do it:
+    of a row) is selected at once by NumPy's introselect. Otherwise (no
+    compiler, or a GPU) torch operations do it:
     every row keeps a limit, a value that at least ``m`` entries seen so
     far are below (from the first tile, the ``m``-th smallest minimum of its
     column groups; later, the row's current ``m``-th value); each row of
