@@ -556,6 +556,39 @@ def test_compiled_heap_keeps_the_smallest_entries(selection, width, keep):
         assert (row_values[i, left_out] >= values[i, 0]).all()
 
 
+@pytest.mark.parametrize("values_of", ["spread", "infinite groups", "one value"])
+def test_compiled_row_start_keeps_the_smallest_entries(selection, values_of):
+    # An empty heap starts from a bound on the group minima (halving an
+    # interval; a quickselect when some are infinite): any such row gives
+    # its keep smallest entries.
+    if selection != "heap":
+        pytest.skip("a test of the compiled heap itself")
+    rng = np.random.default_rng(0)
+    n_rows, width, keep = 4, 2000, 50
+    tile = np.exp(rng.uniform(-8, 14, size=(n_rows, width))).astype(np.float32)
+    if values_of == "infinite groups":
+        tile[:, 16:80] = np.inf  # four whole groups
+    elif values_of == "one value":
+        tile[:] = 3.0
+    values = np.full((n_rows, keep), np.inf, np.float32)
+    columns = np.full((n_rows, keep), -1, np.int64)
+    _knn._select_below(
+        tile.ctypes.data,
+        n_rows,
+        width,
+        width,
+        0,
+        0,
+        values.ctypes.data,
+        columns.ctypes.data,
+        keep,
+    )
+    for i in range(n_rows):
+        np.testing.assert_array_equal(np.sort(values[i]), np.sort(tile[i])[:keep])
+        np.testing.assert_array_equal(tile[i, columns[i]], values[i])
+        assert len(set(columns[i].tolist())) == keep
+
+
 @pytest.mark.parametrize(
     "width, keep, capacity", [(1000, 5, 7), (37, 4, 12), (16, 3, 4)]
 )

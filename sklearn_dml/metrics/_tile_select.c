@@ -25,6 +25,7 @@
 #include <stdlib.h>
 
 #if defined(__SSE2__)
+#include <xmmintrin.h>
 #include <emmintrin.h>
 #endif
 
@@ -140,10 +141,81 @@ static inline int below16(const float *tile, const float *add, int64_t j,
 #endif
 }
 
+/* The minima of the four 16-entry groups starting at entry j, into out[0..4):
+ * the groups are reduced side by side and the four partial minima
+ * transposed, so that no group pays a horizontal reduction of its own. */
+static inline void minima4x16(const float *tile, const float *add, int64_t j,
+                              float *out)
+{
+#if defined(__SSE2__)
+    __m128 m[4];
+    for (int g = 0; g < 4; g++) {
+        __m128 x[4];
+        for (int q = 0; q < 4; q++) {
+            x[q] = _mm_loadu_ps(tile + j + 16 * g + 4 * q);
+            if (add)
+                x[q] = _mm_add_ps(x[q], _mm_loadu_ps(add + j + 16 * g + 4 * q));
+        }
+        m[g] = _mm_min_ps(_mm_min_ps(x[0], x[1]), _mm_min_ps(x[2], x[3]));
+    }
+    _MM_TRANSPOSE4_PS(m[0], m[1], m[2], m[3]);
+    _mm_storeu_ps(out, _mm_min_ps(_mm_min_ps(m[0], m[1]), _mm_min_ps(m[2], m[3])));
+#else
+    for (int g = 0; g < 4; g++)
+        below16(tile, add, j + 16 * g, 0.0f, out + g);
+#endif
+}
+
+/* How many of v[0..n) are at most x. */
+static inline int64_t count_at_most(const float *v, int64_t n, float x)
+{
+    static const int bits[16] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4};
+    int64_t count = 0, i = 0;
+#if defined(__SSE2__)
+    __m128 bound = _mm_set1_ps(x);
+    for (; i + 4 <= n; i += 4)
+        count += bits[_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(v + i), bound))];
+#endif
+    for (; i < n; i++)
+        count += v[i] <= x;
+    return count;
+}
+
+/* A value that at least m of v[0..n) (n >= m) are at most, close above the
+ * m-th smallest: the upper end of an interval halved ten times from
+ * [smallest, largest], keeping at least m values at most its upper end
+ * (branch-free counts; a quickselect of a few hundred values, whose
+ * branches a processor cannot predict, cost several times more). The
+ * m-th smallest itself (a quickselect, which reorders v) when the values
+ * are not all finite. */
+static float bound_of_smallest(float *v, int64_t n, int64_t m)
+{
+    float low = v[0], high = v[0];
+    for (int64_t i = 1; i < n; i++) {
+        low = v[i] < low ? v[i] : low;
+        high = v[i] > high ? v[i] : high;
+    }
+    if (!isfinite(low) || !isfinite(high)) {
+        select_rank(v, NULL, n, m - 1);
+        return v[m - 1];
+    }
+    for (int step = 0; step < 10; step++) {
+        float middle = low + (high - low) / 2;
+        if (!(middle > low && middle < high))
+            break;
+        if (count_at_most(v, n, middle) >= m)
+            high = middle;
+        else
+            low = middle;
+    }
+    return high;
+}
+
 /* The m smallest entries of a row of at least 16 m entries, gathered
- * without merging them one by one: the m-th smallest minimum of the
- * row's 16-entry groups bounds them (m entries are at most it), so only
- * the entries below the float just above it are gathered (into `work`,
+ * without merging them one by one: a value that at least m minima of the
+ * row's 16-entry groups are at most (bound_of_smallest) bounds them (m
+ * entries are at most it), so only the entries below the float just above
+ * it are gathered (into `work`,
  * room for `width` entries) and the m smallest of them selected. Afterwards
  * work_v[0..m) holds them (their columns in work_c), work_v[m - 1] the
  * largest. Returns 0 (nothing done) when the row has fewer than m groups. */
@@ -154,10 +226,12 @@ static int start_candidates(const float *tile, const float *add, int64_t width,
     int64_t n_groups = width / 16;
     if (n_groups < m)
         return 0;
-    for (int64_t g = 0; g < n_groups; g++)
+    int64_t g = 0;
+    for (; g + 4 <= n_groups; g += 4)
+        minima4x16(tile, add, 16 * g, work_v + g);
+    for (; g < n_groups; g++)
         below16(tile, add, 16 * g, 0.0f, work_v + g);
-    select_rank(work_v, NULL, n_groups, m - 1);
-    float bound = nextafterf(work_v[m - 1], INFINITY);
+    float bound = nextafterf(bound_of_smallest(work_v, n_groups, m), INFINITY);
     int64_t n = 0, j = 0;
     for (; j + 16 <= width; j += 16) {
         for (int below = below16(tile, add, j, bound, NULL); below;
