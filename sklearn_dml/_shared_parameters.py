@@ -602,7 +602,9 @@ register_doc(
         With ``anchor_weight="auto"``: each candidate weight mapped to its mean
         MAP@R on held-out training classes (weight 0 is the free network from
         a random start), each scored as trained (unblended); ``None`` when
-        nothing was chosen.
+        nothing was chosen. With five to nine classes the free network's
+        mean is over the groups it was fitted on: the first group that
+        prefers the anchored candidate ends its validation.
 
     start_share_ : float
         The share of the starting map (the PCA projection) blended into the

@@ -475,13 +475,16 @@ class BaseDeepMetricLearner(
         the unblended network by ``AUTO_BLEND_MIN_GAIN`` or more. With two
         groups (ten classes or more) the candidate with the better mean
         score wins (the method's weight on a tie); with the three groups of
-        five to nine classes, the free network must win on every group.
-        With fewer than ``AUTO_ANCHOR_MIN_CLASSES`` classes the method's
-        weight is kept without a choice.
+        five to nine classes, the free network must win on every group: it
+        is fitted group by group, and the first group that prefers the
+        anchored candidate decides (the others' free networks are not
+        fitted). With fewer than ``AUTO_ANCHOR_MIN_CLASSES`` classes the
+        method's weight is kept without a choice.
 
         Returns ``(weight, share, scores, share_scores)``: the chosen weight
         (0 is the free network), the share of the start to blend into the
-        final network, each candidate's mean held-out score unblended, and
+        final network, each candidate's mean held-out score unblended (over
+        the groups it was fitted on), and
         the anchored candidate's mean held-out score at each share; both
         ``None`` when no choice was made.
         """
@@ -507,78 +510,90 @@ class BaseDeepMetricLearner(
                 for held in held_out
             )
         )
-        # (weight, share) -> held-out score on each group; ("closed", share) ->
-        # the anchored candidate's score on left-out samples of its classes.
-        per_group = {}
-        anchored_fits = []  # (candidate, held-out rows) of each group
-        for weight in (0.0, default):
-            for train, rows, seen in zip(trained_on, scored, closed_on):
-                candidate = clone(self).set_params(
-                    anchor_weight=weight,
-                    early_stopping=False,
-                    verbose=0,
-                    warm_start=False,
-                    callbacks=None,
-                )
-                if weight == 0:
-                    candidate._candidate_start = FREE_START
-                candidate.fit(X[train], y[train])
-                per_group.setdefault((weight, 0.0), []).append(
-                    candidate.score(X[rows], y[rows])
-                )
-                if weight == 0:
-                    continue
-                anchored_fits.append((candidate, rows))
-                for share in AUTO_START_SHARES:
-                    scorer = candidate._blended(share) if share else candidate
-                    # NaN: no class large enough to leave samples out
-                    per_group.setdefault(("closed", share), []).append(
-                        scorer.score(X[seen], y[seen]) if seen.size else np.nan
-                    )
         parallel = DataParallel.current()
 
-        def agreed_means(keys):
-            # The same scores on every rank of a data-parallel fit: one choice.
-            if parallel is not None:
-                agreed = parallel.agree([per_group[key] for key in keys])
-                per_group.update(zip(keys, agreed))
-            return {key: float(np.mean(per_group[key])) for key in keys}
+        def candidate_fit(weight, train):
+            candidate = clone(self).set_params(
+                anchor_weight=weight,
+                early_stopping=False,
+                verbose=0,
+                warm_start=False,
+                callbacks=None,
+            )
+            if weight == 0:
+                candidate._candidate_start = FREE_START
+            return candidate.fit(X[train], y[train])
 
-        closed = agreed_means([("closed", s) for s in AUTO_START_SHARES])
+        def agreed(values):
+            # The same scores on every rank of a data-parallel fit: one choice.
+            return values if parallel is None else parallel.agree(values)
+
+        # The anchored candidate of each group, scored unblended on the
+        # held-out classes and at every share on the left-out samples of its
+        # training classes (NaN: no class large enough to leave samples out).
+        anchored_fits, held, closed = [], [], []
+        for train, rows, seen in zip(trained_on, scored, closed_on):
+            candidate = candidate_fit(default, train)
+            anchored_fits.append((candidate, rows))
+            held.append(candidate.score(X[rows], y[rows]))
+            closed.append(
+                [
+                    (candidate._blended(s) if s else candidate).score(X[seen], y[seen])
+                    if seen.size
+                    else np.nan
+                    for s in AUTO_START_SHARES
+                ]
+            )
+        closed = np.mean(agreed(closed), axis=0)
         # The blends that lose too much on the training classes cannot be
         # chosen: only the others are scored on the held-out classes (a NaN
-        # closed score, nothing left out, allows no blend).
+        # closed score allows no blend).
         allowed = [
             s
-            for s in AUTO_START_SHARES
-            if s == 0.0
-            or closed[("closed", 0.0)] - closed[("closed", s)]
-            <= AUTO_BLEND_MAX_CLOSED_LOSS
+            for s, c in zip(AUTO_START_SHARES, closed)
+            if s == 0.0 or closed[0] - c <= AUTO_BLEND_MAX_CLOSED_LOSS
         ]
-        for candidate, rows in anchored_fits:
-            for share in AUTO_START_SHARES[1:]:
-                per_group.setdefault((default, share), []).append(
-                    candidate._blended(share).score(X[rows], y[rows])
-                    if share in allowed
-                    else np.nan
-                )
-        means = agreed_means([key for key in per_group if key[0] != "closed"])
-        per_group = {key: np.asarray(g, dtype=float) for key, g in per_group.items()}
+        per_share = np.array(
+            agreed(
+                [
+                    [
+                        h
+                        if s == 0.0
+                        else candidate._blended(s).score(X[rows], y[rows])
+                        if s in allowed
+                        else np.nan
+                        for s in AUTO_START_SHARES
+                    ]
+                    for (candidate, rows), h in zip(anchored_fits, held)
+                ]
+            )
+        )  # (groups, shares)
+        share_scores = dict(zip(AUTO_START_SHARES, per_share.mean(axis=0).tolist()))
         share = max(
             allowed,
-            key=lambda s: (means[(default, s)], -s),  # the smallest share on a tie
+            key=lambda s: (share_scores[s], -s),  # the smallest share on a tie
         )
-        if means[(default, share)] - means[(default, 0.0)] < AUTO_BLEND_MIN_GAIN:
+        if share_scores[share] - share_scores[0.0] < AUTO_BLEND_MIN_GAIN:
             share = 0.0
-        scores = {0.0: means[(0.0, 0.0)], default: means[(default, 0.0)]}
-        share_scores = {s: means[(default, s)] for s in AUTO_START_SHARES}
-        free, anchored = per_group[(0.0, 0.0)], per_group[(default, share)]
+        anchored = per_share[:, AUTO_START_SHARES.index(share)]
+        # The free network, group by group. With few classes (three groups)
+        # it must win on every group: the first group that prefers the
+        # anchored candidate decides, and the remaining groups are not fitted.
+        free = []
+        for train, rows, anchored_score in zip(trained_on, scored, anchored):
+            candidate = candidate_fit(0.0, train)
+            free.append(agreed([candidate.score(X[rows], y[rows])])[0])
+            if len(groups) > 2 and not free[-1] > anchored_score:
+                break
+        scores = {0.0: float(np.mean(free)), default: share_scores[0.0]}
         if len(groups) > 2:
             # Few classes: each group's score is noisy, so the start is given
             # up only when no held-out group prefers it.
-            learn_away = bool(np.all(free > anchored))
+            learn_away = len(free) == len(groups) and bool(
+                np.all(np.asarray(free) > anchored)
+            )
         else:
-            learn_away = bool(free.mean() > anchored.mean())
+            learn_away = bool(np.mean(free) > anchored.mean())
         if learn_away:
             return 0.0, 0.0, scores, share_scores
         return default, share, scores, share_scores

@@ -170,6 +170,26 @@ def test_auto_with_few_classes_holds_out_groups_that_cover_every_class(
     assert TripletEmbedder(anchor_weight="auto", **KW).fit(X, y).anchor_weight_ == 0
 
 
+def test_with_few_classes_the_first_group_preferring_the_start_decides(
+    six_classes, fits, monkeypatch
+):
+    # The free network must win on every group: once one prefers the
+    # anchored candidate, the free network of the other groups is not fitted.
+    X, y = six_classes
+    free_scores = iter([0.4, 0.9, 0.9])
+
+    def score(self, X_score, y_score):
+        if set(np.unique(y_score)) <= set(self.classes_):
+            return 1.0
+        return next(free_scores) if self.anchor_weight == 0 else 0.5
+
+    monkeypatch.setattr(TripletEmbedder, "score", score)
+    est = TripletEmbedder(anchor_weight="auto", **KW).fit(X, y)
+    assert [w for w, _ in fits[1:]] == [10.0] * 3 + [0.0]  # one free fit
+    assert est.anchor_weight_ == 10.0
+    assert est.anchor_selection_ == {0.0: 0.4, 10.0: 0.5}
+
+
 @pytest.mark.parametrize("n_classes", range(5, 13))
 def test_the_validation_groups_hold_out_every_class_and_leave_enough_to_train(
     n_classes,
