@@ -65,6 +65,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/deep_inputs.py --seeds 3 --epochs-image 3 --epochs-signals 15
 	$(BIN)/python benchmarks/classical.py
 	$(BIN)/python benchmarks/classical_weak.py
+	$(BIN)/python benchmarks/classical_floors.py
 	$(BIN)/python benchmarks/compare_methods.py
 	$(BIN)/python benchmarks/compare_cross_batch_memory.py --seeds 0 1 2
 
