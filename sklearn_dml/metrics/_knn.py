@@ -630,11 +630,16 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     heap = n_take <= _HEAP_LARGEST
     capacity = n_take if heap else _BUFFER_FACTOR * n_take
     # Unused places keep value inf and the fill column of _shortlist (the
-    # query itself, or 0): a row with fewer references than n_take.
-    values = torch.full((n_rows, capacity), math.inf, device=device)
+    # query itself, or 0): a row with fewer references than n_take. The
+    # buffer's places beyond its count are set so at the end, and only
+    # those kept.
     fill = _fill_columns(own, n_rows, device)
-    columns = fill.unsqueeze(1).repeat(1, capacity)
-    if not heap:  # the buffer's fill counts and limits
+    if heap:
+        values = torch.full((n_rows, capacity), math.inf, device=device)
+        columns = fill.unsqueeze(1).repeat(1, capacity)
+    else:  # the buffer, its fill counts and limits
+        values = torch.empty((n_rows, capacity), device=device)
+        columns = torch.empty((n_rows, capacity), dtype=torch.int64, device=device)
         counts = torch.zeros(n_rows, dtype=torch.int64, device=device)
         limits = torch.full((n_rows,), math.inf, device=device)
     for r_start, tile in _tiles(factor, prepared, own, block_size, buffer):
@@ -657,11 +662,12 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
             )
     if heap:
         return values, columns
-    unused = torch.arange(capacity, device=device) >= counts[:, None]
-    values.masked_fill_(unused, math.inf)
-    columns = torch.where(unused, fill[:, None], columns)
+    values.masked_fill_(
+        torch.arange(capacity, device=device) >= counts[:, None], math.inf
+    )
     values, keep = _smallest(values, n_take)
-    return values, torch.gather(columns, 1, keep)
+    columns = torch.gather(columns, 1, keep)
+    return values, torch.where(keep >= counts[:, None], fill[:, None], columns)
 
 
 def _smallest(values, n):
