@@ -38,8 +38,8 @@ _DEFAULT_CHUNK = 2**9
 # selection (see _collect_below).
 _GROUP = 32
 # The compiled selection keeps up to this many entries per row in a heap
-# (log(n_take) per entry that enters), more in a buffer cut back by a
-# quickselect when full, of _BUFFER_FACTOR times as many entries.
+# (log(n_take) per entry that enters), more in a buffer of _BUFFER_FACTOR
+# times as many entries, cut back when full.
 _HEAP_LARGEST = 128
 _BUFFER_FACTOR = 3
 # Float32 entries of the augmented reference rows built once per search
@@ -613,7 +613,7 @@ def _shortlist_compiled(query_work, prepared, own, n_take, block_size, buffer):
     a max-heap whose largest value is the limit (an entry below it replaces
     it; ``_select_below``), more in a buffer of ``_BUFFER_FACTOR * n_take``
     entries to which the entries below the limit are appended, cut back to
-    its ``n_take`` smallest when full (``_select_buffered``). An entry left
+    at least its ``n_take`` smallest when full (``_select_buffered``). An entry left
     out is at least a limit the final values are at most. One pass over the
     tile, while in cache, with no temporary.
     """
@@ -1018,11 +1018,14 @@ def chunked_knn(
     time, and an entry below it replaces it; the squared norms
     :math:`\lVert r\rVert^2` are added as the tile is read, so the product
     is the plain :math:`-2 q^\top r`; an empty heap is started from the
-    entries below the ``m``-th smallest minimum of 16-entry groups (a
-    quickselect); above 128 candidates per row, where a heap pays
+    entries below a bound that at least ``m`` minima of 16-entry groups are
+    at most (found by halving their range); above 128 candidates per row,
+    where a heap pays
     :math:`\log m` per entry that enters, the entries below the limit are
-    appended to a buffer of ``3 m`` instead, cut back to its ``m``
-    smallest (a quickselect) when full; a reference set of one tile with
+    appended to a buffer of ``3 m`` instead, cut back when full to the
+    entries at most a bound that at least ``m`` of them are at most (ten
+    branch-free halvings of their range; a quickselect of the ``m``
+    smallest when that keeps too many); a reference set of one tile with
     fewer than 16 entries per kept candidate (small searches keeping most
     of a row) is selected at once by NumPy's introselect. Otherwise (no
     compiler, or a GPU) torch operations do it:

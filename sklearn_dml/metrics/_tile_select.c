@@ -7,10 +7,11 @@
  * with the limit 16 at a time (SSE2 where available) and only those below
  * it are visited one by one. An empty heap (the first tile of a chunk) is
  * started from the entries below a bound read from the minima of 16-entry
- * groups, by a quickselect, instead of entry by entry. For many entries kept
- * per row, where a heap pays log(keep) per entry, select_buffered appends
- * the entries below the limit to a buffer instead, and a full buffer is cut
- * back to its `keep` smallest by a quickselect. Both can add a column
+ * groups (halving their range, branch-free), instead of entry by entry. For
+ * many entries kept per row, where a heap pays log(keep) per entry,
+ * select_buffered appends the entries below the limit to a buffer instead,
+ * and a full buffer is cut back to those at most a bound that at least
+ * `keep` of them are at most (found the same way). Both can add a column
  * vector to every row on the way (the squared norms of the references), so
  * that the matrix product needs no extra column.
  *
@@ -182,23 +183,20 @@ static inline int64_t count_at_most(const float *v, int64_t n, float x)
 }
 
 /* A value that at least m of v[0..n) (n >= m) are at most, close above the
- * m-th smallest: the upper end of an interval halved ten times from
- * [smallest, largest], keeping at least m values at most its upper end
+ * m-th smallest, into *out: the upper end of an interval halved ten times
+ * from [smallest, largest], keeping at least m values at most its upper end
  * (branch-free counts; a quickselect of a few hundred values, whose
- * branches a processor cannot predict, cost several times more). The
- * m-th smallest itself (a quickselect, which reorders v) when the values
- * are not all finite. */
-static float bound_of_smallest(float *v, int64_t n, int64_t m)
+ * branches a processor cannot predict, cost several times more). Returns 0
+ * (nothing written) when the values are not all finite. */
+static int bisect_bound(const float *v, int64_t n, int64_t m, float *out)
 {
     float low = v[0], high = v[0];
     for (int64_t i = 1; i < n; i++) {
         low = v[i] < low ? v[i] : low;
         high = v[i] > high ? v[i] : high;
     }
-    if (!isfinite(low) || !isfinite(high)) {
-        select_rank(v, NULL, n, m - 1);
-        return v[m - 1];
-    }
+    if (!isfinite(low) || !isfinite(high))
+        return 0;
     for (int step = 0; step < 10; step++) {
         float middle = low + (high - low) / 2;
         if (!(middle > low && middle < high))
@@ -208,12 +206,14 @@ static float bound_of_smallest(float *v, int64_t n, int64_t m)
         else
             low = middle;
     }
-    return high;
+    *out = high;
+    return 1;
 }
 
 /* The m smallest entries of a row of at least 16 m entries, gathered
  * without merging them one by one: a value that at least m minima of the
- * row's 16-entry groups are at most (bound_of_smallest) bounds them (m
+ * row's 16-entry groups are at most (bisect_bound; their m-th smallest when
+ * some are infinite) bounds them (m
  * entries are at most it), so only the entries below the float just above
  * it are gathered (into `work`,
  * room for `width` entries) and the m smallest of them selected. Afterwards
@@ -231,7 +231,12 @@ static int start_candidates(const float *tile, const float *add, int64_t width,
         minima4x16(tile, add, 16 * g, work_v + g);
     for (; g < n_groups; g++)
         below16(tile, add, 16 * g, 0.0f, work_v + g);
-    float bound = nextafterf(bound_of_smallest(work_v, n_groups, m), INFINITY);
+    float bound;
+    if (!bisect_bound(work_v, n_groups, m, &bound)) {
+        select_rank(work_v, NULL, n_groups, m - 1);
+        bound = work_v[m - 1];
+    }
+    bound = nextafterf(bound, INFINITY);
     int64_t n = 0, j = 0;
     for (; j + 16 <= width; j += 16) {
         for (int below = below16(tile, add, j, bound, NULL); below;
@@ -320,10 +325,40 @@ static void allocate_work(int64_t width, float **work_v, int64_t **work_c)
     }
 }
 
+/* Cut the n entries of a full buffer back, keeping at least `keep`: those
+ * at most a bound that `keep` of them are at most (bisect_bound), in place
+ * and in order; the keep smallest exactly (a quickselect) when that bound
+ * keeps more than half of the room (many equal values) or cannot be found.
+ * Returns the new count; *limit receives the bound that later entries must
+ * be below. */
+static int64_t cut_buffer(float *v, int64_t *col, int64_t n, int64_t keep,
+                          float *limit)
+{
+    float bound;
+    if (bisect_bound(v, n, keep, &bound)) {
+        int64_t kept = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float x = v[i];
+            int64_t c = col[i];
+            v[kept] = x;
+            col[kept] = c;
+            kept += x <= bound;
+        }
+        if (kept <= (n + keep) / 2) {
+            *limit = bound;
+            return kept;
+        }
+        n = kept; /* the keep smallest are among them */
+    }
+    select_rank(v, col, n, keep - 1);
+    *limit = v[keep - 1];
+    return keep;
+}
+
 /* One row into a buffer of `capacity` entries (count so far, limit): an
- * entry below the limit is appended; a full buffer keeps its `keep`
- * smallest (a quickselect) and the limit becomes the largest of them. For a
- * large `keep`, where a heap would pay log(keep) per entry. */
+ * entry below the limit is appended; a full buffer is cut back to at least
+ * its `keep` smallest (cut_buffer), which lowers the limit. For a large
+ * `keep`, where a heap would pay log(keep) per entry. */
 static void buffer_row(const float *tile, const float *add, int64_t width,
                        int64_t offset, float *v, int64_t *col, int64_t *count,
                        float *limit, int64_t capacity, int64_t keep,
@@ -360,11 +395,8 @@ static void buffer_row(const float *tile, const float *add, int64_t width,
                 continue;
             v[n] = value;
             col[n++] = offset + j + t;
-            if (n == capacity) {
-                select_rank(v, col, n, keep - 1);
-                n = keep;
-                bound = v[keep - 1];
-            }
+            if (n == capacity)
+                n = cut_buffer(v, col, n, keep, &bound);
         }
     }
     *count = n;
