@@ -462,6 +462,29 @@ def test_numpy_products_give_the_same_neighbours(monkeypatch, metric, threads):
     assert seen and all(counts <= {1 if threads == 2 else threads} for counts in seen)
 
 
+def test_the_blas_choice_is_measured_once_and_restores_the_threads(monkeypatch):
+    from sklearn_dml import _blas
+
+    monkeypatch.setattr(_blas, "_NUMPY_FASTER", None)
+    measured = []
+    time_products = _blas._time_products
+
+    def counting():
+        measured.append(1)
+        return time_products()
+
+    monkeypatch.setattr(_blas, "_time_products", counting)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = _blas.numpy_products_faster()
+        assert torch.get_num_threads() == 2
+        assert _blas.numpy_products_faster() is first  # remembered
+    finally:
+        torch.set_num_threads(before)
+    assert isinstance(first, bool) and len(measured) == 1
+
+
 def test_worker_error_is_raised_and_threads_restored(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("broken tile")
