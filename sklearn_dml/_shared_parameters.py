@@ -206,7 +206,9 @@ _BACKBONE_PARAMETERS = {
             then costs three to four fits); with five to nine, three
             overlapping groups of about 40 % of the classes, each candidate
             trained on the rest (three to five fits), and the free network
-            must win on every group. A candidate is trained on at most about
+            must win on every group (it is fitted group by group, and the
+            first group that prefers the method's weight ends the choice). A
+            candidate is trained on at most about
             5,000 samples of its training classes and scored on at most about
             2,500 held-out samples (class-stratified subsamples, the same for
             both candidates), so that the choice costs at most about four fits
@@ -214,7 +216,8 @@ _BACKBONE_PARAMETERS = {
             scored blended with its PCA start (shares 0.1 to 0.5 of the
             start, no extra training); the best blend that loses at most 0.01
             MAP@R on a fifth of the training classes' samples, which both
-            candidates leave out of their training, stands for it when it
+            candidates leave out of their training (only those blends are
+            scored on the held-out classes), stands for it when it
             gains 0.005 or more on the held-out classes, and is then applied
             to the final network (``start_share_``). With fewer
             than five classes, and in ``partial_fit``, it keeps the method's
