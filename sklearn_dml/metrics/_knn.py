@@ -680,10 +680,16 @@ def _smallest(values, n):
     """
     if values.device.type != "cpu":
         return torch.topk(values, n, dim=1, largest=False, sorted=False)
-    array = values.numpy()
-    positions = np.argpartition(array, n - 1, axis=1)[:, :n]
-    smallest = np.take_along_axis(array, positions, axis=1)
-    return torch.from_numpy(smallest), torch.from_numpy(positions)
+    positions = _smallest_positions(values, n)
+    smallest = np.take_along_axis(values.numpy(), positions.numpy(), axis=1)
+    return torch.from_numpy(smallest), positions
+
+
+def _smallest_positions(values, n):
+    """The positions alone of :func:`_smallest`."""
+    if values.device.type != "cpu":
+        return torch.topk(values, n, dim=1, largest=False, sorted=False).indices
+    return torch.from_numpy(np.argpartition(values.numpy(), n - 1, axis=1)[:, :n])
 
 
 def _knn(
@@ -860,7 +866,7 @@ def _knn_chunk(query, prepared, k, own, extra, block_size, buffers, out):
             width = int((values.double() <= reach.unsqueeze(1)).sum(dim=1).max())
             width = max(width, k)
             if width < cols.shape[1]:
-                cols = torch.gather(cols, 1, _smallest(values, width)[1])
+                cols = torch.gather(cols, 1, _smallest_positions(values, width))
             cols = _sorted_rows(cols)
             exact = _exact_distances(q[done], cols, prepared, buffers[2])
             if own is not None:
