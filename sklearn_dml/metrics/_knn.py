@@ -1048,7 +1048,8 @@ def chunked_knn(
     true ``m`` smallest. On the CPU the query chunks are shared by as many
     worker threads as torch has threads, torch itself running
     single-threaded meanwhile (restored afterwards; calls from several
-    threads at once should therefore not rely on torch's thread count):
+    threads at once should therefore not rely on torch's thread count, nor
+    on NumPy's BLAS's when it computes the products, below):
     the selection never waits at a thread-pool barrier. With the compiled
     selection and 8,192 references or more, the tiles' products go through
     NumPy's BLAS instead of torch's when NumPy's is the faster one on the
