@@ -213,12 +213,12 @@ static int bisect_bound(const float *v, int64_t n, int64_t m, float *out)
 /* The m smallest entries of a row of at least 16 m entries, gathered
  * without merging them one by one: a value that at least m minima of the
  * row's 16-entry groups are at most (bisect_bound; their m-th smallest when
- * some are infinite) bounds them (m
- * entries are at most it), so only the entries below the float just above
- * it are gathered (into `work`,
- * room for `width` entries) and the m smallest of them selected. Afterwards
+ * some are infinite) bounds them, m entries being at most it, so only the
+ * entries below the float just above it are gathered (into `work`, room
+ * for `width` entries) and the m smallest of them selected. Afterwards
  * work_v[0..m) holds them (their columns in work_c), work_v[m - 1] the
- * largest. Returns 0 (nothing done) when the row has fewer than m groups. */
+ * largest. Returns 0 (nothing done) when the row has fewer than m groups.
+ * The group minima are read four groups at a time (minima4x16). */
 static int start_candidates(const float *tile, const float *add, int64_t width,
                             int64_t offset, int64_t m, float *work_v,
                             int64_t *work_c)
