@@ -26,7 +26,6 @@
 #include <stdlib.h>
 
 #if defined(__SSE2__)
-#include <xmmintrin.h>
 #include <emmintrin.h>
 #endif
 
@@ -142,31 +141,6 @@ static inline int below16(const float *tile, const float *add, int64_t j,
 #endif
 }
 
-/* The minima of the four 16-entry groups starting at entry j, into out[0..4):
- * the groups are reduced side by side and the four partial minima
- * transposed, so that no group pays a horizontal reduction of its own. */
-static inline void minima4x16(const float *tile, const float *add, int64_t j,
-                              float *out)
-{
-#if defined(__SSE2__)
-    __m128 m[4];
-    for (int g = 0; g < 4; g++) {
-        __m128 x[4];
-        for (int q = 0; q < 4; q++) {
-            x[q] = _mm_loadu_ps(tile + j + 16 * g + 4 * q);
-            if (add)
-                x[q] = _mm_add_ps(x[q], _mm_loadu_ps(add + j + 16 * g + 4 * q));
-        }
-        m[g] = _mm_min_ps(_mm_min_ps(x[0], x[1]), _mm_min_ps(x[2], x[3]));
-    }
-    _MM_TRANSPOSE4_PS(m[0], m[1], m[2], m[3]);
-    _mm_storeu_ps(out, _mm_min_ps(_mm_min_ps(m[0], m[1]), _mm_min_ps(m[2], m[3])));
-#else
-    for (int g = 0; g < 4; g++)
-        below16(tile, add, j + 16 * g, 0.0f, out + g);
-#endif
-}
-
 /* How many of v[0..n) are at most x. */
 static inline int64_t count_at_most(const float *v, int64_t n, float x)
 {
@@ -217,8 +191,7 @@ static int bisect_bound(const float *v, int64_t n, int64_t m, float *out)
  * entries below the float just above it are gathered (into `work`, room
  * for `width` entries) and the m smallest of them selected. Afterwards
  * work_v[0..m) holds them (their columns in work_c), work_v[m - 1] the
- * largest. Returns 0 (nothing done) when the row has fewer than m groups.
- * The group minima are read four groups at a time (minima4x16). */
+ * largest. Returns 0 (nothing done) when the row has fewer than m groups. */
 static int start_candidates(const float *tile, const float *add, int64_t width,
                             int64_t offset, int64_t m, float *work_v,
                             int64_t *work_c)
@@ -226,10 +199,7 @@ static int start_candidates(const float *tile, const float *add, int64_t width,
     int64_t n_groups = width / 16;
     if (n_groups < m)
         return 0;
-    int64_t g = 0;
-    for (; g + 4 <= n_groups; g += 4)
-        minima4x16(tile, add, 16 * g, work_v + g);
-    for (; g < n_groups; g++)
+    for (int64_t g = 0; g < n_groups; g++)
         below16(tile, add, 16 * g, 0.0f, work_v + g);
     float bound;
     if (!bisect_bound(work_v, n_groups, m, &bound)) {
