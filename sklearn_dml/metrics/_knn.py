@@ -431,7 +431,7 @@ def _first_limit(tile, n_take, minima=None):
     if minima is None:
         minima = _group_minima(tile)[0]
     values = minima if minima.shape[1] >= n_take else tile
-    kth = torch.topk(values, n_take, dim=1, largest=False, sorted=False).values
+    kth = _smallest(values, n_take)[0]
     kth = kth.amax(dim=1, keepdim=True)
     return torch.nextafter(kth, kth.new_tensor(math.inf))
 
@@ -492,8 +492,8 @@ def _merge(best, parts, n_take, fill):
     n_take)``; ``parts`` are ``(rows, columns, values)`` triples sorted by
     row (from :func:`_collect_below`). Each part is laid out into one padded
     ``(n_rows, n_take + c)`` matrix (``c`` the largest count of new entries
-    in a row; positions from per-row counts, no sort) and one
-    :func:`torch.topk` keeps ``n_take`` per row. A row with fewer entries is
+    in a row; positions from per-row counts, no sort) and one selection
+    (:func:`_smallest`) keeps ``n_take`` per row. A row with fewer entries is
     completed with value ``inf`` and column ``fill[row]``.
     """
     n_rows = fill.shape[0]
@@ -518,7 +518,7 @@ def _merge(best, parts, n_take, fill):
         values[rows, position + base] = vals
         columns[rows, position + base] = cols
     if width > n_take:
-        values, keep = torch.topk(values, n_take, dim=1, largest=False, sorted=False)
+        values, keep = _smallest(values, n_take)
         columns = torch.gather(columns, 1, keep)
     return values, columns
 
@@ -1042,7 +1042,8 @@ def chunked_knn(
     their minima, and only the groups whose minimum is below the limit are
     read again (one contiguous run of memory each), keeping their entries
     below it; the entries found are merged into the row's ``m`` best (one
-    :func:`torch.topk` over them) once they number ``m`` per row on
+    selection over them: :func:`torch.topk`, NumPy's introselect on the
+    CPU) once they number ``m`` per row on
     average, which lowers the limit. Either way an entry left out is at
     least a limit the final ``m`` kept values are at most, so they are a
     true ``m`` smallest. On the CPU the query chunks are shared by as many
