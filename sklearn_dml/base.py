@@ -528,21 +528,20 @@ class BaseDeepMetricLearner(
             # The same scores on every rank of a data-parallel fit: one choice.
             return values if parallel is None else parallel.agree(values)
 
-        # The anchored candidate of each group, scored unblended on the
+        # The anchored candidate of each group, blended with its start at
+        # every share (share 0: the candidate itself), scored unblended on the
         # held-out classes and at every share on the left-out samples of its
         # training classes (NaN: no class large enough to leave samples out).
         anchored_fits, held, closed = [], [], []
         for train, rows, seen in zip(trained_on, scored, closed_on):
             candidate = candidate_fit(default, train)
-            anchored_fits.append((candidate, rows))
+            blends = [
+                candidate._blended(s) if s else candidate for s in AUTO_START_SHARES
+            ]
+            anchored_fits.append((blends, rows))
             held.append(candidate.score(X[rows], y[rows]))
             closed.append(
-                [
-                    (candidate._blended(s) if s else candidate).score(X[seen], y[seen])
-                    if seen.size
-                    else np.nan
-                    for s in AUTO_START_SHARES
-                ]
+                [b.score(X[seen], y[seen]) if seen.size else np.nan for b in blends]
             )
         closed = np.mean(agreed(closed), axis=0)
         # The blends that lose too much on the training classes cannot be
@@ -559,12 +558,12 @@ class BaseDeepMetricLearner(
                     [
                         h
                         if s == 0.0
-                        else candidate._blended(s).score(X[rows], y[rows])
+                        else blend.score(X[rows], y[rows])
                         if s in allowed
                         else np.nan
-                        for s in AUTO_START_SHARES
+                        for s, blend in zip(AUTO_START_SHARES, blends)
                     ]
-                    for (candidate, rows), h in zip(anchored_fits, held)
+                    for (blends, rows), h in zip(anchored_fits, held)
                 ]
             )
         )  # (groups, shares)
