@@ -36,19 +36,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _provenance import provenance, write_results  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from classical import split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _digits():
-    X, y = load_digits(return_X_y=True)
-    X_train, _, y_train, _ = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=0
-    )
-    return StandardScaler().fit_transform(X_train), y_train
 
 
 def _best(function, repeats, inner=1):
@@ -76,7 +66,7 @@ def main():
     from sklearn_dml.mahalanobis import Covariance, LinearNCA
 
     metric_learn = load_metric_learn()
-    X, y = _digits()
+    X, y, _, _ = split("digits", "closed")
     n, d = X.shape
     rows = []
 
