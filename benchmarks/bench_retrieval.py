@@ -241,7 +241,8 @@ def _gemm_floor(query, reference, k, knn_module, worker_threads, blas):
 
     n_queries, n_references = query.shape[0], reference.shape[0]
     if worker_threads:
-        block, chunk = knn_module._sizes(n_references, k, None, None)
+        compiled = knn_module._select_below is not None
+        block, chunk = knn_module._sizes(n_references, k, None, None, compiled)
     else:
         block, chunk = min(2**16, n_references), 1024
     if blas == "torch":

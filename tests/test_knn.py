@@ -207,8 +207,10 @@ def test_distance_blocks_are_bounded_by_chunk_and_block(
 
 
 def test_default_sizes_follow_the_memory_budget(monkeypatch):
-    # A tiny budget forces small blocks: chunk x block stays within it.
+    # A tiny budget forces small blocks: chunk x block stays within it
+    # (the torch selection's budget and the compiled one's).
     monkeypatch.setattr(_knn, "_BLOCK_BUDGET", 64)
+    monkeypatch.setattr(_knn, "_COMPILED_BUDGET", 64)
     shapes = []
     original = _knn._distance_block
 

@@ -18,10 +18,11 @@ import torch
 from .._blas import blas_threads, numpy_products_faster
 
 try:  # the compiled selection; absent when the package was built without C
+    from ._tile_select import euclidean_to_candidates as _euclidean_to_candidates
     from ._tile_select import select_below as _select_below
     from ._tile_select import select_buffered as _select_buffered
 except ImportError:  # pragma: no cover - depends on the build
-    _select_below = _select_buffered = None
+    _select_below = _select_buffered = _euclidean_to_candidates = None
 
 __all__ = ["chunked_knn"]
 
@@ -34,6 +35,12 @@ _BLOCK_BUDGET = 2**22
 # Default number of references per block and of queries per chunk.
 _DEFAULT_BLOCK = 2**13
 _DEFAULT_CHUNK = 2**9
+# The same for the compiled selection (CPU): tiles of 8 MiB, whose wider
+# chunks reuse each reference block for more queries in the product, and
+# whose narrower blocks are read back from a nearer cache.
+_COMPILED_BUDGET = 2**21
+_COMPILED_BLOCK = 2**11
+_COMPILED_CHUNK = 2**10
 # Consecutive columns of a tile row summarised by their minimum in the
 # selection (see _collect_below).
 _GROUP = 32
@@ -369,6 +376,13 @@ def _exact_distances(query, candidates, prepared, scratch=None):
     n_rows, n_candidates = candidates.shape
     reference = prepared.reference
     n_features = reference.shape[1]
+    if (
+        prepared.compiled
+        and prepared.metric == "euclidean"
+        and reference.dtype in (torch.float32, torch.float64)
+        and reference.stride(1) == 1
+    ):
+        return _compiled_euclidean(query, candidates, reference)
     if scratch is None:
         scratch = _Scratch(query.device)
     step = min(n_rows, max(1, _EXACT_ELEMENTS // max(1, n_candidates * n_features)))
@@ -397,6 +411,32 @@ def _exact_distances(query, candidates, prepared, scratch=None):
             scaled = neighbours.mul_(prepared.reciprocal[ind].unsqueeze(2))
             value = scaled.mul_(q).sum(dim=2).neg_().add_(1.0).clamp_(0.0, 2.0)
             out[start : start + step] = value
+    return out
+
+
+def _compiled_euclidean(query, candidates, reference):
+    """:func:`_exact_distances` for ``"euclidean"`` by the compiled kernel
+    (float32 or float64 ``reference`` with contiguous rows).
+
+    Each distance is read from the query row and the reference row where
+    they lie (no gathered copy), the squared differences summed in float64
+    in an order that depends only on the number of features.
+    """
+    query = query.contiguous()
+    candidates = candidates.contiguous()
+    out = torch.empty(candidates.shape, dtype=torch.float64)
+    _euclidean_to_candidates(
+        query.data_ptr(),
+        query.shape[0],
+        query.shape[1],
+        query.stride(0),
+        reference.data_ptr(),
+        reference.stride(0),
+        reference.dtype == torch.float64,
+        candidates.data_ptr(),
+        candidates.shape[1],
+        out.data_ptr(),
+    )
     return out
 
 
@@ -715,13 +755,15 @@ def _knn(
     n_queries = query.shape[0]
     n_references = reference.shape[0]
     chunk_given = chunk_size
-    block_size, chunk_size = _sizes(n_references, k, chunk_size, block_size)
+    if prepared is None:
+        prepared = _Prepared(reference.to(device), metric)
+    block_size, chunk_size = _sizes(
+        n_references, k, chunk_size, block_size, prepared.compiled
+    )
     if device.type == "cpu" and chunk_given is None:
         # At least one chunk per thread, so that every thread has work.
         per_thread = -(-n_queries // torch.get_num_threads())
         chunk_size = max(1, min(chunk_size, per_thread))
-    if prepared is None:
-        prepared = _Prepared(reference.to(device), metric)
     if self_index is not None:
         self_index = self_index.to(device)
     # Candidates kept beyond k by the first pass; widened for the rows whose
@@ -910,22 +952,27 @@ def _stable_sort_rows(values):
     return torch.from_numpy(ranked), torch.from_numpy(order)
 
 
-def _sizes(n_references, k, chunk_size, block_size):
+def _sizes(n_references, k, chunk_size, block_size, compiled=False):
     """Reference block and query chunk sizes from the memory budget.
 
     By default a block holds 8192 references (at least four times the
     ``k + max(16, k // 8)`` candidates kept per row, so that the first
     tile bounds the selection) and a chunk 512 queries, fewer when the tile
-    would exceed ``_BLOCK_BUDGET`` entries.
+    would exceed ``_BLOCK_BUDGET`` entries; with the compiled selection
+    (``compiled``) 2048 references and 1024 queries within
+    ``_COMPILED_BUDGET``.
     """
+    budget, block, chunk = _BLOCK_BUDGET, _DEFAULT_BLOCK, _DEFAULT_CHUNK
+    if compiled:
+        budget, block, chunk = _COMPILED_BUDGET, _COMPILED_BLOCK, _COMPILED_CHUNK
     if block_size is None:
         if chunk_size is None:
-            block_size = max(_DEFAULT_BLOCK, 4 * (k + max(16, k // 8)))
+            block_size = max(block, 4 * (k + max(16, k // 8)))
         else:
-            block_size = max(1, _BLOCK_BUDGET // chunk_size)
+            block_size = max(1, budget // chunk_size)
     block_size = min(block_size, n_references)
     if chunk_size is None:
-        chunk_size = max(1, min(_DEFAULT_CHUNK, _BLOCK_BUDGET // block_size))
+        chunk_size = max(1, min(chunk, budget // block_size))
     return block_size, chunk_size
 
 

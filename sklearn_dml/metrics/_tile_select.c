@@ -188,10 +188,13 @@ static int bisect_bound(const float *v, int64_t n, int64_t m, float *out)
  * without merging them one by one: a value that at least m minima of the
  * row's 16-entry groups are at most (bisect_bound; their m-th smallest when
  * some are infinite) bounds them, m entries being at most it, so only the
- * entries below the float just above it are gathered (into `work`, room
- * for `width` entries) and the m smallest of them selected. Afterwards
- * work_v[0..m) holds them (their columns in work_c), work_v[m - 1] the
- * largest. Returns 0 (nothing done) when the row has fewer than m groups. */
+ * entries below the float just above it are gathered, from the groups
+ * whose minimum is below it (a few more than m groups of the row's
+ * width / 16), and the m smallest of them selected. `work_v` has room for
+ * width + width / 16 floats (the minima after the first width), `work_c`
+ * for width columns. Afterwards work_v[0..m) holds them (their columns in
+ * work_c), work_v[m - 1] the largest. Returns 0 (nothing done) when the
+ * row has fewer than m groups. */
 static int start_candidates(const float *tile, const float *add, int64_t width,
                             int64_t offset, int64_t m, float *work_v,
                             int64_t *work_c)
@@ -199,16 +202,22 @@ static int start_candidates(const float *tile, const float *add, int64_t width,
     int64_t n_groups = width / 16;
     if (n_groups < m)
         return 0;
+    float *minima = work_v + width;
     for (int64_t g = 0; g < n_groups; g++)
-        below16(tile, add, 16 * g, 0.0f, work_v + g);
+        below16(tile, add, 16 * g, 0.0f, minima + g);
     float bound;
-    if (!bisect_bound(work_v, n_groups, m, &bound)) {
-        select_rank(work_v, NULL, n_groups, m - 1);
-        bound = work_v[m - 1];
+    int every_group = 0;
+    if (!bisect_bound(minima, n_groups, m, &bound)) {
+        /* some minima infinite: their m-th smallest, which reorders them */
+        select_rank(minima, NULL, n_groups, m - 1);
+        bound = minima[m - 1];
+        every_group = 1;
     }
     bound = nextafterf(bound, INFINITY);
     int64_t n = 0, j = 0;
-    for (; j + 16 <= width; j += 16) {
+    for (int64_t g = 0; g < n_groups; g++, j += 16) {
+        if (!every_group && !(minima[g] < bound))
+            continue;
         for (int below = below16(tile, add, j, bound, NULL); below;
              below &= below - 1) {
             int t = lowest_bit(below);
@@ -216,7 +225,7 @@ static int start_candidates(const float *tile, const float *add, int64_t width,
             work_c[n++] = offset + j + t;
         }
     }
-    for (; j < width; j++) {
+    for (j = 16 * n_groups; j < width; j++) {
         float x = entry(tile, add, j);
         if (x < bound) {
             work_v[n] = x;
@@ -285,7 +294,7 @@ static void select_row(const float *tile, const float *add, int64_t width,
  * entry by entry, which is slower but the same. */
 static void allocate_work(int64_t width, float **work_v, int64_t **work_c)
 {
-    *work_v = malloc(width * sizeof(float));
+    *work_v = malloc((width + width / 16) * sizeof(float));
     *work_c = malloc(width * sizeof(int64_t));
     if (!*work_v || !*work_c) {
         free(*work_v);
@@ -431,6 +440,107 @@ static PyObject *select_below(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Squared differences of row q (float64) and row r (float64 or float32),
+ * summed in a fixed order: eight partial sums, lane j % 8 of the first
+ * n - n % 8 coordinates, combined pairwise, then the rest in turn. The
+ * order depends on nothing but n, so that identical pairs of rows get
+ * bit-identical sums wherever they are. */
+static double squared_distance(const double *q, const void *r, int r_double,
+                               int64_t n)
+{
+    const double *rd = (const double *)r;
+    const float *rf = (const float *)r;
+    int64_t j = 0;
+    double total;
+#if defined(__SSE2__)
+    __m128d acc[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(),
+                      _mm_setzero_pd()};
+    for (; j + 8 <= n; j += 8) {
+        __m128d y[4];
+        if (r_double) {
+            for (int t = 0; t < 4; t++)
+                y[t] = _mm_loadu_pd(rd + j + 2 * t);
+        } else {
+            __m128 low = _mm_loadu_ps(rf + j), high = _mm_loadu_ps(rf + j + 4);
+            y[0] = _mm_cvtps_pd(low);
+            y[1] = _mm_cvtps_pd(_mm_movehl_ps(low, low));
+            y[2] = _mm_cvtps_pd(high);
+            y[3] = _mm_cvtps_pd(_mm_movehl_ps(high, high));
+        }
+        for (int t = 0; t < 4; t++) {
+            __m128d d = _mm_sub_pd(_mm_loadu_pd(q + j + 2 * t), y[t]);
+            acc[t] = _mm_add_pd(acc[t], _mm_mul_pd(d, d));
+        }
+    }
+    __m128d pair = _mm_add_pd(_mm_add_pd(acc[0], acc[1]), _mm_add_pd(acc[2], acc[3]));
+    total = _mm_cvtsd_f64(pair) + _mm_cvtsd_f64(_mm_unpackhi_pd(pair, pair));
+#else
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (; j + 8 <= n; j += 8)
+        for (int t = 0; t < 8; t++) {
+            double d = q[j + t] - (r_double ? rd[j + t] : (double)rf[j + t]);
+            acc[t] += d * d;
+        }
+    total = ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
+            ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+#endif
+    for (; j < n; j++) {
+        double d = q[j] - (r_double ? rd[j] : (double)rf[j]);
+        total += d * d;
+    }
+    return total;
+}
+
+#define PREFETCH_AHEAD 4
+
+static inline const char *row_at(unsigned long long base, int64_t row,
+                                 Py_ssize_t stride, size_t item)
+{
+    return (const char *)(uintptr_t)base + (size_t)row * (size_t)stride * item;
+}
+
+/* Ask the cache for the `bytes` bytes from p on (a hint; no effect on results). */
+static inline void prefetch_row(const char *p, size_t bytes)
+{
+#if defined(__GNUC__)
+    for (size_t b = 0; b < bytes; b += 64)
+        __builtin_prefetch(p + b);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
+static PyObject *euclidean_to_candidates(PyObject *self, PyObject *args)
+{
+    unsigned long long query, reference, candidates, out;
+    Py_ssize_t n_rows, n_features, q_stride, r_stride, n_candidates;
+    int r_double;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KnnnKnpKnK", &query, &n_rows, &n_features,
+                          &q_stride, &reference, &r_stride, &r_double,
+                          &candidates, &n_candidates, &out))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    size_t item = r_double ? sizeof(double) : sizeof(float);
+    size_t bytes = (size_t)n_features * item;
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        const double *q = (const double *)(uintptr_t)query + i * q_stride;
+        const int64_t *c = (const int64_t *)(uintptr_t)candidates + i * n_candidates;
+        double *o = (double *)(uintptr_t)out + i * n_candidates;
+        for (Py_ssize_t t = 0; t < n_candidates; t++) {
+            const char *r = row_at(reference, c[t], r_stride, item);
+            /* the rows lie scattered: ask for a later one ahead of time */
+            if (t + PREFETCH_AHEAD < n_candidates)
+                prefetch_row(row_at(reference, c[t + PREFETCH_AHEAD], r_stride, item),
+                             bytes);
+            o[t] = sqrt(squared_distance(q, r, r_double, n_features));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"select_below", select_below, METH_VARARGS,
      "select_below(tile, n_rows, width, row_stride, offset, add, values, "
@@ -444,6 +554,14 @@ static PyMethodDef methods[] = {
      "Append each tile row's entries below its limit to its buffer of "
      "capacity entries (counts and limits per row, int64 and float32), "
      "keeping the keep smallest whenever a buffer fills up."},
+    {"euclidean_to_candidates", euclidean_to_candidates, METH_VARARGS,
+     "euclidean_to_candidates(query, n_rows, n_features, query_stride, "
+     "reference, reference_stride, reference_is_float64, candidates, "
+     "n_candidates, out)\n\n"
+     "Float64 Euclidean distances from each float64 query row to its "
+     "n_candidates reference rows (int64 row indices; float32 or float64 "
+     "references, row strides in entries) into out, summed in an order "
+     "that depends only on n_features."},
     {NULL, NULL, 0, NULL},
 };
 
