@@ -641,3 +641,36 @@ def test_compiled_buffer_keeps_the_smallest_entries(selection, width, keep, capa
         left_out = np.setdiff1d(np.arange(width), kept_c)
         assert (row_values[i, left_out] >= limits[i]).all()
         assert smallest.max() <= limits[i]
+
+
+@pytest.mark.parametrize("kernel", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 7, 16, 37, 128])
+def test_compiled_exact_distances_match_numpy(selection, kernel, dtype, n_features):
+    # The compiled second pass (SSE2, and AVX2 where the processor has it):
+    # float64 distances from the rows where they lie, a wider row stride
+    # than the features, against NumPy; a pair of identical rows gets the
+    # same bits at every position.
+    if selection != "heap":
+        pytest.skip("a test of the compiled kernel itself")
+    from sklearn_dml.metrics import _tile_select
+
+    rng = np.random.default_rng(n_features)
+    storage = rng.normal(size=(50, n_features + 3)).astype(dtype)
+    reference = torch.from_numpy(storage)[:, :n_features]
+    query = torch.from_numpy(rng.normal(size=(6, n_features)) * 3)
+    query[2] = reference[7].double()
+    candidates = torch.from_numpy(rng.integers(0, 50, size=(6, 9)))
+    candidates[2, ::2] = 7
+    query[3] = query[1]
+    candidates[1, 0] = candidates[3, 8] = 5
+    try:
+        _tile_select.vector_kernel(kernel)
+        distances = _knn._compiled_euclidean(query, candidates, reference).numpy()
+    finally:
+        _tile_select.vector_kernel(1)
+    rows = storage[:, :n_features].astype(np.float64)[candidates.numpy()]
+    expected = np.sqrt(((query.numpy()[:, None, :] - rows) ** 2).sum(axis=2))
+    np.testing.assert_allclose(distances, expected, rtol=1e-13, atol=0)
+    assert (distances[2, ::2] == 0).all()
+    assert distances[1, 0] == distances[3, 8]
