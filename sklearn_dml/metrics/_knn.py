@@ -1034,15 +1034,18 @@ def chunked_knn(
         ``i``). Only the query's own index is excluded; duplicates of it are
         ordinary neighbours at distance 0.
     chunk_size : int, default=None
-        Number of queries processed at once. ``None`` uses 512, fewer when
-        the float32 distance tile (``chunk_size x block_size``) would exceed
-        16 MiB or when fewer queries than that are left per thread (see
-        Notes for the memory used).
+        Number of queries processed at once. ``None`` uses 1024 with the
+        compiled selection (the CPU, see Notes) and 512 otherwise, fewer
+        when the float32 distance tile (``chunk_size x block_size``) would
+        exceed 8 MiB (16 MiB without the compiled selection) or when fewer
+        queries than that are left per thread (see Notes for the memory
+        used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
-        8192, or ``4 * (k + max(16, k // 8))`` when larger (capped at
-        ``n_references``), or, when only ``chunk_size`` is given, the
-        largest block keeping the distance tile within 16 MiB.
+        2048 with the compiled selection and 8192 otherwise, or ``4 * (k +
+        max(16, k // 8))`` when larger (capped at ``n_references``), or,
+        when only ``chunk_size`` is given, the largest block keeping the
+        distance tile within 8 MiB (16 MiB).
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
@@ -1082,8 +1085,9 @@ def chunked_knn(
     which orders references like the distance (:math:`\lVert q\rVert^2` is
     constant in a row; :math:`\hat x = x / \lVert x\rVert`). The
     ``m = k + max(16, k // 8)`` smallest values per row are kept. Tiles are
-    small (16 MiB by default) and each is reduced right after its product,
-    while it is still in cache. On the CPU, when the package was built with
+    small (1024 x 2048 entries, 8 MiB, by default with the compiled
+    selection; 512 x 8192 otherwise) and each is reduced right after its
+    product, while it is still in cache. On the CPU, when the package was built with
     its C extension (any C compiler at install time), one compiled pass per
     tile row does it: the row's ``m`` smallest values so far are a max-heap
     whose largest value is the limit, entries are compared with it 16 at a
@@ -1091,7 +1095,8 @@ def chunked_knn(
     :math:`\lVert r\rVert^2` are added as the tile is read, so the product
     is the plain :math:`-2 q^\top r`; an empty heap is started from the
     entries below a bound that at least ``m`` minima of 16-entry groups are
-    at most (found by halving their range); above 128 candidates per row,
+    at most (found by halving their range), read from the groups whose
+    minimum is below it; above 128 candidates per row,
     where a heap pays
     :math:`\log m` per entry that enters, the entries below the limit are
     appended to a buffer of ``3 m`` instead, cut back when full to the
@@ -1135,7 +1140,10 @@ def chunked_knn(
     strictly farther than the exact :math:`k`-th neighbour, so only the
     candidates with :math:`v \le v_{(k)} + 2b` (at least :math:`k`) are
     recomputed, pair by pair from coordinate differences, :math:`\sqrt{\sum_i
-    (q_i - r_i)^2}` (one fused :func:`torch.cdist` pass) and :math:`1 -
+    (q_i - r_i)^2}` (with the C extension a compiled loop reading each
+    reference row where it lies, summing in an order that depends only on
+    the number of features, with AVX2 where the processor has it;
+    otherwise one fused :func:`torch.cdist` pass) and :math:`1 -
     \sum_i \hat q_i \hat r_i`, which gives duplicates bit-identical
     distances (exactly 0 to the query's own duplicates), and sorted stably
     by (distance, index). The float32 values only choose the candidates;
@@ -1150,7 +1158,8 @@ def chunked_knn(
     the augmented reference rows (``n_references * (n_features + 8) * 4``
     bytes, built once when that is at most 256 MiB, otherwise block by
     block); per thread, one distance tile of ``chunk_size * block_size *
-    4`` bytes allocated once and reused (16 MiB by default), the shortlist
+    4`` bytes allocated once and reused (8 MiB by default with the compiled
+    selection, 16 MiB otherwise), the shortlist
     (``chunk_size * m * 12`` bytes, three times that in the compiled
     selection's buffer above 128 candidates per row), with the torch selection the group
     minima (a 32nd of the tile) and the entries found before a merge
