@@ -247,6 +247,31 @@ def test_neighbour_probabilities_floor_keeps_subnormals_out():
     assert (p.diagonal() == 0).all()
 
 
+def test_subnormal_pair_weights_are_flushed_without_changing_the_gradient():
+    """Pair weights below the smallest normal float32 (a small probability
+    times a small residual, in MLKR) make the gradient's products several
+    times slower: they are set to zero first, every other weight kept bit
+    for bit, and the gradient matches a float64 one from the weights as
+    given."""
+    rng = np.random.default_rng(0)
+    Z = torch.tensor(rng.standard_normal((30, 3)), dtype=torch.float32)
+    W = torch.tensor(rng.standard_normal((30, 30)), dtype=torch.float32)
+    W[::3, ::2] = torch.tensor(rng.uniform(-1, 1, size=(10, 15)) * 1e-39)
+    tiny = torch.finfo(torch.float32).tiny
+    subnormal = (W.abs() < tiny) & (W != 0)
+    assert subnormal.sum() > 100
+    given = W.double().numpy().copy()
+    normal = W[~subnormal].clone()
+    grad = _solvers.pair_weights_gradient(Z, slice(0, 30), W)
+    assert not ((W.abs() < tiny) & (W != 0)).any()
+    assert (W[subnormal] == 0).all()
+    assert torch.equal(W[~subnormal], normal)
+    Zd = Z.double().numpy()
+    r, c = given.sum(1), given.sum(0)
+    expected = 2.0 * ((r + c)[:, None] * Zd - given @ Zd - given.T @ Zd)
+    np.testing.assert_allclose(grad.double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("cls", [LMNN, LinearNCA, MLKR])
 def test_float32_arithmetic_reaches_the_float64_solution(cls):
     """precision="float32" (the default) follows float64's optimisation to
