@@ -17,6 +17,25 @@ from sklearn_dml.metrics import (
 )
 
 
+@pytest.fixture(autouse=True, params=["avx2", "sse2"])
+def vector_kernel(request):
+    """Every test runs with the compiled kernels' AVX2 copies (skipped where
+    the processor or the compiler has none) and with their SSE2 ones."""
+    try:
+        from sklearn_dml.metrics import _tile_select
+    except ImportError:
+        if request.param == "sse2":
+            pytest.skip("the compiled selection was not built")
+        yield request.param
+        return
+    if _tile_select.vector_kernel(1 if request.param == "avx2" else 0) != request.param:
+        pytest.skip("no AVX2 kernels on this machine")
+    try:
+        yield request.param
+    finally:
+        _tile_select.vector_kernel(1)
+
+
 @pytest.fixture(autouse=True, params=["heap", "buffer", "torch"])
 def selection(request, monkeypatch):
     """Every test runs with the compiled tile selection (its heap, and its
@@ -643,18 +662,15 @@ def test_compiled_buffer_keeps_the_smallest_entries(selection, width, keep, capa
         assert smallest.max() <= limits[i]
 
 
-@pytest.mark.parametrize("kernel", [0, 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_features", [1, 7, 16, 37, 128])
-def test_compiled_exact_distances_match_numpy(selection, kernel, dtype, n_features):
-    # The compiled second pass (SSE2, and AVX2 where the processor has it):
+def test_compiled_exact_distances_match_numpy(selection, dtype, n_features):
+    # The compiled second pass (its SSE2 and AVX2 kernels, vector_kernel):
     # float64 distances from the rows where they lie, a wider row stride
     # than the features, against NumPy; a pair of identical rows gets the
     # same bits at every position.
     if selection != "heap":
         pytest.skip("a test of the compiled kernel itself")
-    from sklearn_dml.metrics import _tile_select
-
     rng = np.random.default_rng(n_features)
     storage = rng.normal(size=(50, n_features + 3)).astype(dtype)
     reference = torch.from_numpy(storage)[:, :n_features]
@@ -664,11 +680,7 @@ def test_compiled_exact_distances_match_numpy(selection, kernel, dtype, n_featur
     candidates[2, ::2] = 7
     query[3] = query[1]
     candidates[1, 0] = candidates[3, 8] = 5
-    try:
-        _tile_select.vector_kernel(kernel)
-        distances = _knn._compiled_euclidean(query, candidates, reference).numpy()
-    finally:
-        _tile_select.vector_kernel(1)
+    distances = _knn._compiled_euclidean(query, candidates, reference).numpy()
     rows = storage[:, :n_features].astype(np.float64)[candidates.numpy()]
     expected = np.sqrt(((query.numpy()[:, None, :] - rows) ** 2).sum(axis=2))
     np.testing.assert_allclose(distances, expected, rtol=1e-13, atol=0)

@@ -1091,7 +1091,8 @@ def chunked_knn(
     its C extension (any C compiler at install time), one compiled pass per
     tile row does it: the row's ``m`` smallest values so far are a max-heap
     whose largest value is the limit, entries are compared with it 16 at a
-    time, and an entry below it replaces it; the squared norms
+    time (with AVX2 where the processor has it), and an entry below it
+    replaces it; the squared norms
     :math:`\lVert r\rVert^2` are added as the tile is read, so the product
     is the plain :math:`-2 q^\top r`; an empty heap is started from the
     entries below a bound that at least ``m`` minima of 16-entry groups are
