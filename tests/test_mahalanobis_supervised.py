@@ -247,29 +247,46 @@ def test_neighbour_probabilities_floor_keeps_subnormals_out():
     assert (p.diagonal() == 0).all()
 
 
-def test_subnormal_pair_weights_are_flushed_without_changing_the_gradient():
-    """Pair weights below the smallest normal float32 (a small probability
-    times a small residual, in MLKR) make the gradient's products several
-    times slower: they are set to zero first, every other weight kept bit
-    for bit, and the gradient matches a float64 one from the weights as
-    given."""
+def test_flush_subnormals_zeroes_exactly_the_subnormal_weights():
     rng = np.random.default_rng(0)
-    Z = torch.tensor(rng.standard_normal((30, 3)), dtype=torch.float32)
     W = torch.tensor(rng.standard_normal((30, 30)), dtype=torch.float32)
     W[::3, ::2] = torch.tensor(rng.uniform(-1, 1, size=(10, 15)) * 1e-39)
+    W[1, 1] = torch.finfo(torch.float32).tiny  # the smallest normal stays
     tiny = torch.finfo(torch.float32).tiny
     subnormal = (W.abs() < tiny) & (W != 0)
     assert subnormal.sum() > 100
-    given = W.double().numpy().copy()
     normal = W[~subnormal].clone()
-    grad = _solvers.pair_weights_gradient(Z, slice(0, 30), W)
-    assert not ((W.abs() < tiny) & (W != 0)).any()
+    assert _solvers.flush_subnormals_(W) is W
     assert (W[subnormal] == 0).all()
     assert torch.equal(W[~subnormal], normal)
-    Zd = Z.double().numpy()
-    r, c = given.sum(1), given.sum(0)
-    expected = 2.0 * ((r + c)[:, None] * Zd - given @ Zd - given.T @ Zd)
-    np.testing.assert_allclose(grad.double().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mlkr_weights_have_no_subnormals(monkeypatch):
+    """MLKR's pair weights multiply a small probability by a small residual:
+    on digits many are subnormal (which slows every product they enter
+    several times over); they leave the anchor loss as zeros, and the
+    block's value is unchanged."""
+    from sklearn.datasets import load_digits
+
+    from sklearn_dml.mahalanobis import _mlkr
+
+    X, y = load_digits(return_X_y=True)
+    Z = torch.tensor(StandardScaler().fit_transform(X[:600]), dtype=torch.float32)
+    targets = torch.tensor(y[:600], dtype=torch.float32)
+    rows = torch.arange(600)
+    tiny = torch.finfo(torch.float32).tiny
+
+    def subnormals(weights):
+        return int(((weights.abs() < tiny) & (weights != 0)).sum())
+
+    flushed = mlkr_anchor_loss(Z, rows, targets)
+    monkeypatch.setattr(_mlkr, "flush_subnormals_", lambda W: W)
+    kept = mlkr_anchor_loss(Z, rows, targets)
+    assert subnormals(kept.weights) > 1000  # the case has them
+    assert subnormals(flushed.weights) == 0
+    assert float(flushed.value) == float(kept.value)
+    changed = flushed.weights != kept.weights
+    assert (kept.weights[changed].abs() < tiny).all()
 
 
 @pytest.mark.parametrize("cls", [LMNN, LinearNCA, MLKR])

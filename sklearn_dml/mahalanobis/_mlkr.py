@@ -11,6 +11,7 @@ from ._solvers import (
     IterativeLearner,
     PairWeights,
     anchor_blocks,
+    flush_subnormals_,
     neighbour_probabilities,
 )
 
@@ -37,6 +38,9 @@ def mlkr_anchor_loss(Z, rows, targets):
         residual = targets[rows] - prediction
         weights = p.mul_(targets[None, :] - prediction[:, None])
         weights.mul_(2.0 * residual[:, None])
+        # a small probability times a small residual: subnormal weights,
+        # which slow every product they enter (flush_subnormals_)
+        flush_subnormals_(weights)
         return PairWeights((residual**2).sum(dtype=torch.float64), weights)
 
 

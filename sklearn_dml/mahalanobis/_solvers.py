@@ -215,11 +215,14 @@ def flush_subnormals_(W):
     """Set the subnormal entries of ``W`` to zero, in place; returns ``W``.
 
     Pair weights that multiply a small probability by a small residual
-    fall below the smallest normal float (about 1e-38 in float32), and a
-    matrix product with a few percent of such entries runs several times
-    slower on x86 processors (the gradient products of MLKR on digits: 23
-    to 38 ms instead of 3.5 to 4 ms). Their contribution is far below the
-    precision of every sum they enter.
+    (MLKR's) fall below the smallest normal float (about 1e-38 in
+    float32), and a matrix product with a few percent of such entries runs
+    several times slower on x86 processors (the gradient products of MLKR
+    on digits: 23 to 38 ms instead of 3.5 to 4 ms). Their contribution is
+    far below the precision of every sum they enter. The pass costs about
+    a matrix product of the same rows, so only weights that produce
+    subnormals go through it (LinearNCA's, whose probabilities are
+    floored, do not).
     """
     return W.masked_fill_(W.abs() < torch.finfo(W.dtype).tiny, 0.0)
 
@@ -234,7 +237,6 @@ def weighted_pair_sum(Z, rows, W):
     """
     anchors = Z[rows]
     sq_norms = (Z * Z).sum(1)
-    W = flush_subnormals_(W)
     return (
         (W.sum(1) * sq_norms[rows]).sum()
         + (W.sum(0) * sq_norms).sum()
@@ -270,7 +272,6 @@ def pair_weights_gradient(Z, block, W):
     sums of ``W``; when the block holds every sample, both land on every
     row: ``2 ((r + c) z - W Z - W^T Z)``.
     """
-    W = flush_subnormals_(W)
     r, c = W.sum(1), W.sum(0)
     if block.start == 0 and block.stop == len(Z):
         grad = torch.addmm((r + c)[:, None] * Z, W, Z, alpha=-1.0)
