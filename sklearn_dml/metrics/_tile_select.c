@@ -15,7 +15,9 @@
  * and a full buffer is cut back to those at most a bound that at least
  * `keep` of them are at most (found the same way). Both can add a column
  * vector to every row on the way (the squared norms of the references), so
- * that the matrix product needs no extra column.
+ * that the matrix product needs no extra column. euclidean_to_candidates
+ * computes the float64 distances of the search's second pass, reading each
+ * candidate row where it lies.
  *
  * The functions take raw addresses and sizes from the caller (torch tensors'
  * data_ptr()), check nothing, and release the interpreter lock while they
@@ -108,12 +110,11 @@ static PyObject *select_buffered(PyObject *self, PyObject *args)
 #endif
     for (Py_ssize_t i = 0; i < n_rows; i++)
         row((const float *)(uintptr_t)tile + i * row_stride,
-                   (const float *)(uintptr_t)add, width, offset,
-                   (float *)(uintptr_t)values + i * capacity,
-                   (int64_t *)(uintptr_t)columns + i * capacity,
-                   (int64_t *)(uintptr_t)counts + i,
-                   (float *)(uintptr_t)limits + i, capacity, keep, work_v,
-                   work_c);
+            (const float *)(uintptr_t)add, width, offset,
+            (float *)(uintptr_t)values + i * capacity,
+            (int64_t *)(uintptr_t)columns + i * capacity,
+            (int64_t *)(uintptr_t)counts + i, (float *)(uintptr_t)limits + i,
+            capacity, keep, work_v, work_c);
     free(work_v);
     free(work_c);
     Py_END_ALLOW_THREADS
@@ -144,9 +145,9 @@ static PyObject *select_below(PyObject *self, PyObject *args)
 #endif
     for (Py_ssize_t i = 0; i < n_rows; i++)
         row((const float *)(uintptr_t)tile + i * row_stride,
-                   (const float *)(uintptr_t)add, width, offset,
-                   (float *)(uintptr_t)values + i * keep,
-                   (int64_t *)(uintptr_t)columns + i * keep, keep, work_v, work_c);
+            (const float *)(uintptr_t)add, width, offset,
+            (float *)(uintptr_t)values + i * keep,
+            (int64_t *)(uintptr_t)columns + i * keep, keep, work_v, work_c);
     free(work_v);
     free(work_c);
     Py_END_ALLOW_THREADS
