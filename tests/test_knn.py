@@ -686,3 +686,33 @@ def test_compiled_exact_distances_match_numpy(selection, dtype, n_features):
     np.testing.assert_allclose(distances, expected, rtol=1e-13, atol=0)
     assert (distances[2, ::2] == 0).all()
     assert distances[1, 0] == distances[3, 8]
+
+
+def test_default_tiles_cover_few_references_at_once_and_share_chunks_evenly(
+    monkeypatch, selection
+):
+    # With the compiled selection, fewer references than 16 per kept
+    # candidate (a few large classes) go into one tile, selected at once;
+    # the queries are cut into whole rounds of even chunks, one per thread.
+    if selection == "torch":
+        pytest.skip("the compiled selection's sizes")
+    shapes = []
+    original = _knn._distance_block
+
+    def spy(*args, **kwargs):
+        block = original(*args, **kwargs)
+        shapes.append(tuple(block.shape))
+        return block
+
+    monkeypatch.setattr(_knn, "_distance_block", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2500, 6))
+    k = 300  # 16 x (300 + 37) references would be needed for the row starts
+    threads = torch.get_num_threads()
+    _, indices = chunked_knn(X, k, exclude_self=True)
+    assert {width for _, width in shapes} == {2500}
+    rows = [n_rows for n_rows, _ in shapes]
+    assert len(rows) % threads == 0
+    assert max(rows) - min(rows) < len(rows)  # only the last is shorter
+    expected = numpy_knn(X[:50], k + 1, X)[1][:, 1:]  # the query itself first
+    np.testing.assert_array_equal(indices[:50], expected)

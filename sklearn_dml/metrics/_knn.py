@@ -761,9 +761,12 @@ def _knn(
         n_references, k, chunk_size, block_size, prepared.compiled
     )
     if device.type == "cpu" and chunk_given is None:
-        # At least one chunk per thread, so that every thread has work.
-        per_thread = -(-n_queries // torch.get_num_threads())
-        chunk_size = max(1, min(chunk_size, per_thread))
+        # Whole rounds of chunks of even sizes, one chunk per thread a round,
+        # so that no thread waits for another at the end (and every thread
+        # has work).
+        threads = torch.get_num_threads()
+        n_chunks = threads * -(-n_queries // (threads * chunk_size))
+        chunk_size = max(1, -(-n_queries // n_chunks))
     if self_index is not None:
         self_index = self_index.to(device)
     # Candidates kept beyond k by the first pass; widened for the rows whose
@@ -979,14 +982,22 @@ def _sizes(n_references, k, chunk_size, block_size, compiled=False):
     tile bounds the selection) and a chunk 512 queries, fewer when the tile
     would exceed ``_BLOCK_BUDGET`` entries; with the compiled selection
     (``compiled``) 2048 references and 1024 queries within
-    ``_COMPILED_BUDGET``.
+    ``_COMPILED_BUDGET``, or all the references in one block when they are
+    fewer than 16 per kept candidate (the search's single-tile selection:
+    with many neighbours among few references, as in the retrieval scores
+    of a few large classes, it is the faster).
     """
     budget, block, chunk = _BLOCK_BUDGET, _DEFAULT_BLOCK, _DEFAULT_CHUNK
+    n_take = k + max(16, k // 8)
     if compiled:
         budget, block, chunk = _COMPILED_BUDGET, _COMPILED_BLOCK, _COMPILED_CHUNK
+        if n_references < 16 * n_take:
+            # Too few references for the compiled row starts: one tile
+            # holds them all, selected at once (see _shortlist_compiled).
+            block = n_references
     if block_size is None:
         if chunk_size is None:
-            block_size = max(block, 4 * (k + max(16, k // 8)))
+            block_size = max(block, 4 * n_take)
         else:
             block_size = max(1, budget // chunk_size)
     block_size = min(block_size, n_references)
@@ -1037,15 +1048,16 @@ def chunked_knn(
         Number of queries processed at once. ``None`` uses 1024 with the
         compiled selection (the CPU, see Notes) and 512 otherwise, fewer
         when the float32 distance tile (``chunk_size x block_size``) would
-        exceed 8 MiB (16 MiB without the compiled selection) or when fewer
-        queries than that are left per thread (see Notes for the memory
-        used).
+        exceed 8 MiB (16 MiB without the compiled selection); on the CPU
+        the queries are then cut into whole rounds of chunks of even sizes,
+        one chunk per thread a round (see Notes for the memory used).
     block_size : int, default=None
         Number of references compared with a chunk at once. ``None`` uses
         2048 with the compiled selection and 8192 otherwise, or ``4 * (k +
-        max(16, k // 8))`` when larger (capped at ``n_references``), or,
-        when only ``chunk_size`` is given, the largest block keeping the
-        distance tile within 8 MiB (16 MiB).
+        max(16, k // 8))`` when larger (capped at ``n_references``); with
+        the compiled selection every reference when they are fewer than
+        ``16 * (k + max(16, k // 8))``; when only ``chunk_size`` is given,
+        the largest block keeping the distance tile within 8 MiB (16 MiB).
     device : str or torch.device, default="cpu"
         Device on which distances are computed. Inputs are moved there;
         results always come back as NumPy arrays.
