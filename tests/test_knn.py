@@ -190,13 +190,8 @@ def test_input_is_not_modified():
     np.testing.assert_array_equal(X, before)
 
 
-@pytest.mark.parametrize(
-    "chunk_size, block_size, n_reference",
-    [(8, 16, 100), (3, None, 70), (None, 10, 64), (5, 1000, 50)],
-)
-def test_distance_blocks_are_bounded_by_chunk_and_block(
-    monkeypatch, chunk_size, block_size, n_reference
-):
+def _tile_shapes(monkeypatch):
+    """A list that receives the shape of every distance tile of the search."""
     shapes = []
     original = _knn._distance_block
 
@@ -206,6 +201,17 @@ def test_distance_blocks_are_bounded_by_chunk_and_block(
         return block
 
     monkeypatch.setattr(_knn, "_distance_block", spy)
+    return shapes
+
+
+@pytest.mark.parametrize(
+    "chunk_size, block_size, n_reference",
+    [(8, 16, 100), (3, None, 70), (None, 10, 64), (5, 1000, 50)],
+)
+def test_distance_blocks_are_bounded_by_chunk_and_block(
+    monkeypatch, chunk_size, block_size, n_reference
+):
+    shapes = _tile_shapes(monkeypatch)
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(n_reference, 4))
     query = rng.normal(size=(41, 4))
@@ -230,19 +236,11 @@ def test_default_sizes_follow_the_memory_budget(monkeypatch):
     # (the torch selection's budget and the compiled one's).
     monkeypatch.setattr(_knn, "_BLOCK_BUDGET", 64)
     monkeypatch.setattr(_knn, "_COMPILED_BUDGET", 64)
-    shapes = []
-    original = _knn._distance_block
-
-    def spy(*args, **kwargs):
-        block = original(*args, **kwargs)
-        shapes.append(block.numel())
-        return block
-
-    monkeypatch.setattr(_knn, "_distance_block", spy)
+    shapes = _tile_shapes(monkeypatch)
     X = grid_points(7, 50)
     _, indices = chunked_knn(X, 3, exclude_self=True, block_size=16)
     np.testing.assert_array_equal(indices, numpy_knn(X, 3, exclude_self=True)[1])
-    assert max(shapes) <= 64
+    assert max(rows * columns for rows, columns in shapes) <= 64
 
 
 @pytest.mark.parametrize(
@@ -696,15 +694,7 @@ def test_default_tiles_cover_few_references_at_once_and_share_chunks_evenly(
     # the queries are cut into whole rounds of even chunks, one per thread.
     if selection == "torch":
         pytest.skip("the compiled selection's sizes")
-    shapes = []
-    original = _knn._distance_block
-
-    def spy(*args, **kwargs):
-        block = original(*args, **kwargs)
-        shapes.append(tuple(block.shape))
-        return block
-
-    monkeypatch.setattr(_knn, "_distance_block", spy)
+    shapes = _tile_shapes(monkeypatch)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2500, 6))
     k = 300  # 16 x (300 + 37) references would be needed for the row starts
