@@ -79,6 +79,7 @@ SETTINGS = {
     "free network": "free",
     "auto, no blend": "auto, no blend",
     "auto": "auto",
+    "auto, half-budget candidates": "auto, half-budget candidates",
     "unanchored, another init": ("reseeded", 0.0),
     "free network, another init": ("reseeded", "free"),
 }
@@ -132,7 +133,7 @@ def factory(embedder, anchor_weight, made):
                     normalize_embeddings=False,  # the estimator appends it
                     anchor_weight=0.0,
                 )
-        weight = "auto" if anchor_weight == "auto, no blend" else anchor_weight
+        weight = "auto" if str(anchor_weight).startswith("auto") else anchor_weight
         est = cls(
             n_components=n_components,
             anchor_weight=0.0 if backbone is not None else weight,
@@ -152,14 +153,18 @@ def run(task, seed, jobs, max_iter):
     for embedder, setting in jobs:
         made = []
         shares = base.AUTO_START_SHARES
+        epoch_share = base.AUTO_CANDIDATE_EPOCH_SHARE
         if SETTINGS[setting] == "auto, no blend":  # the choice without blends
             base.AUTO_START_SHARES = (0.0,)
+        if SETTINGS[setting] == "auto, half-budget candidates":
+            base.AUTO_CANDIDATE_EPOCH_SHARE = 0.5
         try:
             row = evaluate(
                 factory(embedder, SETTINGS[setting], made), task, seed, max_iter
             )
         finally:
             base.AUTO_START_SHARES = shares
+            base.AUTO_CANDIDATE_EPOCH_SHARE = epoch_share
         row.update(
             embedder=embedder,
             setting=setting,

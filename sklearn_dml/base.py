@@ -13,6 +13,7 @@ the full, explicit signature that ``help()``, ``get_params``, ``clone`` and
 import contextlib
 import copy
 import functools
+import math
 import warnings
 from numbers import Integral
 
@@ -95,6 +96,10 @@ AUTO_SCORE_MAX_SAMPLES = 2500
 #: data to about four fits on this many samples: on 50,000 rows the
 #: candidates trained on 25,000 rows each, twice the time of the real fit.
 AUTO_TRAIN_MAX_SAMPLES = 5000
+
+#: The share of ``max_iter`` that each candidate of ``anchor_weight="auto"``
+#: trains for (rounded up).
+AUTO_CANDIDATE_EPOCH_SHARE = 1.0
 
 #: The shares of the starting map that ``anchor_weight="auto"`` tries
 #: blending into its anchored candidate (see
@@ -515,6 +520,7 @@ class BaseDeepMetricLearner(
         def candidate_fit(weight, train):
             candidate = clone(self).set_params(
                 anchor_weight=weight,
+                max_iter=math.ceil(self.max_iter * AUTO_CANDIDATE_EPOCH_SHARE),
                 early_stopping=False,
                 verbose=0,
                 warm_start=False,
