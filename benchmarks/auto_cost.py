@@ -102,7 +102,7 @@ def main():
     text = [
         '# The cost of `anchor_weight="auto"`',
         "",
-        f"{provenance()}. Python {platform.python_version()}, torch "
+        f"{provenance()} Python {platform.python_version()}, torch "
         f"{torch.__version__}, 1 torch thread, {platform.machine()}; task seed "
         f"{args.seed}, median of {args.repeats} alternated fits each.",
         "",
