@@ -98,7 +98,9 @@ AUTO_SCORE_MAX_SAMPLES = 2500
 AUTO_TRAIN_MAX_SAMPLES = 5000
 
 #: The share of ``max_iter`` that each candidate of ``anchor_weight="auto"``
-#: trains for (rounded up).
+#: trains for (rounded up). Half the epochs would bring the five-class
+#: choice under 3x the cost of one fit, but chose worse on the transfer
+#: suite (``benchmarks/results/auto_cost.md``).
 AUTO_CANDIDATE_EPOCH_SHARE = 1.0
 
 #: The shares of the starting map that ``anchor_weight="auto"`` tries
