@@ -59,6 +59,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/unseen_classes.py
 	$(BIN)/python benchmarks/transfer_suite.py --seeds 3
 	$(BIN)/python benchmarks/transfer_defaults.py --seeds 3
+	$(BIN)/python benchmarks/auto_cost.py
 	$(BIN)/python benchmarks/transfer_early_stopping.py --seeds 3
 	$(BIN)/python benchmarks/few_shot.py
 	$(BIN)/python benchmarks/label_free.py
