@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,3 +222,37 @@ def test_results_files_do_not_mark_the_code_as_uncommitted(tmp_path, monkeypatch
     assert "uncommitted" not in _provenance.commit()
     (tmp_path / "code.py").write_text("x = 2\n")
     assert _provenance.commit().endswith("(with uncommitted changes)")
+
+
+def test_retrieval_scoring_of_neighbours(monkeypatch):
+    # The retrieval benchmark scores every contender's neighbours with one
+    # NumPy function: it must give MAP@R and P@1 as defined, here computed
+    # query by query in plain Python, on neighbours with hits at every rank,
+    # more neighbours than relevant references, and a query with none.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import bench_retrieval
+
+    rng = np.random.default_rng(0)
+    reference_labels = rng.integers(0, 4, size=60)
+    query_labels = rng.integers(0, 4, size=25)
+    query_labels[3] = 9  # no relevant reference: skipped
+    n_relevant = np.array([(reference_labels == c).sum() for c in query_labels])
+    k = int(n_relevant.max()) + 3
+    neighbours = np.array([rng.permutation(60)[:k] for _ in query_labels])
+
+    precisions, firsts = [], []
+    for row, label, r in zip(neighbours, query_labels, n_relevant):
+        if r == 0:
+            continue
+        hits, total = 0, 0.0
+        for i in range(r):
+            if reference_labels[row[i]] == label:
+                hits += 1
+                total += hits / (i + 1)
+        precisions.append(total / r)
+        firsts.append(reference_labels[row[0]] == label)
+    map_at_r, p_at_1 = bench_retrieval.scores_from_neighbours(
+        neighbours, query_labels, reference_labels, n_relevant
+    )
+    assert map_at_r == pytest.approx(np.mean(precisions), rel=1e-12)
+    assert p_at_1 == pytest.approx(np.mean(firsts), rel=1e-12)
