@@ -256,3 +256,47 @@ def test_retrieval_scoring_of_neighbours(monkeypatch):
     )
     assert map_at_r == pytest.approx(np.mean(precisions), rel=1e-12)
     assert p_at_1 == pytest.approx(np.mean(firsts), rel=1e-12)
+
+
+def test_transfer_defaults_resolution_of_the_margins(monkeypatch):
+    # The reinitialised controls are scored against the baselines only on
+    # tasks where the embedder's own unanchored networks are the best
+    # baseline; the oracle takes the better control on each seed.
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import transfer_defaults as td
+
+    tasks = list(td.TASKS)[:2]
+    embedder = "TripletEmbedder"
+    names = td.BASELINES + [td.SAME_LOSS[embedder]]
+    baselines = {"rows": []}
+    rows = []
+    for seed in (0, 1):
+        for task, other in zip(tasks, (0.40, 0.90)):  # own networks best on the first
+            for name in names:
+                baselines["rows"].append(
+                    dict(task=task, seed=seed, method=name, unseen_map=other)
+                )
+            values = {
+                "unanchored": 0.50,
+                "free network": 0.60,
+                "unanchored, another init": 0.45,
+                "free network, another init": 0.60 - 0.02 * (seed + 1),
+            }
+            for setting, value in values.items():
+                rows.append(
+                    dict(
+                        embedder=embedder,
+                        setting=setting,
+                        task=task,
+                        seed=seed,
+                        unseen_map=value,
+                    )
+                )
+    out = td.resolution(rows, baselines)
+    n_tasks, worst, worst_task, mean, median_diff, p90_diff = out[embedder]
+    assert (n_tasks, worst_task) == (1, tasks[0])
+    assert worst == pytest.approx(-0.03)  # mean of -0.02 and -0.04
+    assert mean == pytest.approx(-0.03)
+    # |diff| per seed and control over both tasks: 0.05 (x4), 0.02 (x2), 0.04 (x2)
+    assert median_diff == pytest.approx(0.045)
+    assert list(out) == [embedder]
