@@ -3,8 +3,9 @@
 Every headline embedder (triplet, contrastive, multi-similarity,
 Proxy-Anchor, SupCon) is fitted on each task of ``transfer_tasks.TASKS``
 with the protocol of ``transfer_suite.evaluate`` (70 % of the seen samples,
-standardised; retrieval among the unseen classes), in five settings that
-differ only in the anchoring and the start of the default backbone:
+standardised; retrieval among the unseen classes), in eight settings that
+differ only in the anchoring and the start of the default backbone
+(and, for the last three, the candidates' budget or the seed):
 
 * ``anchor_weight=None``: the method's own weight (10 for these five);
 * ``anchor_weight=0``: its own network, unanchored (from the PCA start);
@@ -19,10 +20,18 @@ differ only in the anchoring and the start of the default backbone:
   prefers a blend (``start_share_``);
 * ``auto, no blend``: the same choice without the blends
   (``sklearn_dml.base.AUTO_START_SHARES`` set to ``(0.0,)`` for the fit),
-  as ``"auto"`` was before they were added.
+  as ``"auto"`` was before they were added;
+* ``auto, half-budget candidates``: the choice with candidates trained for
+  half of ``max_iter`` (``sklearn_dml.base.AUTO_CANDIDATE_EPOCH_SHARE`` set
+  to 0.5 for the fit), a cheaper variant measured against ``"auto"``;
+* ``unanchored, another init`` and ``free network, another init``:
+  controls (``CONTROLS``), the two unanchored settings trained again on the
+  same split with another seed for the estimator and the backbone; they
+  are no baselines, and give the resolution of the margins
+  (:func:`resolution`).
 
 Everything else is the estimator's default (64 dimensions or fewer, the
-same epochs, learning rate and batches in the four settings). The margin
+same epochs, learning rate and batches in every setting). The margin
 of a setting on a task is its unseen MAP@R minus the best of the baselines
 of ``transfer_suite`` (raw, PCA, PCA + L2, NCA, the plain
 pytorch-metric-learning loop with the same loss) and of the same embedder
