@@ -263,13 +263,16 @@ def resolution(rows, baselines):
         (r["embedder"], r["setting"], r["task"], r["seed"]): r["unseen_map"]
         for r in rows
     }
+    seeds = {}
+    for r in rows:
+        seeds.setdefault(r["task"], set()).add(r["seed"])
     out = {}
     for embedder in EMBEDDERS:
         names = BASELINES + [SAME_LOSS[embedder]]
         margins, diffs = {}, []
         for task in TASKS:
             own, other, oracle = [], [], []
-            for seed in sorted({r["seed"] for r in rows if r["task"] == task}):
+            for seed in sorted(seeds.get(task, ())):
                 keys = [(embedder, s, task, seed) for s in OWN_UNANCHORED + CONTROLS]
                 found = base.get((task, seed), {})
                 if any(k not in value for k in keys) or any(
